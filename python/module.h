@@ -1,0 +1,13 @@
+// The `engram` Python module is assembled from one binding file per area; each defines one
+// bind_<area>(module) function. Errors: engram::Error maps to ValueError (parse, mismatch,
+// invalid argument, unsupported), IndexError (out of range), OSError (I/O).
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace engram::py {
+void bind_text(pybind11::module_& m);   // TokenCompressor, Tokenizer   (bind_text.cpp)
+void bind_hash(pybind11::module_& m);   // NgramHasher                  (bind_hash.cpp)
+void bind_table(pybind11::module_& m);  // row formats                  (bind_table.cpp)
+void bind_nn(pybind11::module_& m);     // EngramLayer                  (bind_nn.cpp)
+}  // namespace engram::py

@@ -1,0 +1,5 @@
+// Placeholder: replaced by the real subcommand.
+#include "cli/commands.h"
+namespace engram::cli {
+void add_hash_command(CLI::App&) {}
+}  // namespace engram::cli

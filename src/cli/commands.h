@@ -1,0 +1,13 @@
+// The `engram` command's subcommands. Each lives in its own file (cmd_<name>.cpp) and registers
+// itself on the CLI11 app; main.cpp only calls the registrations and maps errors to exit codes.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace engram::cli {
+
+void add_encode_commands(CLI::App& app);    // encode, decode        (cmd_encode.cpp)
+void add_compress_command(CLI::App& app);   // compress              (cmd_compress.cpp)
+void add_hash_command(CLI::App& app);       // hash                  (cmd_hash.cpp)
+
+}  // namespace engram::cli
