@@ -21,4 +21,5 @@ PYBIND11_MODULE(engram, m) {
   engram::py::bind_hash(m);
   engram::py::bind_table(m);
   engram::py::bind_nn(m);
+  engram::py::bind_store(m);
 }

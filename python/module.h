@@ -10,4 +10,5 @@ void bind_text(pybind11::module_& m);   // TokenCompressor, Tokenizer   (bind_te
 void bind_hash(pybind11::module_& m);   // NgramHasher                  (bind_hash.cpp)
 void bind_table(pybind11::module_& m);  // row formats                  (bind_table.cpp)
 void bind_nn(pybind11::module_& m);     // EngramLayer                  (bind_nn.cpp)
+void bind_store(pybind11::module_& m);  // TableStore                   (bind_store.cpp)
 }  // namespace engram::py
