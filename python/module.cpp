@@ -22,4 +22,5 @@ PYBIND11_MODULE(engram, m) {
   engram::py::bind_table(m);
   engram::py::bind_nn(m);
   engram::py::bind_store(m);
+  engram::py::bind_model(m);
 }

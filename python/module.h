@@ -11,4 +11,5 @@ void bind_hash(pybind11::module_& m);   // NgramHasher                  (bind_ha
 void bind_table(pybind11::module_& m);  // row formats                  (bind_table.cpp)
 void bind_nn(pybind11::module_& m);     // EngramLayer                  (bind_nn.cpp)
 void bind_store(pybind11::module_& m);  // TableStore                   (bind_store.cpp)
+void bind_model(pybind11::module_& m);  // Transformer, training      (bind_model.cpp)
 }  // namespace engram::py
