@@ -116,6 +116,7 @@ class RowCache {
                     std::span<const uint8_t> mask);
 
   uint32_t row_bytes() const { return row_bytes_; }
+  CachePolicy policy() const { return index_.policy(); }
   CacheStats stats() const;
   void reset_counters();
 

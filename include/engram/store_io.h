@@ -85,6 +85,7 @@ class IoEngine {
 
   void set_fault_hook(IoFaultHook hook) { fault_hook_ = std::move(hook); }
   const IoStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = {}; }
 
  protected:
   IoFaultHook fault_hook_;

@@ -1,0 +1,182 @@
+// engram/store.h: tiered row stores for Engram tables, behind one interface.
+//
+// A RowStore serves rows of one or more tables by id. Tiers compose:
+//   FileStore    rows read in place from the files they live in (safetensors shards): one
+//                (offset, length) read per row part, batched through io_uring (O_DIRECT where the
+//                filesystem allows it) or pread. Nothing is converted and no file is mapped.
+//   DramStore    every row in memory: anonymous pages (transparent huge pages via madvise where
+//                available), or a shared-memory file (/dev/shm) that one process creates and
+//                fills and others attach read-only. A shared file becomes visible under its name
+//                only when complete (created unlinked, linked in at the end), and carries a
+//                header with magic, sizes, table layout, checksums and a "complete" marker, so a
+//                reader never trusts a half-made or foreign file.
+//   CachedStore  a hot-row cache (engram/cache.h) in front of any store.
+// Rows come out packed (a table's own bytes: data then scale for f8) or dequantized to fp32 /
+// bf16 through engram/row_format.h.
+//
+// Every call that takes ids checks them first: an id outside [0, rows) throws
+// Errc::out_of_range naming the table, the position and the value, before any read starts. An
+// I/O failure throws Errc::io naming the file and byte offset. All gathers are thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engram/cache.h"
+#include "engram/row_format.h"
+#include "engram/store_io.h"
+
+namespace engram {
+
+// What a store knows about one of its tables.
+struct TableDesc {
+  std::string name;    // e.g. "layers.1.engram.embed"
+  RowFormat format;    // dtype, width, data_bytes, scale_bytes
+  int64_t rows = 0;
+  uint32_t row_bytes() const { return static_cast<uint32_t>(format.row_bytes()); }
+};
+
+// Where one table's rows live in files: data [rows, format.data_bytes] starting at byte
+// data_offset of data_path, and for f8 scale [rows, format.scale_bytes] at scale_offset of
+// scale_path (which may be another shard). Offsets are absolute file offsets.
+struct TableSource {
+  TableDesc desc;
+  std::string data_path;
+  uint64_t data_offset = 0;
+  std::string scale_path;  // empty unless f8
+  uint64_t scale_offset = 0;
+};
+
+class RowStore {
+ public:
+  virtual ~RowStore() = default;
+  virtual std::string describe() const = 0;  // e.g. "file(io_uring, O_DIRECT)"
+
+  size_t num_tables() const { return tables_.size(); }
+  const TableDesc& table(size_t t) const;  // Errc::out_of_range for a bad index
+  // Index of the table named `name`; Errc::out_of_range listing the names if absent.
+  size_t table_index(const std::string& name) const;
+
+  // Packed rows: out [ids.size(), row_bytes]; row i holds the data bytes then the scale bytes of
+  // row ids[i] of table `t`.
+  virtual void gather_packed(size_t t, std::span<const int64_t> ids, std::byte* out) = 0;
+  // Dequantized rows: out [ids.size(), width].
+  virtual void gather_f32(size_t t, std::span<const int64_t> ids, float* out);
+  virtual void gather_bf16(size_t t, std::span<const int64_t> ids, uint16_t* out);
+
+ protected:
+  explicit RowStore(std::vector<TableDesc> tables);
+  // Throws Errc::out_of_range for a bad table index or row id (names table, position, value).
+  void check_ids(size_t t, std::span<const int64_t> ids) const;
+
+ private:
+  std::vector<TableDesc> tables_;
+};
+
+// Dequantizes packed rows (as gather_packed writes them): packed [n, row_bytes] -> out [n, width].
+void dequantize_packed(const RowFormat& fmt, const std::byte* packed, size_t n, float* out);
+void dequantize_packed_bf16(const RowFormat& fmt, const std::byte* packed, size_t n,
+                            uint16_t* out);
+
+// ---- File tier --------------------------------------------------------------------------------
+
+struct FileStoreOptions {
+  bool use_uring = true;      // io_uring when available, else pread
+  bool direct = true;         // O_DIRECT where the filesystem allows it
+  unsigned queue_depth = 64;  // io_uring reads in flight per gather
+};
+
+class FileStore final : public RowStore {
+ public:
+  // Opens every file named by the sources and checks that each table's byte span lies inside
+  // its file (Errc::mismatch naming table, file, span and file size), that formats are sane and
+  // that f8 tables have a scale source.
+  static std::unique_ptr<FileStore> open(std::vector<TableSource> sources,
+                                         const FileStoreOptions& options = {});
+  ~FileStore() override;
+
+  std::string describe() const override;
+  void gather_packed(size_t t, std::span<const int64_t> ids, std::byte* out) override;
+
+  // Fault injection for tests: installed on every engine this store uses (now and later).
+  void set_fault_hook(IoFaultHook hook);
+  IoStats io_stats() const;  // summed over the engines
+  const TableSource& source(size_t t) const { return sources_[t]; }
+
+ private:
+  struct Impl;
+  FileStore(std::vector<TableSource> sources, const FileStoreOptions& options);
+  std::vector<TableSource> sources_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// ---- DRAM tier --------------------------------------------------------------------------------
+
+struct DramOptions {
+  bool huge_pages = true;  // madvise(MADV_HUGEPAGE) on anonymous memory
+};
+
+class DramStore final : public RowStore {
+ public:
+  // Anonymous memory filled from `from` (any store: typically a FileStore, read in large
+  // sequential chunks when it is one).
+  static std::unique_ptr<DramStore> load(RowStore& from, const DramOptions& options = {});
+
+  // Creates the shared-memory file `path` (e.g. /dev/shm/engram-v41), fills it from `from` and
+  // makes it visible under `path` only once complete. Errc::io if `path` exists and `replace`
+  // is false. The creator keeps a read-only view.
+  static std::unique_ptr<DramStore> create_shared(const std::string& path, RowStore& from,
+                                                  bool replace = false);
+  // Attaches read-only to a complete shared file. Checks magic, version, sizes, header checksum,
+  // the complete marker and, when `verify_data`, the checksum of every row byte (one pass).
+  // A missing file is Errc::io; a half-made, truncated or foreign one Errc::parse naming it.
+  static std::unique_ptr<DramStore> attach_shared(const std::string& path,
+                                                  bool verify_data = false);
+
+  ~DramStore() override;
+  std::string describe() const override;
+  void gather_packed(size_t t, std::span<const int64_t> ids, std::byte* out) override;
+  void gather_f32(size_t t, std::span<const int64_t> ids, float* out) override;
+  void gather_bf16(size_t t, std::span<const int64_t> ids, uint16_t* out) override;
+
+  // Packed rows of table t: [rows, row_bytes], valid while the store lives.
+  const std::byte* table_bytes(size_t t) const;
+  bool huge_pages() const { return huge_pages_; }
+  bool shared() const { return shared_; }
+
+ private:
+  struct Region;
+  DramStore(std::vector<TableDesc> tables, std::unique_ptr<Region> region,
+            std::vector<uint64_t> offsets, bool huge_pages, bool shared);
+  std::unique_ptr<Region> region_;
+  std::vector<uint64_t> offsets_;  // byte offset of each table in the region
+  bool huge_pages_ = false;
+  bool shared_ = false;
+};
+
+// ---- Cache in front of a tier -----------------------------------------------------------------
+
+class CachedStore final : public RowStore {
+ public:
+  // capacity_bytes is shared by all tables (one cache; rows are charged at the largest
+  // row size). 0 makes the cache a pass-through that still counts misses.
+  CachedStore(std::shared_ptr<RowStore> backing, uint64_t capacity_bytes,
+              CachePolicy policy = CachePolicy::s3fifo);
+
+  std::string describe() const override;
+  void gather_packed(size_t t, std::span<const int64_t> ids, std::byte* out) override;
+
+  CacheStats cache_stats() const { return cache_.stats(); }
+  void reset_cache_counters() { cache_.reset_counters(); }
+  RowStore& backing() { return *backing_; }
+
+ private:
+  std::shared_ptr<RowStore> backing_;
+  RowCache cache_;
+};
+
+}  // namespace engram

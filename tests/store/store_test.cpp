@@ -1,0 +1,340 @@
+// Row store tests: FileStore (io_uring and pread), DramStore (anonymous and shared), CachedStore,
+// each checked byte for byte against the table bytes as written, plus dequantized output against
+// the scalar reference, and the failure paths: ids out of range, spans past the end of a file,
+// missing files, a read failing midway, and shared files that are half-made, truncated, foreign,
+// or left behind by a creator that crashed.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "engram/error.h"
+#include "engram/store.h"
+#include "store/test_util.h"
+
+namespace engram {
+namespace {
+
+using testing::TableOnDisk;
+using testing::TempDir;
+
+struct Fixture {
+  TempDir dir;
+  std::vector<TableOnDisk> tables;
+  Fixture() {
+    tables.push_back(testing::write_table(dir.path(), "layers.1.engram.embed", RowDtype::f8_e4m3,
+                                          64, 1000, 1));
+    tables.push_back(testing::write_table(dir.path(), "f32table", RowDtype::f32, 12, 300, 2, 8));
+    tables.push_back(testing::write_table(dir.path(), "bf16table", RowDtype::bf16, 20, 77, 3, 0));
+  }
+  std::vector<TableSource> sources() const {
+    std::vector<TableSource> v;
+    for (auto& t : tables) v.push_back(t.source);
+    return v;
+  }
+};
+
+std::vector<int64_t> random_ids(int64_t rows, size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int64_t> ids(n);
+  for (auto& i : ids) i = static_cast<int64_t>(rng() % rows);
+  ids.push_back(0);
+  ids.push_back(rows - 1);
+  ids.push_back(ids[0]);  // a repeat
+  return ids;
+}
+
+void expect_store_matches(RowStore& store, const Fixture& fx) {
+  ASSERT_EQ(store.num_tables(), fx.tables.size());
+  for (size_t t = 0; t < fx.tables.size(); ++t) {
+    const TableOnDisk& tab = fx.tables[t];
+    const TableDesc& d = store.table(t);
+    ASSERT_EQ(d.name, tab.source.desc.name);
+    ASSERT_EQ(d.rows, tab.source.desc.rows);
+    auto ids = random_ids(d.rows, 200, t + 5);
+    const uint32_t rb = d.row_bytes();
+    std::vector<std::byte> out(ids.size() * rb);
+    store.gather_packed(t, ids, out.data());
+    for (size_t i = 0; i < ids.size(); ++i)
+      ASSERT_EQ(std::memcmp(out.data() + i * rb, tab.packed(ids[i]).data(), rb), 0)
+          << store.describe() << " table " << d.name << " row " << ids[i];
+    // Dequantized rows against the scalar reference on the bytes as written.
+    const int64_t w = d.format.width;
+    std::vector<float> got(ids.size() * w), want(w);
+    store.gather_f32(t, ids, got.data());
+    std::vector<uint16_t> got16(ids.size() * w);
+    store.gather_bf16(t, ids, got16.data());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const RowFormat& f = d.format;
+      reference::dequantize_row(f, tab.data.data() + ids[i] * f.data_bytes,
+                                f.scale_bytes ? tab.scale.data() + ids[i] * f.scale_bytes : nullptr,
+                                want.data());
+      for (int64_t j = 0; j < w; ++j) {
+        ASSERT_EQ(got[i * w + j], want[j]) << d.name << " row " << ids[i] << " col " << j;
+        ASSERT_EQ(got16[i * w + j], f32_to_bf16(want[j]));
+      }
+    }
+  }
+}
+
+TEST(FileStore, GathersMatchTheBytesWrittenForEveryEngine) {
+  Fixture fx;
+  for (bool uring : {true, false}) {
+    for (bool direct : {true, false}) {
+      auto s = FileStore::open(fx.sources(), {uring, direct, 16});
+      expect_store_matches(*s, fx);
+      EXPECT_GT(s->io_stats().reads, 0u);
+    }
+  }
+}
+
+TEST(FileStore, IdsOutOfRangeAreRejectedBeforeAnyRead) {
+  Fixture fx;
+  auto s = FileStore::open(fx.sources());
+  std::vector<std::byte> out(10 * 1024);
+  for (int64_t bad : {int64_t(-1), int64_t(1000), int64_t(1) << 40}) {
+    std::vector<int64_t> ids{1, 2, bad};
+    try {
+      s->gather_packed(0, ids, out.data());
+      FAIL();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Errc::out_of_range);
+      std::string m = e.what();
+      EXPECT_NE(m.find("layers.1.engram.embed"), std::string::npos) << m;
+      EXPECT_NE(m.find("position 2"), std::string::npos) << m;
+      EXPECT_NE(m.find(std::to_string(bad)), std::string::npos) << m;
+    }
+  }
+  EXPECT_EQ(s->io_stats().reads, 0u);
+  EXPECT_THROW(s->gather_packed(3, {}, out.data()), Error);
+  EXPECT_THROW(s->table_index("nope"), Error);
+  EXPECT_EQ(s->table_index("bf16table"), 2u);
+}
+
+TEST(FileStore, SpanPastEndOfFileIsRejectedAtOpen) {
+  Fixture fx;
+  auto src = fx.sources();
+  src[0].desc.rows = 1001;  // one row more than the file holds
+  try {
+    FileStore::open(src);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::mismatch);
+    EXPECT_NE(std::string(e.what()).find(".data"), std::string::npos) << e.what();
+  }
+  src = fx.sources();
+  src[0].scale_offset += 1;  // scale span shifted one byte past the end
+  EXPECT_THROW(FileStore::open(src), Error);
+  src = fx.sources();
+  src[0].scale_path.clear();
+  EXPECT_THROW(FileStore::open(src), Error);
+  src = fx.sources();
+  src[1].data_path += ".missing";
+  try {
+    FileStore::open(src);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::io);
+    EXPECT_NE(std::string(e.what()).find(".missing"), std::string::npos);
+  }
+}
+
+TEST(FileStore, AReadFailingMidwayIsAnErrorAndTheStoreRecovers) {
+  Fixture fx;
+  for (bool uring : {true, false}) {
+    auto s = FileStore::open(fx.sources(), {uring, true, 8});
+    const uint64_t bad = fx.tables[0].source.scale_offset + 500 * 2;  // row 500's scale
+    s->set_fault_hook([&](const ReadRequest& r, uint64_t, uint32_t) -> int64_t {
+      return r.offset == bad ? -EIO : 0;
+    });
+    std::vector<int64_t> ids{1, 2, 3, 500, 4, 5};
+    std::vector<std::byte> out(ids.size() * 66);
+    try {
+      s->gather_packed(0, ids, out.data());
+      FAIL();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Errc::io);
+      std::string m = e.what();
+      EXPECT_NE(m.find(".scale"), std::string::npos) << m;
+      EXPECT_NE(m.find("offset " + std::to_string(bad)), std::string::npos) << m;
+    }
+    s->set_fault_hook(nullptr);
+    expect_store_matches(*s, fx);
+  }
+}
+
+TEST(FileStore, FileTruncatedAfterOpenIsAnIoError) {
+  Fixture fx;
+  auto s = FileStore::open(fx.sources());
+  ASSERT_EQ(::truncate(fx.tables[0].source.data_path.c_str(), 2000), 0);
+  std::vector<int64_t> ids{999};
+  std::vector<std::byte> out(66);
+  EXPECT_THROW(s->gather_packed(0, ids, out.data()), Error);
+}
+
+TEST(DramStore, AnonymousMatchesFileBytes) {
+  Fixture fx;
+  auto file = FileStore::open(fx.sources());
+  for (bool huge : {true, false}) {
+    auto d = DramStore::load(*file, {huge});
+    EXPECT_FALSE(d->shared());
+    expect_store_matches(*d, fx);
+  }
+}
+
+TEST(DramStore, LoadsFromAnyStoreNotOnlyFiles) {
+  Fixture fx;
+  auto file = std::shared_ptr<RowStore>(FileStore::open(fx.sources()));
+  CachedStore cached(file, 4096);
+  auto d = DramStore::load(cached);
+  expect_store_matches(*d, fx);
+}
+
+TEST(DramStore, SharedFileIsPublishedWholeAndAttachable) {
+  Fixture fx;
+  TempDir shm(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
+  auto file = FileStore::open(fx.sources());
+  const std::string path = shm.file("tables");
+  auto creator = DramStore::create_shared(path, *file);
+  EXPECT_TRUE(creator->shared());
+  expect_store_matches(*creator, fx);
+  auto reader = DramStore::attach_shared(path, /*verify_data=*/true);
+  expect_store_matches(*reader, fx);
+  // Both map one copy: the same bytes through two mappings.
+  EXPECT_EQ(std::memcmp(creator->table_bytes(0), reader->table_bytes(0), 66 * 1000), 0);
+  // A second creator does not clobber it unless asked to.
+  EXPECT_THROW(DramStore::create_shared(path, *file), Error);
+  auto again = DramStore::create_shared(path, *file, /*replace=*/true);
+  expect_store_matches(*again, fx);
+  // Only the published file is left in the directory.
+  size_t n = 0;
+  for (auto& e : std::filesystem::directory_iterator(shm.path())) n += e.is_regular_file();
+  EXPECT_EQ(n, 1u);
+}
+
+// Writes a copy of `src` to `dst` with `mutate` applied to its bytes.
+void copy_mutated(const std::string& src, const std::string& dst,
+                  const std::function<void(std::vector<char>&)>& mutate) {
+  std::ifstream in(src, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  mutate(bytes);
+  std::ofstream out(dst, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+TEST(DramStore, HalfMadeTruncatedOrForeignSharedFilesAreRefused) {
+  Fixture fx;
+  TempDir shm(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
+  auto file = FileStore::open(fx.sources());
+  const std::string good = shm.file("good");
+  DramStore::create_shared(good, *file);
+  struct Case {
+    const char* name;
+    std::function<void(std::vector<char>&)> mutate;
+    const char* expect;
+  };
+  // Header field offsets: magic 0, version 8, header_bytes 12, total 16, num_tables 24,
+  // complete 28, data_checksum 32, header_checksum 40.
+  std::vector<Case> cases = {
+      {"incomplete", [](auto& b) { std::memset(b.data() + 28, 0, 4); }, "incomplete"},
+      {"truncated", [](auto& b) { b.resize(b.size() - 4096); }, "bytes"},
+      {"tiny", [](auto& b) { b.resize(100); }, "too small"},
+      {"foreign", [](auto& b) { std::memcpy(b.data(), "GGUF....", 8); }, "bad magic"},
+      {"lying header", [](auto& b) { b[24] = 5; }, "checksum"},
+      {"flipped row byte", [](auto& b) { b[b.size() / 2] ^= 1; }, "row data checksum"},
+  };
+  for (auto& c : cases) {
+    const std::string bad = shm.file(std::string("bad_") + std::to_string(&c - cases.data()));
+    copy_mutated(good, bad, c.mutate);
+    try {
+      DramStore::attach_shared(bad, /*verify_data=*/true);
+      FAIL() << c.name;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(c.expect), std::string::npos)
+          << c.name << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(DramStore::attach_shared(shm.file("missing")), Error);
+}
+
+// A store that kills its process partway through a fill: a creator that crashes.
+class CrashingStore final : public RowStore {
+ public:
+  explicit CrashingStore(RowStore& inner) : RowStore({inner.table(0)}), inner_(inner) {}
+  std::string describe() const override { return "crashing"; }
+  void gather_packed(size_t t, std::span<const int64_t> ids, std::byte* out) override {
+    if (!ids.empty() && ids[0] > 0) ::_exit(3);
+    inner_.gather_packed(t, ids, out);
+  }
+
+ private:
+  RowStore& inner_;
+};
+
+TEST(DramStore, ACreatorThatCrashesLeavesNothingBehind) {
+  TempDir dir;
+  // Enough rows for two fill chunks, so the crash comes after the first is written.
+  auto big = testing::write_table(dir.path(), "big", RowDtype::f32, 2048, 1500, 9);
+  auto file = FileStore::open({big.source});
+  CrashingStore crashing(*file);
+  TempDir shm(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
+  const std::string path = shm.file("crash");
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    try {
+      DramStore::create_shared(path, crashing);
+    } catch (...) {
+    }
+    ::_exit(0);  // not reached when the crash happens
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 3);
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_TRUE(std::filesystem::is_empty(shm.path()));
+  EXPECT_THROW(DramStore::attach_shared(path), Error);
+}
+
+TEST(CachedStore, MatchesBackingAndCounts) {
+  Fixture fx;
+  auto file = std::shared_ptr<RowStore>(FileStore::open(fx.sources()));
+  for (CachePolicy p : {CachePolicy::lru, CachePolicy::s3fifo}) {
+    for (uint64_t cap : {uint64_t(0), uint64_t(66 * 50), uint64_t(1) << 20}) {
+      CachedStore c(file, cap, p);
+      expect_store_matches(c, fx);
+      expect_store_matches(c, fx);
+      CacheStats s = c.cache_stats();
+      EXPECT_GT(s.misses, 0u);
+      if (cap == 0) {
+        EXPECT_EQ(s.hits, 0u);
+      }
+      if (cap == (uint64_t(1) << 20)) {
+        EXPECT_GT(s.hits, 0u);
+      }
+      EXPECT_LE(s.entries * 66, std::max<uint64_t>(cap, 66));
+    }
+  }
+}
+
+TEST(CachedStore, ErrorsFromTheBackingTierPassThroughAndCacheNothing) {
+  Fixture fx;
+  auto file = std::shared_ptr<FileStore>(FileStore::open(fx.sources()));
+  CachedStore c(file, 1 << 20);
+  file->set_fault_hook([](const ReadRequest&, uint64_t, uint32_t) -> int64_t { return -EIO; });
+  std::vector<int64_t> ids{1, 2, 3};
+  std::vector<std::byte> out(3 * 66);
+  EXPECT_THROW(c.gather_packed(0, ids, out.data()), Error);
+  EXPECT_EQ(c.cache_stats().entries, 0u);
+  file->set_fault_hook(nullptr);
+  expect_store_matches(c, fx);
+  EXPECT_THROW(CachedStore(nullptr, 10), Error);
+}
+
+}  // namespace
+}  // namespace engram
