@@ -1,0 +1,142 @@
+// engram/model.h: a decoder-only transformer for fp32 training and generation on CPU.
+//
+// Architecture (Llama-style): token embedding -> n_layers x [RMSNorm -> causal multi-head
+// attention with RoPE (rotate-half convention, grouped KV heads allowed) -> residual add ->
+// RMSNorm -> SwiGLU MLP or mixture-of-experts FFN -> residual add] -> RMSNorm -> LM head (tied to
+// the embedding or not) -> cross-entropy. Linear layers have no bias.
+//
+// Parameters live in one contiguous fp32 allocation (gradients in a second one with the same
+// layout) and are addressed by Hugging Face-style names, e.g. `model.embed_tokens.weight`,
+// `model.layers.{i}.self_attn.q_proj.weight` [H*D, C], `model.layers.{i}.mlp.gate_proj.weight`
+// [F, C], `model.norm.weight`, `lm_head.weight` (absent when tied). Activations for training
+// live in one arena sized from (B, T) at the first forward and grown when a larger batch comes.
+//
+// Mixture of experts (config.moe.n_experts > 0, every layer): router logits = x W_r^T (E, C),
+// p = softmax(logits), the top-k experts by p are run (gates = their p, renormalized to sum 1
+// if moe.norm_topk_prob), plus an always-on shared expert when moe.shared_ffn_hidden > 0:
+//   y = shared(x) + sum_{s<k} gate_s * expert_{idx_s}(x).
+// Load-balancing loss (Switch Transformer / DeepSeekMoE expert-level balance), per layer:
+//   aux = alpha * E * sum_e f_e * P_e,  f_e = (#(token, slot) pairs routed to e) / (N * k),
+//   P_e = (1/N) sum_n p[n, e];  f is treated as a constant (no gradient), as in both papers.
+// The training loss is mean cross-entropy + sum of the layers' aux losses.
+//
+// Engram layers (config.engram.layer_ids) need the EngramLayer of src/nn; until it is built
+// into this model, a config that asks for them is refused with Errc::unsupported.
+//
+// Errors: bad config JSON, token ids outside [0, vocab), T > max_seq_len, unknown parameter names
+// and shape mismatches throw engram::Error naming what and where. Not thread-safe: one model,
+// one caller at a time (the kernels parallelize internally with OpenMP and OpenBLAS threads).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace engram {
+
+struct MoeOptions {
+  int64_t n_experts = 0;          // 0: dense SwiGLU MLP
+  int64_t top_k = 2;              // experts per token
+  int64_t expert_ffn_hidden = 0;  // hidden size of each routed expert
+  int64_t shared_ffn_hidden = 0;  // hidden size of the shared expert; 0: none
+  bool norm_topk_prob = false;    // renormalize the k gates to sum 1
+  float aux_loss_coef = 0.01f;    // alpha of the load-balancing loss
+};
+
+struct EngramOptions {
+  std::vector<int64_t> layer_ids;  // layers that get an Engram block; empty: none
+  std::string config_json = "{}";  // the Engram layer's own config, passed to src/nn as is
+};
+
+struct ModelConfig {
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;  // C
+  int64_t n_layers = 0;
+  int64_t n_heads = 0;       // H; head_dim D = hidden_size / n_heads
+  int64_t n_kv_heads = 0;    // KV; divides n_heads; 0 in JSON means n_heads
+  int64_t ffn_hidden = 0;    // F of the dense SwiGLU MLP
+  int64_t max_seq_len = 0;
+  float rope_theta = 10000.0f;
+  float norm_eps = 1e-5f;
+  bool tie_word_embeddings = false;
+  MoeOptions moe;
+  EngramOptions engram;
+
+  int64_t head_dim() const { return hidden_size / n_heads; }
+
+  // Parses the JSON object described in docs (keys as the fields above; "moe" and "engram" are
+  // nested objects). Unknown keys, wrong types and inconsistent sizes throw Errc::parse /
+  // Errc::invalid_argument naming the key; `where` names the source (a file path) in messages.
+  static ModelConfig from_json(const std::string& json_text, const std::string& where = "config");
+  std::string to_json() const;
+  void validate(const std::string& where = "config") const;
+};
+
+// One named tensor inside the parameter allocation.
+struct ParamInfo {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t offset = 0;  // in floats, into params() and grads()
+  int64_t numel = 0;
+  bool weight_decay = false;  // AdamW rule: 2-D projection matrices decay; norms, embeddings don't
+};
+
+// A parameter tensor and its gradient, as the optimizer sees them.
+struct ParamSpan {
+  float* param;
+  const float* grad;
+  int64_t numel;
+  bool weight_decay;
+};
+
+class Model {
+ public:
+  // Initializes weights deterministically from `seed`: projections ~ N(0, 0.02), the output
+  // projections (o_proj, down_proj) ~ N(0, 0.02 / sqrt(2 n_layers)), norms = 1.
+  explicit Model(const ModelConfig& config, uint64_t seed = 0);
+  ~Model();
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+
+  const ModelConfig& config() const;
+  const std::vector<ParamInfo>& param_infos() const;
+  const ParamInfo& param_info(const std::string& name) const;  // throws Errc::out_of_range
+  std::span<float> params();  // all parameters, contiguous
+  std::span<float> grads();   // all gradients, same layout
+  std::span<float> param(const std::string& name);
+  std::span<float> grad(const std::string& name);
+  std::vector<ParamSpan> param_spans();  // one per tensor, for the optimizer
+
+  // Training forward: ids, targets (B, T) row-major; a negative target is ignored. Returns the
+  // training loss (mean cross-entropy over counted positions + MoE aux losses); keeps what
+  // backward() needs.
+  float forward(const int32_t* ids, const int32_t* targets, int64_t B, int64_t T);
+  // Inference forward: fills logits() (B, T, V).
+  void forward(const int32_t* ids, int64_t B, int64_t T);
+  // (B, T, V) logits of the last forward; invalid after backward() (reused for gradients).
+  std::span<const float> logits() const;
+  float last_ce_loss() const;   // mean cross-entropy of the last training forward
+  float last_aux_loss() const;  // sum of MoE load-balancing losses of the last forward
+
+  void zero_grad();
+  // Accumulates (+=) the gradient of the last training forward's loss into grads().
+  void backward();
+
+  // Generation with a KV cache, batch 1: feeds one token at position cache_length() and returns
+  // its logits (V), valid until the next call. Throws once max_seq_len positions are used.
+  std::span<const float> decode_step(int32_t token);
+  void reset_cache();
+  int64_t cache_length() const;
+
+  // Matmul FLOPs of one training step (forward + backward) over B*T tokens: 6 * (active
+  // projection parameters) * tokens + attention's 6 * B * H * D * T * (T+1) (causal half counted).
+  double train_flops(int64_t B, int64_t T) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace engram

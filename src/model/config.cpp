@@ -1,0 +1,156 @@
+// ModelConfig <-> JSON. Strict: an unknown key is an error (a typo must not silently fall back
+// to a default), and every size is checked against the others before a model is built.
+#include <nlohmann/json.hpp>
+
+#include "engram/error.h"
+#include "engram/model.h"
+
+namespace engram {
+
+namespace {
+
+using nlohmann::json;
+
+template <typename T>
+T get_field(const json& obj, const char* key, const std::string& where, T fallback) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return fallback;
+  try {
+    return it->get<T>();
+  } catch (const json::exception&) {
+    fail(Errc::parse, where, ": key \"", key, "\" has the wrong type (", it->type_name(), ")");
+  }
+}
+
+void check_keys(const json& obj, std::initializer_list<const char*> known, const std::string& where) {
+  if (!obj.is_object()) fail(Errc::parse, where, ": expected a JSON object");
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    bool ok = false;
+    for (const char* k : known) ok |= it.key() == k;
+    if (!ok) fail(Errc::parse, where, ": unknown key \"", it.key(), "\"");
+  }
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::from_json(const std::string& json_text, const std::string& where) {
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    fail(Errc::parse, where, ": invalid JSON at byte ", e.byte, ": ", e.what());
+  }
+  check_keys(j,
+             {"vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "ffn_hidden",
+              "max_seq_len", "rope_theta", "norm_eps", "tie_word_embeddings", "moe", "engram"},
+             where);
+  ModelConfig c;
+  c.vocab_size = get_field<int64_t>(j, "vocab_size", where, 0);
+  c.hidden_size = get_field<int64_t>(j, "hidden_size", where, 0);
+  c.n_layers = get_field<int64_t>(j, "n_layers", where, 0);
+  c.n_heads = get_field<int64_t>(j, "n_heads", where, 0);
+  c.n_kv_heads = get_field<int64_t>(j, "n_kv_heads", where, 0);
+  if (c.n_kv_heads == 0) c.n_kv_heads = c.n_heads;
+  c.ffn_hidden = get_field<int64_t>(j, "ffn_hidden", where, 0);
+  c.max_seq_len = get_field<int64_t>(j, "max_seq_len", where, 0);
+  c.rope_theta = get_field<float>(j, "rope_theta", where, c.rope_theta);
+  c.norm_eps = get_field<float>(j, "norm_eps", where, c.norm_eps);
+  c.tie_word_embeddings = get_field<bool>(j, "tie_word_embeddings", where, false);
+  if (auto it = j.find("moe"); it != j.end()) {
+    const std::string w = where + ".moe";
+    check_keys(*it,
+               {"n_experts", "top_k", "expert_ffn_hidden", "shared_ffn_hidden", "norm_topk_prob",
+                "aux_loss_coef"},
+               w);
+    c.moe.n_experts = get_field<int64_t>(*it, "n_experts", w, 0);
+    c.moe.top_k = get_field<int64_t>(*it, "top_k", w, c.moe.top_k);
+    c.moe.expert_ffn_hidden = get_field<int64_t>(*it, "expert_ffn_hidden", w, 0);
+    c.moe.shared_ffn_hidden = get_field<int64_t>(*it, "shared_ffn_hidden", w, 0);
+    c.moe.norm_topk_prob = get_field<bool>(*it, "norm_topk_prob", w, false);
+    c.moe.aux_loss_coef = get_field<float>(*it, "aux_loss_coef", w, c.moe.aux_loss_coef);
+  }
+  if (auto it = j.find("engram"); it != j.end()) {
+    const std::string w = where + ".engram";
+    if (!it->is_object()) fail(Errc::parse, w, ": expected a JSON object");
+    c.engram.layer_ids = get_field<std::vector<int64_t>>(*it, "layer_ids", w, {});
+    json rest = *it;
+    rest.erase("layer_ids");
+    c.engram.config_json = rest.dump();
+  }
+  c.validate(where);
+  return c;
+}
+
+std::string ModelConfig::to_json() const {
+  json j = {{"vocab_size", vocab_size},   {"hidden_size", hidden_size},
+            {"n_layers", n_layers},       {"n_heads", n_heads},
+            {"n_kv_heads", n_kv_heads},   {"ffn_hidden", ffn_hidden},
+            {"max_seq_len", max_seq_len}, {"rope_theta", rope_theta},
+            {"norm_eps", norm_eps},       {"tie_word_embeddings", tie_word_embeddings}};
+  if (moe.n_experts > 0) {
+    j["moe"] = {{"n_experts", moe.n_experts},
+                {"top_k", moe.top_k},
+                {"expert_ffn_hidden", moe.expert_ffn_hidden},
+                {"shared_ffn_hidden", moe.shared_ffn_hidden},
+                {"norm_topk_prob", moe.norm_topk_prob},
+                {"aux_loss_coef", moe.aux_loss_coef}};
+  }
+  if (!engram.layer_ids.empty()) {
+    json e = json::parse(engram.config_json);
+    e["layer_ids"] = engram.layer_ids;
+    j["engram"] = e;
+  }
+  return j.dump(2);
+}
+
+void ModelConfig::validate(const std::string& where) const {
+  auto positive = [&](int64_t v, const char* key) {
+    if (v <= 0) fail(Errc::invalid_argument, where, ": \"", key, "\" must be positive, got ", v);
+  };
+  positive(vocab_size, "vocab_size");
+  positive(hidden_size, "hidden_size");
+  positive(n_layers, "n_layers");
+  positive(n_heads, "n_heads");
+  positive(n_kv_heads, "n_kv_heads");
+  positive(max_seq_len, "max_seq_len");
+  if (vocab_size > INT32_MAX) fail(Errc::invalid_argument, where, ": vocab_size exceeds int32");
+  if (hidden_size % n_heads != 0) {
+    fail(Errc::invalid_argument, where, ": hidden_size ", hidden_size,
+         " is not a multiple of n_heads ", n_heads);
+  }
+  if (head_dim() % 2 != 0) {
+    fail(Errc::invalid_argument, where, ": head_dim ", head_dim(), " must be even for RoPE");
+  }
+  if (n_heads % n_kv_heads != 0) {
+    fail(Errc::invalid_argument, where, ": n_heads ", n_heads, " is not a multiple of n_kv_heads ",
+         n_kv_heads);
+  }
+  if (!(rope_theta > 0.0f)) fail(Errc::invalid_argument, where, ": rope_theta must be > 0");
+  if (!(norm_eps > 0.0f)) fail(Errc::invalid_argument, where, ": norm_eps must be > 0");
+  if (moe.n_experts < 0) fail(Errc::invalid_argument, where, ".moe: n_experts must be >= 0");
+  if (moe.n_experts == 0) {
+    positive(ffn_hidden, "ffn_hidden");
+  } else {
+    if (moe.top_k <= 0 || moe.top_k > moe.n_experts) {
+      fail(Errc::invalid_argument, where, ".moe: top_k ", moe.top_k, " must be in [1, n_experts ",
+           moe.n_experts, "]");
+    }
+    if (moe.expert_ffn_hidden <= 0) {
+      fail(Errc::invalid_argument, where, ".moe: expert_ffn_hidden must be positive");
+    }
+    if (moe.shared_ffn_hidden < 0) {
+      fail(Errc::invalid_argument, where, ".moe: shared_ffn_hidden must be >= 0");
+    }
+    if (moe.aux_loss_coef < 0.0f) {
+      fail(Errc::invalid_argument, where, ".moe: aux_loss_coef must be >= 0");
+    }
+  }
+  for (int64_t id : engram.layer_ids) {
+    if (id < 0 || id >= n_layers) {
+      fail(Errc::invalid_argument, where, ".engram.layer_ids: layer ", id, " is outside [0, ",
+           n_layers, ")");
+    }
+  }
+}
+
+}  // namespace engram

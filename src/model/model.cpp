@@ -1,0 +1,753 @@
+// The transformer of engram/model.h: parameter layout, forward, backward and KV-cache decoding,
+// built from the kernels of kernels.h.
+//
+// Layout choices for speed: q_proj, k_proj and v_proj of a layer are stored back to back, so one
+// GEMM against the stacked (H*D + 2*KV*D, C) matrix computes all three; likewise gate_proj and
+// up_proj (2F, C). Output projections add straight into the residual stream (GEMM with beta 1),
+// and the backward keeps one residual-gradient buffer that every branch accumulates into.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
+#include "engram/error.h"
+#include "engram/model.h"
+#include "model/kernels.h"
+
+namespace engram {
+
+using namespace model;
+
+namespace {
+
+// Named views into the parameter (or gradient) allocation.
+struct LayerParams {
+  float* attn_norm;  // (C)              input_layernorm.weight
+  float* wqkv;       // (QKV, C)         q_proj (H*D, C) ; k_proj (KV*D, C) ; v_proj (KV*D, C)
+  float* wo;         // (C, H*D)         o_proj
+  float* mlp_norm;   // (C)              post_attention_layernorm.weight
+  float* w_gateup;   // (2F, C)          mlp.gate_proj ; mlp.up_proj          (dense)
+  float* w_down;     // (C, F)           mlp.down_proj                        (dense)
+  float* router;     // (E, C)           mlp.gate                             (MoE)
+  float* e_gateup;   // (E, 2Fe, C)      mlp.experts.{e}.gate_proj ; up_proj  (MoE)
+  float* e_down;     // (E, C, Fe)       mlp.experts.{e}.down_proj            (MoE)
+  float* s_gateup;   // (2Fs, C)         mlp.shared_expert.gate_proj ; up_proj (MoE, Fs > 0)
+  float* s_down;     // (C, Fs)          mlp.shared_expert.down_proj           (MoE, Fs > 0)
+};
+
+struct ParamTensors {
+  float* wte;  // (V, C)  model.embed_tokens.weight
+  std::vector<LayerParams> layers;
+  float* norm;  // (C)     model.norm.weight
+  float* lm_head;  // (V, C)  lm_head.weight, or wte when tied
+};
+
+// Activations of one layer for N = B*T rows (MoE: A = N*k routed (token, slot) assignments).
+struct LayerActs {
+  float* x;       // (N, C)    residual stream entering the layer
+  float* rstd1;   // (N)
+  float* xn1;     // (N, C)
+  float* qkv;     // (N, QKV)  q and k after RoPE
+  float* att;     // (B, H, T, T) attention probabilities
+  float* atty;    // (N, H*D)
+  float* h;       // (N, C)    residual after attention
+  float* rstd2;   // (N)
+  float* xn2;     // (N, C)
+  float* gateup;  // (N, 2F)   dense
+  float* act;     // (N, F)    dense
+  float* probs;     // (N, E)   router softmax
+  float* gates;     // (N, k)
+  int32_t* topk;    // (N, k)
+  int32_t* slot;    // (N*k)    position of assignment n*k+s in expert order
+  int32_t* order;   // (N*k)    token of each assignment in expert order
+  int64_t* e_start; // (E+1)    first assignment of each expert
+  float* e_gateup;  // (A, 2Fe)
+  float* e_act;     // (A, Fe)
+  float* e_out;     // (A, C)   expert outputs before gating
+  float* s_gateup;  // (N, 2Fs)
+  float* s_act;     // (N, Fs)
+  float aux = 0.0f;  // load-balancing loss of this layer
+};
+
+// Bump allocator over one float vector / one int vector: first pass measures, second assigns.
+class Arena {
+ public:
+  float* f(int64_t n) {
+    float* p = fbuf_.empty() ? nullptr : fbuf_.data() + fsize_;
+    fsize_ += n;
+    return p;
+  }
+  int32_t* i32(int64_t n) {
+    int32_t* p = ibuf_.empty() ? nullptr : ibuf_.data() + isize_;
+    isize_ += n;
+    return p;
+  }
+  int64_t* i64(int64_t n) {
+    int64_t* p = lbuf_.empty() ? nullptr : lbuf_.data() + lsize_;
+    lsize_ += n;
+    return p;
+  }
+  // After a measuring pass: allocate and rewind for the assigning pass.
+  void allocate() {
+    fbuf_.assign(fsize_, 0.0f);
+    ibuf_.assign(isize_, 0);
+    lbuf_.assign(lsize_, 0);
+    fsize_ = isize_ = lsize_ = 0;
+  }
+  bool allocated() const { return !fbuf_.empty() || !ibuf_.empty(); }
+
+ private:
+  std::vector<float> fbuf_;
+  std::vector<int32_t> ibuf_;
+  std::vector<int64_t> lbuf_;
+  int64_t fsize_ = 0, isize_ = 0, lsize_ = 0;
+};
+
+struct Acts {
+  int64_t B = 0, T = 0;
+  std::vector<LayerActs> layers;
+  float* xf;      // (N, C) residual after the last layer
+  float* rstdf;   // (N)
+  float* xnf;     // (N, C)
+  float* logits;  // (N, V), dlogits after backward
+  float* lse;     // (N)
+  float* losses;  // (N)
+  // backward / shared scratch
+  float* dres;     // (N, C)
+  float* dxn;      // (N, C)
+  float* dqkv;     // (N, QKV)
+  float* datty;    // (N, H*D)
+  float* dgateup;  // (N, 2F) dense, or (N, 2Fs) shared expert
+  float* dact;     // (N, F) / (N, Fs)
+  float* rlogits;  // (N, E) router logits, then their gradient
+  float* dgates;   // (N, k)
+  float* xg;       // (A, C) gathered expert inputs, then their gradient
+  float* dxg;      // (A, C)
+  float* de_gateup;  // (A, 2Fe)
+  float* de_act;     // (A, Fe)
+  float* de_out;     // (A, C)
+  int32_t* targets;  // (N)
+  int32_t* ids;      // (N)
+  Arena arena;
+};
+
+double normal_pair_sample(std::mt19937_64& rng, double& spare, bool& has_spare) {
+  // Box-Muller written out, so the stream does not depend on the standard library's
+  // normal_distribution.
+  if (has_spare) {
+    has_spare = false;
+    return spare;
+  }
+  constexpr double two_pi = 6.283185307179586;
+  double u1, u2;
+  do {
+    u1 = double(rng() >> 11) * 0x1.0p-53;
+  } while (u1 <= 0.0);
+  u2 = double(rng() >> 11) * 0x1.0p-53;
+  const double r = std::sqrt(-2.0 * std::log(u1));
+  spare = r * std::sin(two_pi * u2);
+  has_spare = true;
+  return r * std::cos(two_pi * u2);
+}
+
+}  // namespace
+
+struct Model::Impl {
+  ModelConfig cfg;
+  int64_t V, C, L, H, KV, D, QKV, F, E, K, Fe, Fs;
+  bool moe;
+  std::vector<ParamInfo> infos;
+  std::vector<float> param_mem, grad_mem;
+  ParamTensors p, g;
+  std::vector<float> rope_cos, rope_sin;  // (max_seq_len, D/2)
+
+  Acts acts;
+  bool have_train_forward = false;
+  float ce_loss = 0.0f, aux_loss = 0.0f;
+  int64_t counted = 0;
+
+  // decode state
+  Acts dec;
+  std::vector<float> kcache, vcache;  // (L, max_seq_len, KV*D)
+  std::vector<float> dec_scratch;     // (max_seq_len)
+  int64_t cache_len = 0;
+
+  explicit Impl(const ModelConfig& c) : cfg(c) {
+    cfg.validate();
+    if (!cfg.engram.layer_ids.empty()) {
+      fail(Errc::unsupported,
+           "config.engram.layer_ids: Engram layers are not wired into the transformer yet; "
+           "train without them or use engram.EngramLayer directly");
+    }
+    V = cfg.vocab_size;
+    C = cfg.hidden_size;
+    L = cfg.n_layers;
+    H = cfg.n_heads;
+    KV = cfg.n_kv_heads;
+    D = cfg.head_dim();
+    QKV = (H + 2 * KV) * D;
+    F = cfg.ffn_hidden;
+    moe = cfg.moe.n_experts > 0;
+    E = cfg.moe.n_experts;
+    K = moe ? cfg.moe.top_k : 0;
+    Fe = cfg.moe.expert_ffn_hidden;
+    Fs = cfg.moe.shared_ffn_hidden;
+    layout();
+    rope_cos.resize(cfg.max_seq_len * D / 2);
+    rope_sin.resize(cfg.max_seq_len * D / 2);
+    rope_tables(rope_cos.data(), rope_sin.data(), cfg.max_seq_len, D, cfg.rope_theta);
+  }
+
+  // Registers every tensor (name, shape, offset) and sets the named pointers of p and g.
+  void layout() {
+    int64_t off = 0;
+    auto add = [&](const std::string& name, std::vector<int64_t> shape, bool decay) {
+      int64_t n = 1;
+      for (int64_t s : shape) n *= s;
+      infos.push_back(ParamInfo{name, std::move(shape), off, n, decay});
+      off += n;
+      return infos.back().offset;
+    };
+    // Pass 1: offsets. Sub-tensors that are stored back to back (q/k/v, gate/up) are registered
+    // one by one under their own names in that order.
+    struct LayerOffsets {
+      int64_t attn_norm, wqkv, wo, mlp_norm, w_gateup, w_down, router, e_gateup, e_down, s_gateup,
+          s_down;
+    };
+    const int64_t o_wte = add("model.embed_tokens.weight", {V, C}, false);
+    std::vector<LayerOffsets> lo(L);
+    for (int64_t l = 0; l < L; l++) {
+      const std::string pre = "model.layers." + std::to_string(l) + ".";
+      LayerOffsets& o = lo[l];
+      o.attn_norm = add(pre + "input_layernorm.weight", {C}, false);
+      o.wqkv = add(pre + "self_attn.q_proj.weight", {H * D, C}, true);
+      add(pre + "self_attn.k_proj.weight", {KV * D, C}, true);
+      add(pre + "self_attn.v_proj.weight", {KV * D, C}, true);
+      o.wo = add(pre + "self_attn.o_proj.weight", {C, H * D}, true);
+      o.mlp_norm = add(pre + "post_attention_layernorm.weight", {C}, false);
+      o.w_gateup = o.w_down = o.router = o.e_gateup = o.e_down = o.s_gateup = o.s_down = -1;
+      if (!moe) {
+        o.w_gateup = add(pre + "mlp.gate_proj.weight", {F, C}, true);
+        add(pre + "mlp.up_proj.weight", {F, C}, true);
+        o.w_down = add(pre + "mlp.down_proj.weight", {C, F}, true);
+      } else {
+        o.router = add(pre + "mlp.gate.weight", {E, C}, true);
+        for (int64_t e = 0; e < E; e++) {
+          const std::string ep = pre + "mlp.experts." + std::to_string(e) + ".";
+          const int64_t gu = add(ep + "gate_proj.weight", {Fe, C}, true);
+          add(ep + "up_proj.weight", {Fe, C}, true);
+          if (e == 0) o.e_gateup = gu;
+        }
+        for (int64_t e = 0; e < E; e++) {
+          const std::string ep = pre + "mlp.experts." + std::to_string(e) + ".";
+          const int64_t dn = add(ep + "down_proj.weight", {C, Fe}, true);
+          if (e == 0) o.e_down = dn;
+        }
+        if (Fs > 0) {
+          o.s_gateup = add(pre + "mlp.shared_expert.gate_proj.weight", {Fs, C}, true);
+          add(pre + "mlp.shared_expert.up_proj.weight", {Fs, C}, true);
+          o.s_down = add(pre + "mlp.shared_expert.down_proj.weight", {C, Fs}, true);
+        }
+      }
+    }
+    const int64_t o_norm = add("model.norm.weight", {C}, false);
+    const int64_t o_lm = cfg.tie_word_embeddings ? o_wte : add("lm_head.weight", {V, C}, true);
+    param_mem.assign(off, 0.0f);
+    grad_mem.assign(off, 0.0f);
+    auto bind = [&](ParamTensors& t, float* base) {
+      auto at = [&](int64_t o) { return o < 0 ? nullptr : base + o; };
+      t.wte = at(o_wte);
+      t.norm = at(o_norm);
+      t.lm_head = at(o_lm);
+      t.layers.resize(L);
+      for (int64_t l = 0; l < L; l++) {
+        const LayerOffsets& o = lo[l];
+        t.layers[l] = LayerParams{at(o.attn_norm), at(o.wqkv),     at(o.wo),       at(o.mlp_norm),
+                                  at(o.w_gateup),  at(o.w_down),   at(o.router),   at(o.e_gateup),
+                                  at(o.e_down),    at(o.s_gateup), at(o.s_down)};
+      }
+    };
+    bind(p, param_mem.data());
+    bind(g, grad_mem.data());
+  }
+
+  void init_weights(uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    double spare = 0.0;
+    bool has_spare = false;
+    const double out_std = 0.02 / std::sqrt(2.0 * double(L));
+    for (const ParamInfo& info : infos) {
+      float* w = param_mem.data() + info.offset;
+      if (info.shape.size() == 1) {
+        std::fill(w, w + info.numel, 1.0f);
+        continue;
+      }
+      const bool out_proj = info.name.ends_with("o_proj.weight") ||
+                            info.name.ends_with("down_proj.weight");
+      const double sd = out_proj ? out_std : 0.02;
+      for (int64_t i = 0; i < info.numel; i++) {
+        w[i] = static_cast<float>(sd * normal_pair_sample(rng, spare, has_spare));
+      }
+    }
+  }
+
+  // Measures (first call) or assigns (second call) the activation buffers for (B, T).
+  void plan_acts(Acts& a, int64_t B, int64_t T) {
+    const int64_t N = B * T;
+    const int64_t A = N * K;
+    Arena& ar = a.arena;
+    a.B = B;
+    a.T = T;
+    a.layers.resize(L);
+    for (int64_t l = 0; l < L; l++) {
+      LayerActs& la = a.layers[l];
+      la.x = ar.f(N * C);
+      la.rstd1 = ar.f(N);
+      la.xn1 = ar.f(N * C);
+      la.qkv = ar.f(N * QKV);
+      la.att = ar.f(B * H * T * T);
+      la.atty = ar.f(N * H * D);
+      la.h = ar.f(N * C);
+      la.rstd2 = ar.f(N);
+      la.xn2 = ar.f(N * C);
+      la.gateup = moe ? nullptr : ar.f(N * 2 * F);
+      la.act = moe ? nullptr : ar.f(N * F);
+      la.probs = moe ? ar.f(N * E) : nullptr;
+      la.gates = moe ? ar.f(N * K) : nullptr;
+      la.topk = moe ? ar.i32(N * K) : nullptr;
+      la.slot = moe ? ar.i32(A) : nullptr;
+      la.order = moe ? ar.i32(A) : nullptr;
+      la.e_start = moe ? ar.i64(E + 1) : nullptr;
+      la.e_gateup = moe ? ar.f(A * 2 * Fe) : nullptr;
+      la.e_act = moe ? ar.f(A * Fe) : nullptr;
+      la.e_out = moe ? ar.f(A * C) : nullptr;
+      la.s_gateup = moe && Fs > 0 ? ar.f(N * 2 * Fs) : nullptr;
+      la.s_act = moe && Fs > 0 ? ar.f(N * Fs) : nullptr;
+    }
+    a.xf = ar.f(N * C);
+    a.rstdf = ar.f(N);
+    a.xnf = ar.f(N * C);
+    a.logits = ar.f(N * V);
+    a.lse = ar.f(N);
+    a.losses = ar.f(N);
+    a.dres = ar.f(N * C);
+    a.dxn = ar.f(N * C);
+    a.dqkv = ar.f(N * QKV);
+    a.datty = ar.f(N * H * D);
+    const int64_t Fd = moe ? Fs : F;
+    a.dgateup = ar.f(N * 2 * Fd);
+    a.dact = ar.f(N * Fd);
+    a.rlogits = moe ? ar.f(N * E) : nullptr;
+    a.dgates = moe ? ar.f(N * K) : nullptr;
+    a.xg = moe ? ar.f(A * C) : nullptr;
+    a.dxg = moe ? ar.f(A * C) : nullptr;
+    a.de_gateup = moe ? ar.f(A * 2 * Fe) : nullptr;
+    a.de_act = moe ? ar.f(A * Fe) : nullptr;
+    a.de_out = moe ? ar.f(A * C) : nullptr;
+    a.targets = ar.i32(N);
+    a.ids = ar.i32(N);
+  }
+
+  void ensure_acts(Acts& a, int64_t B, int64_t T) {
+    if (a.arena.allocated() && a.B == B && a.T == T) return;
+    a.arena = Arena();
+    plan_acts(a, B, T);
+    a.arena.allocate();
+    plan_acts(a, B, T);
+  }
+
+  void check_ids(const int32_t* ids, int64_t N, int64_t T, const char* what) const {
+    for (int64_t n = 0; n < N; n++) {
+      if (ids[n] < 0 || ids[n] >= V) {
+        fail(Errc::out_of_range, what, "[", n / T, ", ", n % T, "] = ", ids[n],
+             " is outside the vocabulary [0, ", V, ")");
+      }
+    }
+  }
+
+  // ---- FFN (dense or MoE) -----------------------------------------------------------------------
+
+  // out (N, C) += FFN(la.xn2). Uses a's shared scratch for the MoE gather.
+  void ffn_forward(int64_t l, LayerActs& la, Acts& a, float* out, int64_t N) {
+    const LayerParams& w = p.layers[l];
+    if (!moe) {
+      matmul_forward(la.gateup, la.xn2, w.w_gateup, N, C, 2 * F);
+      swiglu_forward(la.act, la.gateup, N, F);
+      matmul_forward(out, la.act, w.w_down, N, F, C, true);
+      return;
+    }
+    // Router and top-k.
+    matmul_forward(a.rlogits, la.xn2, w.router, N, C, E);
+    moe_route(la.probs, la.topk, la.gates, a.rlogits, N, E, K, cfg.moe.norm_topk_prob);
+    // Counting sort of the N*k assignments by expert (stable: token order within an expert).
+    int64_t* start = la.e_start;
+    std::fill(start, start + E + 1, 0);
+    for (int64_t i = 0; i < N * K; i++) start[la.topk[i] + 1]++;
+    for (int64_t e = 0; e < E; e++) start[e + 1] += start[e];
+    {
+      std::vector<int64_t> fill(start, start + E);
+      for (int64_t i = 0; i < N * K; i++) {
+        const int64_t pos = fill[la.topk[i]]++;
+        la.slot[i] = static_cast<int32_t>(pos);
+        la.order[pos] = static_cast<int32_t>(i / K);
+      }
+    }
+    // Load-balancing loss: alpha * E * sum_e f_e P_e.
+    double aux = 0.0;
+    for (int64_t e = 0; e < E; e++) {
+      double pe = 0.0;
+      for (int64_t n = 0; n < N; n++) pe += la.probs[n * E + e];
+      const double fe = double(start[e + 1] - start[e]) / double(N * K);
+      aux += fe * pe / double(N);
+    }
+    la.aux = static_cast<float>(cfg.moe.aux_loss_coef * double(E) * aux);
+    // Experts over their gathered rows.
+    gather_rows(a.xg, la.xn2, la.order, N * K);
+    for (int64_t e = 0; e < E; e++) {
+      const int64_t s0 = start[e], cnt = start[e + 1] - start[e];
+      matmul_forward(la.e_gateup + s0 * 2 * Fe, a.xg + s0 * C, w.e_gateup + e * 2 * Fe * C, cnt, C,
+                     2 * Fe);
+      swiglu_forward(la.e_act + s0 * Fe, la.e_gateup + s0 * 2 * Fe, cnt, Fe);
+      matmul_forward(la.e_out + s0 * C, la.e_act + s0 * Fe, w.e_down + e * C * Fe, cnt, Fe, C);
+    }
+    if (Fs > 0) {
+      matmul_forward(la.s_gateup, la.xn2, w.s_gateup, N, C, 2 * Fs);
+      swiglu_forward(la.s_act, la.s_gateup, N, Fs);
+      matmul_forward(out, la.s_act, w.s_down, N, Fs, C, true);
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+      float* o = out + n * C;
+      for (int64_t s = 0; s < K; s++) {
+        const float gt = la.gates[n * K + s];
+        const float* y = la.e_out + int64_t(la.slot[n * K + s]) * C;
+        for (int64_t c = 0; c < C; c++) o[c] += gt * y[c];
+      }
+    }
+  }
+
+  void gather_rows(float* dst, const float* src, const int32_t* order, int64_t A) const {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < A; i++) {
+      std::memcpy(dst + i * C, src + int64_t(order[i]) * C, C * sizeof(float));
+    }
+  }
+
+  // dxn (N, C) += d FFN / d xn2 given dout (N, C); parameter gradients +=.
+  void ffn_backward(int64_t l, LayerActs& la, Acts& a, float* dxn, const float* dout, int64_t N) {
+    const LayerParams& w = p.layers[l];
+    const LayerParams& gw = g.layers[l];
+    if (!moe) {
+      std::fill(a.dact, a.dact + N * F, 0.0f);
+      std::fill(a.dgateup, a.dgateup + N * 2 * F, 0.0f);
+      matmul_backward(a.dact, gw.w_down, dout, la.act, w.w_down, N, F, C);
+      swiglu_backward(a.dgateup, a.dact, la.gateup, N, F);
+      matmul_backward(dxn, gw.w_gateup, a.dgateup, la.xn2, w.w_gateup, N, C, 2 * F);
+      return;
+    }
+    const int64_t A = N * K;
+    if (Fs > 0) {
+      std::fill(a.dact, a.dact + N * Fs, 0.0f);
+      std::fill(a.dgateup, a.dgateup + N * 2 * Fs, 0.0f);
+      matmul_backward(a.dact, gw.s_down, dout, la.s_act, w.s_down, N, Fs, C);
+      swiglu_backward(a.dgateup, a.dact, la.s_gateup, N, Fs);
+      matmul_backward(dxn, gw.s_gateup, a.dgateup, la.xn2, w.s_gateup, N, C, 2 * Fs);
+    }
+    // Per assignment: d e_out = gate * dout[n]; d gate = <dout[n], e_out>.
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+      const float* d = dout + n * C;
+      for (int64_t s = 0; s < K; s++) {
+        const int64_t pos = la.slot[n * K + s];
+        const float gt = la.gates[n * K + s];
+        const float* y = la.e_out + pos * C;
+        float* dy = a.de_out + pos * C;
+        float dot = 0.0f;
+        for (int64_t c = 0; c < C; c++) {
+          dy[c] = gt * d[c];
+          dot += d[c] * y[c];
+        }
+        a.dgates[n * K + s] = dot;
+      }
+    }
+    gather_rows(a.xg, la.xn2, la.order, A);
+    std::fill(a.de_act, a.de_act + A * Fe, 0.0f);
+    std::fill(a.de_gateup, a.de_gateup + A * 2 * Fe, 0.0f);
+    std::fill(a.dxg, a.dxg + A * C, 0.0f);
+    const int64_t* start = la.e_start;
+    for (int64_t e = 0; e < E; e++) {
+      const int64_t s0 = start[e], cnt = start[e + 1] - start[e];
+      matmul_backward(a.de_act + s0 * Fe, gw.e_down + e * C * Fe, a.de_out + s0 * C,
+                      la.e_act + s0 * Fe, w.e_down + e * C * Fe, cnt, Fe, C);
+      swiglu_backward(a.de_gateup + s0 * 2 * Fe, a.de_act + s0 * Fe, la.e_gateup + s0 * 2 * Fe,
+                      cnt, Fe);
+      matmul_backward(a.dxg + s0 * C, gw.e_gateup + e * 2 * Fe * C, a.de_gateup + s0 * 2 * Fe,
+                      a.xg + s0 * C, w.e_gateup + e * 2 * Fe * C, cnt, C, 2 * Fe);
+    }
+    // Router: gates -> probs -> logits. Aux: d aux / d p[n, e] = alpha * E * f_e / N.
+    const bool norm = cfg.moe.norm_topk_prob;
+    const double alpha_e = cfg.moe.aux_loss_coef * double(E);
+    std::vector<float> daux(E);
+    for (int64_t e = 0; e < E; e++) {
+      const double fe = double(start[e + 1] - start[e]) / double(N * K);
+      daux[e] = static_cast<float>(alpha_e * fe / double(N));
+    }
+    float* dlogits = a.rlogits;  // reuse: (N, E)
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+      // scatter the expert-input gradients back to the token
+      float* dx = dxn + n * C;
+      for (int64_t s = 0; s < K; s++) {
+        const float* src = a.dxg + int64_t(la.slot[n * K + s]) * C;
+        for (int64_t c = 0; c < C; c++) dx[c] += src[c];
+      }
+      const float* pr = la.probs + n * E;
+      float* dl = dlogits + n * E;
+      for (int64_t e = 0; e < E; e++) dl[e] = daux[e];  // dp first
+      const int32_t* idx = la.topk + n * K;
+      const float* gt = la.gates + n * K;
+      const float* dg = a.dgates + n * K;
+      if (norm) {
+        // g_s = p_s / S, S = sum_r p_r:  dp_s = (dg_s - sum_r dg_r g_r) / S
+        float S = 0.0f, dot = 0.0f;
+        for (int64_t s = 0; s < K; s++) {
+          S += pr[idx[s]];
+          dot += dg[s] * gt[s];
+        }
+        for (int64_t s = 0; s < K; s++) dl[idx[s]] += (dg[s] - dot) / S;
+      } else {
+        for (int64_t s = 0; s < K; s++) dl[idx[s]] += dg[s];
+      }
+      // softmax backward: dlogit = p * (dp - sum p dp)
+      float pdp = 0.0f;
+      for (int64_t e = 0; e < E; e++) pdp += pr[e] * dl[e];
+      for (int64_t e = 0; e < E; e++) dl[e] = pr[e] * (dl[e] - pdp);
+    }
+    matmul_backward(dxn, gw.router, dlogits, la.xn2, w.router, N, C, E);
+  }
+
+  // ---- training forward / backward ------------------------------------------------------------
+
+  void forward_body(const int32_t* ids, int64_t B, int64_t T) {
+    if (B <= 0 || T <= 0) fail(Errc::invalid_argument, "forward: B and T must be positive");
+    if (T > cfg.max_seq_len) {
+      fail(Errc::invalid_argument, "forward: T = ", T, " exceeds max_seq_len ", cfg.max_seq_len);
+    }
+    const int64_t N = B * T;
+    check_ids(ids, N, T, "ids");
+    ensure_acts(acts, B, T);
+    Acts& a = acts;
+    std::memcpy(a.ids, ids, N * sizeof(int32_t));
+    embedding_forward(a.layers[0].x, a.ids, p.wte, N, C);
+    aux_loss = 0.0f;
+    for (int64_t l = 0; l < L; l++) {
+      LayerActs& la = a.layers[l];
+      const LayerParams& w = p.layers[l];
+      float* next = l + 1 < L ? a.layers[l + 1].x : a.xf;
+      rmsnorm_forward(la.xn1, la.rstd1, la.x, w.attn_norm, N, C, cfg.norm_eps);
+      matmul_forward(la.qkv, la.xn1, w.wqkv, N, C, QKV);
+      rope_forward(la.qkv, rope_cos.data(), rope_sin.data(), B, T, H, D, QKV);
+      rope_forward(la.qkv + H * D, rope_cos.data(), rope_sin.data(), B, T, KV, D, QKV);
+      attention_forward(la.atty, la.att, la.qkv, B, T, H, KV, D);
+      std::memcpy(la.h, la.x, N * C * sizeof(float));
+      matmul_forward(la.h, la.atty, w.wo, N, H * D, C, true);
+      rmsnorm_forward(la.xn2, la.rstd2, la.h, w.mlp_norm, N, C, cfg.norm_eps);
+      std::memcpy(next, la.h, N * C * sizeof(float));
+      ffn_forward(l, la, a, next, N);
+      aux_loss += la.aux;
+    }
+    rmsnorm_forward(a.xnf, a.rstdf, a.xf, p.norm, N, C, cfg.norm_eps);
+    matmul_forward(a.logits, a.xnf, p.lm_head, N, C, V);
+  }
+
+  float forward_train(const int32_t* ids, const int32_t* targets, int64_t B, int64_t T) {
+    have_train_forward = false;
+    const int64_t N = B * T;
+    for (int64_t n = 0; n < N; n++) {
+      if (targets[n] >= V) {
+        fail(Errc::out_of_range, "targets[", n / T, ", ", n % T, "] = ", targets[n],
+             " is outside the vocabulary [0, ", V, ")");
+      }
+    }
+    forward_body(ids, B, T);
+    Acts& a = acts;
+    std::memcpy(a.targets, targets, N * sizeof(int32_t));
+    crossentropy_forward(a.losses, a.lse, a.logits, a.targets, N, V);
+    double sum = 0.0;
+    counted = 0;
+    for (int64_t n = 0; n < N; n++) {
+      if (a.targets[n] >= 0) {
+        sum += a.losses[n];
+        counted++;
+      }
+    }
+    ce_loss = counted > 0 ? static_cast<float>(sum / double(counted)) : 0.0f;
+    have_train_forward = true;
+    return ce_loss + aux_loss;
+  }
+
+  void backward() {
+    if (!have_train_forward) {
+      fail(Errc::invalid_argument, "backward: no training forward (with targets) precedes it");
+    }
+    have_train_forward = false;  // the logits are consumed below
+    Acts& a = acts;
+    const int64_t B = a.B, T = a.T, N = B * T;
+    const float dloss = counted > 0 ? 1.0f / static_cast<float>(counted) : 0.0f;
+    crossentropy_backward_inplace(a.logits, a.lse, a.targets, N, V, dloss);
+    std::fill(a.dxn, a.dxn + N * C, 0.0f);
+    matmul_backward(a.dxn, g.lm_head, a.logits, a.xnf, p.lm_head, N, C, V);
+    std::fill(a.dres, a.dres + N * C, 0.0f);
+    rmsnorm_backward(a.dres, g.norm, a.dxn, a.xf, p.norm, a.rstdf, N, C);
+    for (int64_t l = L - 1; l >= 0; l--) {
+      LayerActs& la = a.layers[l];
+      const LayerParams& w = p.layers[l];
+      const LayerParams& gw = g.layers[l];
+      // FFN branch: dres is d loss / d (h + ffn(norm2(h))).
+      std::fill(a.dxn, a.dxn + N * C, 0.0f);
+      ffn_backward(l, la, a, a.dxn, a.dres, N);
+      rmsnorm_backward(a.dres, gw.mlp_norm, a.dxn, la.h, w.mlp_norm, la.rstd2, N, C);
+      // Attention branch: dres is now d loss / d h.
+      std::fill(a.datty, a.datty + N * H * D, 0.0f);
+      matmul_backward(a.datty, gw.wo, a.dres, la.atty, w.wo, N, H * D, C);
+      std::fill(a.dqkv, a.dqkv + N * QKV, 0.0f);
+      attention_backward(a.dqkv, a.datty, la.qkv, la.att, B, T, H, KV, D);
+      rope_backward(a.dqkv, rope_cos.data(), rope_sin.data(), B, T, H, D, QKV);
+      rope_backward(a.dqkv + H * D, rope_cos.data(), rope_sin.data(), B, T, KV, D, QKV);
+      std::fill(a.dxn, a.dxn + N * C, 0.0f);
+      matmul_backward(a.dxn, gw.wqkv, a.dqkv, la.xn1, w.wqkv, N, C, QKV);
+      rmsnorm_backward(a.dres, gw.attn_norm, a.dxn, la.x, w.attn_norm, la.rstd1, N, C);
+    }
+    embedding_backward(g.wte, a.dres, a.ids, N, C);
+  }
+
+  // ---- decoding -------------------------------------------------------------------------------
+
+  const float* decode(int32_t token) {
+    if (cache_len >= cfg.max_seq_len) {
+      fail(Errc::out_of_range, "decode_step: the KV cache is full (max_seq_len ", cfg.max_seq_len,
+           ")");
+    }
+    check_ids(&token, 1, 1, "token");
+    if (kcache.empty()) {
+      kcache.assign(L * cfg.max_seq_len * KV * D, 0.0f);
+      vcache.assign(L * cfg.max_seq_len * KV * D, 0.0f);
+      dec_scratch.assign(cfg.max_seq_len, 0.0f);
+    }
+    ensure_acts(dec, 1, 1);
+    Acts& a = dec;
+    const int64_t pos = cache_len;
+    embedding_forward(a.layers[0].x, &token, p.wte, 1, C);
+    for (int64_t l = 0; l < L; l++) {
+      LayerActs& la = a.layers[l];
+      const LayerParams& w = p.layers[l];
+      float* next = l + 1 < L ? a.layers[l + 1].x : a.xf;
+      rmsnorm_forward(la.xn1, la.rstd1, la.x, w.attn_norm, 1, C, cfg.norm_eps);
+      matmul_forward(la.qkv, la.xn1, w.wqkv, 1, C, QKV);
+      rope_forward(la.qkv, rope_cos.data(), rope_sin.data(), 1, 1, H, D, QKV, pos);
+      rope_forward(la.qkv + H * D, rope_cos.data(), rope_sin.data(), 1, 1, KV, D, QKV, pos);
+      float* kc = kcache.data() + l * cfg.max_seq_len * KV * D;
+      float* vc = vcache.data() + l * cfg.max_seq_len * KV * D;
+      std::memcpy(kc + pos * KV * D, la.qkv + H * D, KV * D * sizeof(float));
+      std::memcpy(vc + pos * KV * D, la.qkv + (H + KV) * D, KV * D * sizeof(float));
+      attention_decode(la.atty, la.qkv, kc, vc, pos + 1, H, KV, D, dec_scratch.data());
+      std::memcpy(la.h, la.x, C * sizeof(float));
+      matmul_forward(la.h, la.atty, w.wo, 1, H * D, C, true);
+      rmsnorm_forward(la.xn2, la.rstd2, la.h, w.mlp_norm, 1, C, cfg.norm_eps);
+      std::memcpy(next, la.h, C * sizeof(float));
+      ffn_forward(l, la, a, next, 1);
+    }
+    rmsnorm_forward(a.xnf, a.rstdf, a.xf, p.norm, 1, C, cfg.norm_eps);
+    matmul_forward(a.logits, a.xnf, p.lm_head, 1, C, V);
+    cache_len++;
+    return a.logits;
+  }
+
+  double train_flops(int64_t B, int64_t T) const {
+    const double tokens = double(B) * double(T);
+    double proj = double(QKV) * C + double(H * D) * C;  // per layer
+    if (!moe) {
+      proj += 3.0 * double(F) * C;
+    } else {
+      proj += double(E) * C + double(K) * 3.0 * Fe * C + 3.0 * double(Fs) * C;
+    }
+    const double per_token = double(L) * proj + double(V) * C;
+    // Causal attention: QK^T and PV each 2*D flops per (query, key<=query) pair, x3 for backward.
+    const double attn = 3.0 * 2.0 * 2.0 * double(L) * B * H * D * (double(T) * (T + 1) / 2.0);
+    return 6.0 * per_token * tokens + attn;
+  }
+};
+
+// ---- public API -----------------------------------------------------------------------------------
+
+Model::Model(const ModelConfig& config, uint64_t seed) : impl_(std::make_unique<Impl>(config)) {
+  impl_->init_weights(seed);
+}
+Model::~Model() = default;
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+
+const ModelConfig& Model::config() const { return impl_->cfg; }
+const std::vector<ParamInfo>& Model::param_infos() const { return impl_->infos; }
+
+const ParamInfo& Model::param_info(const std::string& name) const {
+  for (const ParamInfo& info : impl_->infos) {
+    if (info.name == name) return info;
+  }
+  fail(Errc::out_of_range, "no parameter named \"", name, "\" in this model");
+}
+
+std::span<float> Model::params() { return impl_->param_mem; }
+std::span<float> Model::grads() { return impl_->grad_mem; }
+
+std::span<float> Model::param(const std::string& name) {
+  const ParamInfo& info = param_info(name);
+  return {impl_->param_mem.data() + info.offset, static_cast<size_t>(info.numel)};
+}
+
+std::span<float> Model::grad(const std::string& name) {
+  const ParamInfo& info = param_info(name);
+  return {impl_->grad_mem.data() + info.offset, static_cast<size_t>(info.numel)};
+}
+
+std::vector<ParamSpan> Model::param_spans() {
+  std::vector<ParamSpan> out;
+  for (const ParamInfo& info : impl_->infos) {
+    out.push_back(ParamSpan{impl_->param_mem.data() + info.offset,
+                            impl_->grad_mem.data() + info.offset, info.numel,
+                            info.weight_decay});
+  }
+  return out;
+}
+
+float Model::forward(const int32_t* ids, const int32_t* targets, int64_t B, int64_t T) {
+  return impl_->forward_train(ids, targets, B, T);
+}
+
+void Model::forward(const int32_t* ids, int64_t B, int64_t T) {
+  impl_->have_train_forward = false;
+  impl_->forward_body(ids, B, T);
+}
+
+std::span<const float> Model::logits() const {
+  const Acts& a = impl_->acts;
+  if (!a.arena.allocated()) return {};
+  return {a.logits, static_cast<size_t>(a.B * a.T * impl_->V)};
+}
+
+float Model::last_ce_loss() const { return impl_->ce_loss; }
+float Model::last_aux_loss() const { return impl_->aux_loss; }
+
+void Model::zero_grad() { std::fill(impl_->grad_mem.begin(), impl_->grad_mem.end(), 0.0f); }
+void Model::backward() { impl_->backward(); }
+
+std::span<const float> Model::decode_step(int32_t token) {
+  return {impl_->decode(token), static_cast<size_t>(impl_->V)};
+}
+void Model::reset_cache() { impl_->cache_len = 0; }
+int64_t Model::cache_length() const { return impl_->cache_len; }
+
+double Model::train_flops(int64_t B, int64_t T) const { return impl_->train_flops(B, T); }
+
+}  // namespace engram
