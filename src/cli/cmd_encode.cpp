@@ -1,5 +1,84 @@
-// Placeholder: replaced by the real subcommand.
+// cmd_encode.cpp: `engram encode` (text file -> ids JSON) and `engram decode` (ids JSON -> text),
+// with HF tokenizers' semantics (special tokens added on encode unless --no-special; kept on
+// decode unless --skip-special). The ids JSON format is engram/ids_json.h.
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
 #include "cli/commands.h"
+#include "engram/error.h"
+#include "engram/ids_json.h"
+#include "engram/tokenizer.h"
+
 namespace engram::cli {
-void add_encode_commands(CLI::App&) {}
+namespace {
+
+struct EncodeOptions {
+  std::string tokenizer, input, output;
+  bool flag = false;  // encode: --no-special; decode: --skip-special
+};
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(Errc::io, path, ": cannot open for reading");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) fail(Errc::io, path, ": read failed");
+  return ss.str();
+}
+
+void run_encode(const EncodeOptions& o) {
+  const Tokenizer tok = Tokenizer::from_file(o.tokenizer);
+  const std::string text = read_all(o.input);
+  std::vector<int32_t> ids;
+  try {
+    ids = tok.encode(text, !o.flag);
+  } catch (const Error& e) {
+    throw Error(e.code(), o.input + ": " + e.what());
+  }
+  IdsBatch batch;
+  batch.batch = 1;
+  batch.length = static_cast<int64_t>(ids.size());
+  batch.ids.assign(ids.begin(), ids.end());
+  write_ids_json(o.output, batch);
+}
+
+void run_decode(const EncodeOptions& o) {
+  const Tokenizer tok = Tokenizer::from_file(o.tokenizer);
+  const IdsBatch batch = read_ids_json(o.input, IdsLimits{tok.vocab_size(), false});
+  std::string text;
+  for (int64_t b = 0; b < batch.batch; ++b) {
+    std::vector<int32_t> row(static_cast<size_t>(batch.length));
+    for (int64_t t = 0; t < batch.length; ++t) row[static_cast<size_t>(t)] = static_cast<int32_t>(batch.at(b, t));
+    if (b) text.push_back('\n');
+    text += tok.decode(row, o.flag);
+  }
+  std::ofstream out(o.output, std::ios::binary | std::ios::trunc);
+  if (!out) fail(Errc::io, o.output, ": cannot open for writing");
+  out << text;
+  out.flush();
+  if (!out) fail(Errc::io, o.output, ": write failed");
+}
+
+}  // namespace
+
+void add_encode_commands(CLI::App& app) {
+  auto enc = std::make_shared<EncodeOptions>();
+  CLI::App* e = app.add_subcommand("encode", "Tokenize a UTF-8 text file into {\"input_ids\": [[ids]]}");
+  e->add_option("--tokenizer", enc->tokenizer, "tokenizer.json (Hugging Face format)")->required()->check(CLI::ExistingFile);
+  e->add_option("--input", enc->input, "UTF-8 text file")->required()->check(CLI::ExistingFile);
+  e->add_option("--output", enc->output, "ids JSON file to write")->required();
+  e->add_flag("--no-special", enc->flag, "do not add the post-processor's special tokens");
+  e->callback([enc] { run_encode(*enc); });
+
+  auto dec = std::make_shared<EncodeOptions>();
+  CLI::App* d = app.add_subcommand("decode", "Turn {\"input_ids\": [[ids]]} back into text (one line per row)");
+  d->add_option("--tokenizer", dec->tokenizer, "tokenizer.json (Hugging Face format)")->required()->check(CLI::ExistingFile);
+  d->add_option("--input", dec->input, "ids JSON file")->required()->check(CLI::ExistingFile);
+  d->add_option("--output", dec->output, "text file to write")->required();
+  d->add_flag("--skip-special", dec->flag, "leave special tokens out of the text");
+  d->callback([dec] { run_decode(*dec); });
+}
+
 }  // namespace engram::cli
