@@ -1,5 +1,368 @@
-// Placeholder: replaced by the real bindings for src/nn.
+// Python bindings of the nn area: the Engram layer in both forms.
+//
+//   engram.EngramLayerCore(primes, row_width, hidden_size, hc_mult, kernel_size=4, dilation=3,
+//                          seed=0)       paper form on explicit hash ids [B, T, cols]
+//   engram.EngramLayer(config_path, layer_id, hidden_size, hc_mult, tokenizer_path, seed=0)
+//                          the same layer built from an Engram config and a tokenizer; forward
+//                          takes raw token ids [B, T] and hashes them (compressor + hasher)
+//   engram.EngramLayerV41(embed_weight, embed_scale, wkv_weight, wkv_scale, q_weight, k_weight,
+//                         norm_eps=1e-20)  DeepSeek-V4.1 form, forward only
+// Arrays are NumPy; parameters and gradients use the reference module's state_dict names.
+// Every shape and name is checked; a bad one raises ValueError (IndexError for ids).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engram/compressor.h"
+#include "engram/config.h"
+#include "engram/engram_layer.h"
+#include "engram/error.h"
+#include "engram/hasher.h"
 #include "module.h"
+
+namespace pb = pybind11;
+
 namespace engram::py {
-void bind_nn(pybind11::module_&) {}
+namespace {
+
+using f32_array = pb::array_t<float, pb::array::c_style | pb::array::forcecast>;
+using i64_array = pb::array_t<int64_t, pb::array::c_style | pb::array::forcecast>;
+using u8_array = pb::array_t<uint8_t, pb::array::c_style>;
+
+std::string shape_str(const pb::array& a) {
+  std::string s = "[";
+  for (pb::ssize_t i = 0; i < a.ndim(); i++) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + "]";
+}
+
+void expect_shape(const pb::array& a, std::vector<int64_t> want, const char* what) {
+  bool ok = a.ndim() == static_cast<pb::ssize_t>(want.size());
+  for (size_t i = 0; ok && i < want.size(); i++)
+    ok = want[i] < 0 || a.shape(i) == want[i];  // -1: any size
+  if (!ok) {
+    std::string w = "[";
+    for (size_t i = 0; i < want.size(); i++)
+      w += (i ? ", " : "") + (want[i] < 0 ? std::string("*") : std::to_string(want[i]));
+    fail(Errc::invalid_argument, what, " has shape ", shape_str(a), ", expected ", w + "]");
+  }
+}
+
+f32_array new_f32(std::vector<pb::ssize_t> shape) { return f32_array(shape); }
+
+// The paper-form layer as Python sees it. Derived classes change how ids arrive.
+class LayerCore {
+ public:
+  explicit LayerCore(EngramLayerShape shape, uint64_t seed) : layer_(std::move(shape), seed) {}
+  virtual ~LayerCore() = default;
+
+  EngramLayer& layer() { return layer_; }
+
+  pb::dict state_dict() {
+    pb::dict d;
+    const auto& s = layer_.shape();
+    i64_array offsets(std::vector<pb::ssize_t>{s.cols()});
+    int64_t acc = 0;
+    for (int64_t c = 0; c < s.cols(); c++) {
+      offsets.mutable_data()[c] = acc;
+      acc += s.primes[c];
+    }
+    d["multi_head_embedding.offsets"] = offsets;  // the demo's buffer, derived from the primes
+    for (auto& t : layer_.named_parameters()) d[pb::str(t.name)] = copy_out(t);
+    return d;
+  }
+
+  void load_state_dict(const pb::dict& sd) {
+    auto params = layer_.named_parameters();
+    // Check everything first so a bad dict leaves the layer unchanged.
+    std::vector<std::pair<NamedTensor*, f32_array>> plan;
+    for (auto& t : params) {
+      if (!sd.contains(t.name)) fail(Errc::invalid_argument, "load_state_dict: missing ", t.name);
+      f32_array a = f32_array::ensure(sd[pb::str(t.name)]);
+      if (!a) fail(Errc::invalid_argument, "load_state_dict: ", t.name, " is not a float array");
+      expect_shape(a, t.shape, ("load_state_dict: " + t.name).c_str());
+      plan.emplace_back(&t, a);
+    }
+    for (auto item : sd) {
+      const std::string key = pb::str(item.first);
+      if (key == "multi_head_embedding.offsets") {
+        i64_array off = i64_array::ensure(item.second);
+        const auto& s = layer_.shape();
+        if (!off) fail(Errc::invalid_argument, "load_state_dict: ", key, " is not an int array");
+        expect_shape(off, {s.cols()}, ("load_state_dict: " + key).c_str());
+        int64_t acc = 0;
+        for (int64_t c = 0; c < s.cols(); c++) {
+          if (off.data()[c] != acc)
+            fail(Errc::mismatch, "load_state_dict: ", key, "[", c, "] = ", off.data()[c],
+                 " but this layer's primes give ", acc);
+          acc += s.primes[c];
+        }
+        continue;
+      }
+      bool known = false;
+      for (auto& t : params) known = known || t.name == key;
+      if (!known) fail(Errc::invalid_argument, "load_state_dict: unexpected key ", key);
+    }
+    for (auto& [t, a] : plan) std::memcpy(t->data, a.data(), sizeof(float) * t->numel());
+  }
+
+  // hidden [B, T, hc, d], hash_ids [B, T, cols] -> [B, T, hc, d]
+  f32_array forward_hash(const f32_array& hidden, const i64_array& hash_ids) {
+    const auto& s = layer_.shape();
+    expect_shape(hidden, {-1, -1, s.hc, s.hidden}, "hidden");
+    const int64_t B = hidden.shape(0), T = hidden.shape(1);
+    expect_shape(hash_ids, {B, T, s.cols()}, "hash_ids");
+    f32_array out = new_f32({B, T, s.hc, s.hidden});
+    {
+      pb::gil_scoped_release unlock;
+      layer_.forward(out.mutable_data(), hidden.data(), hash_ids.data(), B, T);
+    }
+    B_ = B;
+    T_ = T;
+    return out;
+  }
+
+  f32_array backward(const f32_array& grad_out) {
+    const auto& s = layer_.shape();
+    expect_shape(grad_out, {B_, T_, s.hc, s.hidden}, "grad_out");
+    f32_array dh = new_f32({B_, T_, s.hc, s.hidden});
+    std::fill(dh.mutable_data(), dh.mutable_data() + dh.size(), 0.0f);
+    pb::gil_scoped_release unlock;
+    layer_.backward(dh.mutable_data(), grad_out.data());
+    return dh;
+  }
+
+  pb::dict grads() {
+    pb::dict d;
+    const auto& s = layer_.shape();
+    f32_array table = new_f32({s.table_rows(), s.row_width});
+    std::fill(table.mutable_data(), table.mutable_data() + table.size(), 0.0f);
+    nn::row_grads_add_to_dense(table.mutable_data(), layer_.table_grad());
+    d["multi_head_embedding.embedding.weight"] = table;
+    for (auto& t : layer_.named_grads()) d[pb::str(t.name)] = copy_out(t);
+    return d;
+  }
+
+  // (rows int64 [R], grads float32 [R, row_width]): the table gradient as kept (sparse).
+  pb::tuple table_grad() {
+    const auto& g = layer_.table_grad();
+    const auto R = static_cast<pb::ssize_t>(g.rows.size());
+    i64_array rows(std::vector<pb::ssize_t>{R});
+    f32_array grads = new_f32({R, layer_.shape().row_width});
+    std::copy(g.rows.begin(), g.rows.end(), rows.mutable_data());
+    std::copy(g.grads.begin(), g.grads.end(), grads.mutable_data());
+    return pb::make_tuple(rows, grads);
+  }
+
+  // hidden [B, hc, d], hash_ids [B, cols] -> [B, hc, d]
+  f32_array decode_step(const f32_array& hidden, const i64_array& hash_ids) {
+    const auto& s = layer_.shape();
+    expect_shape(hidden, {-1, s.hc, s.hidden}, "hidden");
+    const int64_t B = hidden.shape(0);
+    expect_shape(hash_ids, {B, s.cols()}, "hash_ids");
+    f32_array out = new_f32({B, s.hc, s.hidden});
+    pb::gil_scoped_release unlock;
+    layer_.decode_step(out.mutable_data(), hidden.data(), hash_ids.data(), B);
+    return out;
+  }
+
+ private:
+  static f32_array copy_out(const NamedTensor& t) {
+    std::vector<pb::ssize_t> shape(t.shape.begin(), t.shape.end());
+    f32_array a(shape);
+    std::memcpy(a.mutable_data(), t.data, sizeof(float) * t.numel());
+    return a;
+  }
+
+  EngramLayer layer_;
+  int64_t B_ = -1, T_ = -1;  // of the last forward; -1 before any (backward's shape check fails)
+};
+
+// EngramConfig -> TokenCompressor -> NgramHasher -> layer.
+struct Composed {
+  EngramConfig config;
+  std::unique_ptr<NgramHasher> hasher;
+  int64_t layer_id = 0;
+};
+
+Composed compose(const std::string& config_path, int64_t layer_id,
+                 const std::string& tokenizer_path) {
+  Composed c;
+  c.config = EngramConfig::from_file(config_path);
+  TokenCompressor comp = TokenCompressor::from_tokenizer_file(tokenizer_path);
+  c.config.check_compressed_vocab_size(comp.compressed_vocab_size(), tokenizer_path);
+  c.hasher = std::make_unique<NgramHasher>(c.config, comp.lookup(), comp.compressed_vocab_size());
+  c.hasher->layout(layer_id);  // throws out_of_range naming the layer when it has no Engram
+  c.layer_id = layer_id;
+  return c;
+}
+
+EngramLayerShape shape_from(const Composed& c, int64_t hidden_size, int64_t hc_mult) {
+  EngramLayerShape s;
+  s.hidden = hidden_size;
+  s.hc = hc_mult;
+  s.row_width = c.config.row_dim();
+  auto primes = c.hasher->primes(c.layer_id);
+  s.primes.assign(primes.begin(), primes.end());
+  s.kernel = c.config.kernel_size > 0 ? c.config.kernel_size : 4;
+  s.dilation = c.config.max_ngram;
+  return s;
+}
+
+class LayerFromConfig : public LayerCore {
+ public:
+  LayerFromConfig(Composed c, int64_t hidden_size, int64_t hc_mult, uint64_t seed)
+      : LayerCore(shape_from(c, hidden_size, hc_mult), seed), c_(std::move(c)) {}
+
+  // input_ids [B, T] raw token ids -> hash ids [B, T, cols] (the demo's hash()[layer_id])
+  i64_array hash(const i64_array& input_ids) {
+    expect_shape(input_ids, {-1, -1}, "input_ids");
+    const int64_t B = input_ids.shape(0), T = input_ids.shape(1), C = c_.hasher->num_columns();
+    i64_array out(std::vector<pb::ssize_t>{B, T, C});
+    c_.hasher->hash(c_.layer_id, {input_ids.data(), static_cast<size_t>(B * T)}, B, T,
+                    {out.mutable_data(), static_cast<size_t>(B * T * C)});
+    return out;
+  }
+
+  f32_array forward_ids(const f32_array& hidden, const i64_array& input_ids) {
+    expect_shape(input_ids, {-1, -1}, "input_ids");
+    if (hidden.ndim() >= 2 &&
+        (hidden.shape(0) != input_ids.shape(0) || hidden.shape(1) != input_ids.shape(1)))
+      fail(Errc::invalid_argument, "hidden ", shape_str(hidden), " and input_ids ",
+           shape_str(input_ids), " disagree on [B, T]");
+    return forward_hash(hidden, hash(input_ids));
+  }
+
+ private:
+  Composed c_;
+};
+
+class LayerV41 {
+ public:
+  LayerV41(u8_array embed_weight, u8_array embed_scale, const u8_array& wkv_weight,
+           const u8_array& wkv_scale, const f32_array& q_weight, const f32_array& k_weight,
+           double norm_eps)
+      : embed_weight_(std::move(embed_weight)), embed_scale_(std::move(embed_scale)) {
+    expect_shape(embed_weight_, {-1, -1}, "embed.weight");
+    const int64_t rows = embed_weight_.shape(0), hd = embed_weight_.shape(1);
+    expect_shape(embed_scale_, {rows, hd / 32}, "embed.scale");
+    expect_shape(q_weight, {-1, -1}, "q_weight");
+    const int64_t hc = q_weight.shape(0), d = q_weight.shape(1);
+    expect_shape(k_weight, {hc, d}, "k_weight");
+    expect_shape(wkv_weight, {(hc + 1) * d, -1}, "wkv.weight");
+    const int64_t E = wkv_weight.shape(1);
+    if (hd <= 0 || E % hd != 0)
+      fail(Errc::invalid_argument, "wkv.weight has ", E, " inputs, not a multiple of head_dim ", hd);
+    EngramV41Shape s;
+    s.hidden = d;
+    s.hc = hc;
+    s.cols = E / hd;
+    s.head_dim = hd;
+    s.norm_eps = static_cast<float>(norm_eps);
+    layer_ = std::make_unique<EngramLayerV41>(
+        s, std::span<const uint8_t>(wkv_weight.data(), wkv_weight.size()),
+        std::span<const uint8_t>(wkv_scale.data(), wkv_scale.size()),
+        std::span<const float>(q_weight.data(), q_weight.size()),
+        std::span<const float>(k_weight.data(), k_weight.size()));
+    layer_->attach_table({embed_weight_.data(), embed_scale_.data(), rows});
+  }
+
+  // hidden [B, T, hc, d], row_ids [B, T, cols] global rows, token_mask bool [B, T] or None
+  f32_array forward(const f32_array& hidden, const i64_array& row_ids,
+                    const std::optional<pb::array_t<bool, pb::array::c_style>>& token_mask) {
+    const auto& s = layer_->shape();
+    expect_shape(hidden, {-1, -1, s.hc, s.hidden}, "hidden");
+    const int64_t B = hidden.shape(0), T = hidden.shape(1);
+    expect_shape(row_ids, {B, T, s.cols}, "row_ids");
+    std::vector<uint8_t> mask;
+    if (token_mask) {
+      expect_shape(*token_mask, {B, T}, "token_mask");
+      mask.assign(token_mask->data(), token_mask->data() + B * T);
+    }
+    f32_array out = new_f32({B, T, s.hc, s.hidden});
+    pb::gil_scoped_release unlock;
+    layer_->forward(out.mutable_data(), hidden.data(), row_ids.data(),
+                    mask.empty() ? nullptr : mask.data(), B * T);
+    return out;
+  }
+
+  f32_array wkv() const {
+    const auto& s = layer_->shape();
+    f32_array a = new_f32({(s.hc + 1) * s.hidden, s.emb_dim()});
+    std::copy(layer_->wkv().begin(), layer_->wkv().end(), a.mutable_data());
+    return a;
+  }
+
+ private:
+  u8_array embed_weight_, embed_scale_;  // kept alive: the layer reads rows from them
+  std::unique_ptr<EngramLayerV41> layer_;
+};
+
+}  // namespace
+
+void bind_nn(pybind11::module_& m) {
+  pb::class_<LayerCore>(m, "EngramLayerCore",
+                        "Engram layer, paper/demo form, on explicit per-column hash ids.")
+      .def(pb::init([](std::vector<int64_t> primes, int64_t row_width, int64_t hidden_size,
+                       int64_t hc_mult, int64_t kernel_size, int64_t dilation, uint64_t seed) {
+             EngramLayerShape s;
+             s.primes = std::move(primes);
+             s.row_width = row_width;
+             s.hidden = hidden_size;
+             s.hc = hc_mult;
+             s.kernel = kernel_size;
+             s.dilation = dilation;
+             return std::make_unique<LayerCore>(std::move(s), seed);
+           }),
+           pb::arg("primes"), pb::arg("row_width"), pb::arg("hidden_size"), pb::arg("hc_mult"),
+           pb::arg("kernel_size") = 4, pb::arg("dilation") = 3, pb::arg("seed") = 0)
+      .def("state_dict", &LayerCore::state_dict,
+           "Parameters by the reference names (copies), plus the multi_head_embedding.offsets buffer.")
+      .def("load_state_dict", &LayerCore::load_state_dict, pb::arg("state_dict"))
+      .def("forward", &LayerCore::forward_hash, pb::arg("hidden"), pb::arg("hash_ids"),
+           "hidden float32 [B,T,hc,d], hash_ids int64 [B,T,cols] -> output [B,T,hc,d] (before the residual add)")
+      .def("backward", &LayerCore::backward, pb::arg("grad_out"),
+           "After forward: grad_out [B,T,hc,d] -> grad_hidden; parameter grads accumulate.")
+      .def("grads", &LayerCore::grads, "Every parameter's gradient in its shape (table dense).")
+      .def("zero_grad", [](LayerCore& l) { l.layer().zero_grad(); })
+      .def("table_grad", &LayerCore::table_grad,
+           "(rows int64 [R], grads float32 [R, row_width]): the sparse table gradient.")
+      .def("reset_decode", [](LayerCore& l, int64_t B) { l.layer().reset_decode(B); },
+           pb::arg("batch"))
+      .def("decode_step", &LayerCore::decode_step, pb::arg("hidden"), pb::arg("hash_ids"),
+           "hidden [B,hc,d], hash_ids [B,cols] -> [B,hc,d], continuing the last forward.")
+      .def_property_readonly("primes", [](LayerCore& l) { return l.layer().shape().primes; })
+      .def_property_readonly("num_columns", [](LayerCore& l) { return l.layer().shape().cols(); });
+
+  pb::class_<LayerFromConfig, LayerCore>(
+      m, "EngramLayer", "Engram layer, paper/demo form, built from a config and a tokenizer.")
+      .def(pb::init([](const std::string& config_path, int64_t layer_id, int64_t hidden_size,
+                       int64_t hc_mult, const std::string& tokenizer_path, uint64_t seed) {
+             return std::make_unique<LayerFromConfig>(
+                 compose(config_path, layer_id, tokenizer_path), hidden_size, hc_mult, seed);
+           }),
+           pb::arg("config_path"), pb::arg("layer_id"), pb::arg("hidden_size"),
+           pb::arg("hc_mult"), pb::arg("tokenizer_path"), pb::arg("seed") = 0)
+      .def("hash", &LayerFromConfig::hash, pb::arg("input_ids"),
+           "input_ids int64 [B,T] -> per-column hash ids [B,T,cols] of this layer")
+      .def("forward", &LayerFromConfig::forward_ids, pb::arg("hidden"), pb::arg("input_ids"),
+           "hidden float32 [B,T,hc,d], input_ids int64 [B,T] -> output [B,T,hc,d]");
+
+  pb::class_<LayerV41>(m, "EngramLayerV41", "Engram layer, DeepSeek-V4.1 form (forward only).")
+      .def(pb::init<u8_array, u8_array, const u8_array&, const u8_array&, const f32_array&,
+                    const f32_array&, double>(),
+           pb::arg("embed_weight"), pb::arg("embed_scale"), pb::arg("wkv_weight"),
+           pb::arg("wkv_scale"), pb::arg("q_weight"), pb::arg("k_weight"),
+           pb::arg("norm_eps") = 1e-20)
+      .def("forward", &LayerV41::forward, pb::arg("hidden"), pb::arg("row_ids"),
+           pb::arg("token_mask") = pb::none(),
+           "hidden [B,T,hc,d], row_ids int64 [B,T,cols] (global), token_mask bool [B,T] -> "
+           "hidden + gate * value")
+      .def("wkv", &LayerV41::wkv, "The dequantized wkv weight [(hc+1)*d, cols*head_dim].");
+}
+
 }  // namespace engram::py

@@ -61,7 +61,7 @@ void EngramLayerV41::forward_rows(float* out, const float* hidden, const float* 
   const float inv_d = 1.0f / static_cast<float>(D);
   const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(D));
   const float eps = shape_.norm_eps;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * (H + 1) * D >= (int64_t{1} << 15))
   for (int64_t n = 0; n < N; n++) {
     const float* value = kv_.data() + n * KV + H * D;
     const bool on = !token_mask || token_mask[n] != 0;

@@ -18,6 +18,9 @@
 
 namespace engram::nn {
 namespace {
+// Below this many inner-loop elements a kernel runs on the calling thread: waking a team costs
+// more than the work, and on a loaded machine spinning threads cost far more.
+constexpr int64_t kParallelMin = int64_t{1} << 15;
 int max_threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();
@@ -36,7 +39,7 @@ int thread_id() {
 
 void embedding_gather(float* e, const float* table, const int64_t* row_ids, int64_t N,
                       int64_t cols, int64_t width) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * cols * width >= kParallelMin)
   for (int64_t i = 0; i < N * cols; i++)
     std::memcpy(e + i * width, table + row_ids[i] * width, sizeof(float) * width);
 }
@@ -57,7 +60,7 @@ void embedding_backward_sparse(RowGrads& out, const float* de, const int64_t* ro
   out.width = width;
   out.rows.resize(unique);
   out.grads.assign(unique * width, 0.0f);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (reads * width >= kParallelMin)
   for (int64_t u = 0; u < unique; u++) {
     out.rows[u] = row_ids[order[starts[u]]];
     float* dst = out.grads.data() + u * width;
@@ -73,7 +76,7 @@ void linear_forward(float* out, const float* inp, const float* weight, const flo
                     int64_t N, int64_t C, int64_t OC) {
   if (N == 0 || OC == 0) return;
   if (bias) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * OC >= kParallelMin)
     for (int64_t n = 0; n < N; n++) std::memcpy(out + n * OC, bias, sizeof(float) * OC);
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C,
@@ -97,7 +100,7 @@ void linear_backward(float* dinp, float* dweight, float* dbias, const float* dou
 
 void rmsnorm_forward(float* out, int64_t ldo, float* rstd, const float* x, int64_t ldx,
                      const float* weight, int64_t N, int64_t C, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     const float* xr = x + n * ldx;
     float ss = 0.0f;
@@ -115,7 +118,7 @@ void rmsnorm_backward(float* dx, int64_t lddx, float* dweight, const float* dout
                       const float* x, int64_t ldx, const float* weight, const float* rstd,
                       int64_t N, int64_t C) {
   if (dx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
     for (int64_t n = 0; n < N; n++) {
       const float* xr = x + n * ldx;
       const float* dr = dout + n * lddo;
@@ -133,7 +136,7 @@ void rmsnorm_backward(float* dx, int64_t lddx, float* dweight, const float* dout
     // Per-thread partial sums over rows, then one reduction: no atomics on the hot path.
     const int nt = max_threads();
     std::vector<float> partial(static_cast<size_t>(nt) * C, 0.0f);
-#pragma omp parallel
+#pragma omp parallel if (N * C >= kParallelMin)
     {
       float* acc = partial.data() + static_cast<size_t>(thread_id()) * C;
 #pragma omp for schedule(static)
@@ -153,7 +156,7 @@ void rmsnorm_backward(float* dx, int64_t lddx, float* dweight, const float* dout
 void gate_forward(float* gate, float* score, int64_t ldg, const float* k, int64_t ldk,
                   const float* q, int64_t ldq, int64_t N, int64_t C, GateSign sign) {
   const float inv_sqrt_c = 1.0f / std::sqrt(static_cast<float>(C));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     const float* kr = k + n * ldk;
     const float* qr = q + n * ldq;
@@ -176,7 +179,7 @@ void gate_backward(float* dk, int64_t lddk, float* dq, int64_t lddq, const float
                    const float* score, const float* gate, int64_t ldg, const float* k,
                    int64_t ldk, const float* q, int64_t ldq, int64_t N, int64_t C) {
   const float inv_sqrt_c = 1.0f / std::sqrt(static_cast<float>(C));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     const float a = std::fabs(score[n * ldg]);
     if (a < kGateClamp) continue;  // clamp_min passes no gradient
@@ -199,7 +202,7 @@ void gate_backward(float* dk, int64_t lddk, float* dq, int64_t lddq, const float
 
 void gated_value_forward(float* v, const float* gate, const float* value, int64_t ldval,
                          int64_t N, int64_t H, int64_t C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * H * C >= kParallelMin)
   for (int64_t n = 0; n < N; n++)
     for (int64_t b = 0; b < H; b++) {
       const float g = gate[n * H + b];
@@ -213,7 +216,7 @@ void gated_value_forward(float* v, const float* gate, const float* value, int64_
 void gated_value_backward(float* dgate, float* dvalue, int64_t lddval, const float* dv,
                           const float* gate, const float* value, int64_t ldval, int64_t N,
                           int64_t H, int64_t C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * H * C >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     const float* val = value + n * ldval;
     for (int64_t b = 0; b < H; b++) {
@@ -236,7 +239,7 @@ void gated_value_backward(float* dgate, float* dvalue, int64_t lddval, const flo
 
 void causal_conv_forward(float* y, const float* x, const float* weight, int64_t B, int64_t T,
                          int64_t C, int64_t K, int64_t dil) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (B * T * C * K >= kParallelMin)
   for (int64_t b = 0; b < B; b++)
     for (int64_t t = 0; t < T; t++) {
       float* yr = y + (b * T + t) * C;
@@ -256,7 +259,7 @@ void causal_conv_backward(float* dx, float* dweight, const float* dy, const floa
                           int64_t dil) {
   if (dx) {
     // Written as a gather over the outputs each input fed, so positions never collide.
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (B * T * C * K >= kParallelMin)
     for (int64_t b = 0; b < B; b++)
       for (int64_t ts = 0; ts < T; ts++) {
         float* dxr = dx + (b * T + ts) * C;
@@ -273,7 +276,7 @@ void causal_conv_backward(float* dx, float* dweight, const float* dy, const floa
     // Per-thread partial [K, C] (tap-major so the inner loop is contiguous), then reduce.
     const int nt = max_threads();
     std::vector<float> partial(static_cast<size_t>(nt) * K * C, 0.0f);
-#pragma omp parallel
+#pragma omp parallel if (B * T * C * K >= kParallelMin)
     {
       float* acc = partial.data() + static_cast<size_t>(thread_id()) * K * C;
 #pragma omp for collapse(2) schedule(static)
@@ -332,12 +335,12 @@ void causal_conv_state_from_prefix(float* state, const float* x, int64_t B, int6
 }
 
 void residual_silu_forward(float* out, const float* res, const float* y, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) out[i] = res[i] + y[i] / (1.0f + std::exp(-y[i]));
 }
 
 void silu_backward(float* dy, const float* dout, const float* y, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) {
     const float s = 1.0f / (1.0f + std::exp(-y[i]));
     dy[i] += dout[i] * s * (1.0f + y[i] * (1.0f - s));
