@@ -1,5 +1,285 @@
-// Placeholder: replaced by the real bindings for src/hash.
+// Python bindings of the hash area: Engram configs, the n-gram hasher, and NumPy's RNG.
+//
+//   engram.EngramConfig.from_file(path) / .from_json(text)      either config form (config.h)
+//   engram.NgramHasher(config_path, tokenizer_path)              compression from tokenizer.json
+//   engram.NgramHasher(config, lookup, compressed_vocab_size=None)
+//        config: a path or an EngramConfig; lookup: int64 raw id -> compressed id (so tests need
+//        no tokenizer); compressed_vocab_size defaults to max(lookup) + 1
+//     .hash(input_ids [B,T], dead_mask=None) -> {layer_id: int64 [B,T,columns]}  (no offsets)
+//     .hash_rows(...) -> the same plus column offsets (rows of each layer's flat table)
+//     .primes(layer) / .offsets(layer) / .multipliers(layer) / .total_rows(layer)
+//     .layer_ids, .num_columns, .max_ngram, .n_head, .pad_compressed, .num_threads (settable)
+//     .new_state() -> HashState; .hash_chunk(state, layer, ids [T], dead=None, add_offsets=False)
+//     .advance(state, ids [T], dead=None)         streaming; copy.copy(state) snapshots it
+//   engram.numpy_integers(seed, low, high, size)  default_rng(seed).integers(low, high, size,
+//                                                 dtype=np.int64), for tests of the RNG
+//   engram.seed_sequence_state(seed, n_words, dtype="uint32")   SeedSequence.generate_state
+//   engram.pcg64_raw(seed, size)                  default_rng(seed).bit_generator.random_raw(size)
+// Errors: ValueError (bad config, shapes, mismatch), IndexError (ids out of range), OSError.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "engram/compressor.h"
+#include "engram/config.h"
+#include "engram/error.h"
+#include "engram/hasher.h"
+#include "engram/numpy_rng.h"
 #include "module.h"
+
+namespace pyb = pybind11;
+
 namespace engram::py {
-void bind_hash(pybind11::module_&) {}
+namespace {
+
+using i64_array = pyb::array_t<int64_t, pyb::array::c_style>;
+using u8_array = pyb::array_t<uint8_t, pyb::array::c_style>;
+
+// Any integer array-like -> C-contiguous int64 with ndim dims. Floats and objects are refused
+// rather than truncated.
+i64_array as_int64(const pyb::object& obj, const char* what, pyb::ssize_t ndim) {
+  pyb::array arr = pyb::array::ensure(obj);
+  if (!arr) fail(Errc::invalid_argument, what, ": expected an integer array");
+  const char kind = arr.dtype().kind();
+  if (kind != 'i' && kind != 'u' && !(arr.size() == 0 && kind == 'f')) {
+    fail(Errc::invalid_argument, what, ": expected integer ids, got dtype ",
+         std::string(pyb::str(arr.dtype())));
+  }
+  if (arr.ndim() != ndim) {
+    fail(Errc::invalid_argument, what, ": expected ", ndim, " dimensions, got ", arr.ndim());
+  }
+  if (kind == 'u' && arr.itemsize() == 8) {
+    auto u = pyb::array_t<uint64_t, pyb::array::c_style | pyb::array::forcecast>::ensure(arr);
+    const uint64_t* p = u.data();
+    for (pyb::ssize_t i = 0; i < u.size(); ++i) {
+      if (p[i] > static_cast<uint64_t>(INT64_MAX)) {
+        fail(Errc::out_of_range, what, ": id ", p[i], " at flat index ", i, " exceeds int64");
+      }
+    }
+  }
+  return pyb::array_t<int64_t, pyb::array::c_style | pyb::array::forcecast>::ensure(arr);
+}
+
+// Optional dead mask (bool or integers, nonzero = dead) of a given shape -> uint8 0/1.
+std::vector<uint8_t> as_dead_mask(const pyb::object& obj, const i64_array& ids) {
+  if (obj.is_none()) return {};
+  pyb::array arr = pyb::array::ensure(obj);
+  if (!arr) fail(Errc::invalid_argument, "dead_mask: expected a bool or integer array");
+  const char kind = arr.dtype().kind();
+  if (kind != 'b' && kind != 'i' && kind != 'u') {
+    fail(Errc::invalid_argument, "dead_mask: expected bool or integers, got dtype ",
+         std::string(pyb::str(arr.dtype())));
+  }
+  bool same = arr.ndim() == ids.ndim();
+  for (pyb::ssize_t d = 0; same && d < arr.ndim(); ++d) same = arr.shape(d) == ids.shape(d);
+  if (!same) fail(Errc::invalid_argument, "dead_mask: shape differs from input_ids");
+  auto b = pyb::array_t<bool, pyb::array::c_style | pyb::array::forcecast>::ensure(arr);
+  std::vector<uint8_t> out(static_cast<size_t>(b.size()));
+  const bool* p = b.data();
+  for (size_t i = 0; i < out.size(); ++i) out[i] = p[i] ? 1 : 0;
+  return out;
+}
+
+i64_array to_array(std::span<const int64_t> values) {
+  i64_array out(static_cast<pyb::ssize_t>(values.size()));
+  std::copy(values.begin(), values.end(), out.mutable_data());
+  return out;
+}
+
+NgramHasher hasher_from_lookup(EngramConfig config, const pyb::object& lookup_obj,
+                               std::optional<int64_t> compressed_vocab_size) {
+  const i64_array lookup_arr = as_int64(lookup_obj, "lookup", 1);
+  std::vector<int64_t> lookup(lookup_arr.data(), lookup_arr.data() + lookup_arr.size());
+  int64_t vocab = 0;
+  if (compressed_vocab_size) {
+    vocab = *compressed_vocab_size;
+  } else {
+    for (int64_t v : lookup) vocab = std::max(vocab, v + 1);
+  }
+  return NgramHasher(std::move(config), std::move(lookup), vocab);
+}
+
+pyb::dict hash_all_layers(const NgramHasher& h, const pyb::object& ids_obj,
+                         const pyb::object& dead_obj, bool add_offsets) {
+  const i64_array ids = as_int64(ids_obj, "input_ids", 2);
+  const std::vector<uint8_t> dead = as_dead_mask(dead_obj, ids);
+  const int64_t B = ids.shape(0), T = ids.shape(1), C = h.num_columns();
+  std::vector<i64_array> outs;
+  for (size_t i = 0; i < h.layer_ids().size(); ++i) outs.emplace_back(std::vector<int64_t>{B, T, C});
+  std::vector<int64_t*> out_ptrs;
+  for (auto& a : outs) out_ptrs.push_back(a.mutable_data());
+  {
+    pyb::gil_scoped_release release;
+    std::vector<int64_t> compressed(static_cast<size_t>(B * T));
+    const std::span<const int64_t> raw(ids.data(), static_cast<size_t>(B * T));
+    h.compress(raw, B, T, compressed, dead);
+    for (size_t i = 0; i < out_ptrs.size(); ++i) {
+      h.hash_compressed(h.layer_ids()[i], compressed, B, T,
+                        {out_ptrs[i], static_cast<size_t>(B * T * C)}, dead, add_offsets);
+    }
+  }
+  pyb::dict result;
+  for (size_t i = 0; i < outs.size(); ++i) result[pyb::int_(h.layer_ids()[i])] = outs[i];
+  return result;
+}
+
+}  // namespace
+
+void bind_hash(pybind11::module_& m) {
+  pyb::class_<EngramConfig>(m, "EngramConfig",
+                           "Engram hyper-parameters from a demo-form JSON or a DeepSeek-V4.1 "
+                           "config.json (keys validated, errors name the file and key).")
+      .def_static("from_file", &EngramConfig::from_file, pyb::arg("path"))
+      .def_static("from_json", &EngramConfig::from_json, pyb::arg("text"),
+                  pyb::arg("origin") = "<memory>")
+      .def_property_readonly("form", [](const EngramConfig& c) { return form_name(c.form); })
+      .def_readonly("origin", &EngramConfig::origin)
+      .def_readonly("layer_ids", &EngramConfig::layer_ids)
+      .def_readonly("max_ngram", &EngramConfig::max_ngram)
+      .def_readonly("n_head", &EngramConfig::n_head)
+      .def_readonly("vocab_size_per_ngram", &EngramConfig::vocab_size_per_ngram)
+      .def_readonly("pad_id", &EngramConfig::pad_id)
+      .def_readonly("seed", &EngramConfig::seed)
+      .def_readonly("n_embed_per_ngram", &EngramConfig::n_embed_per_ngram)
+      .def_readonly("kernel_size", &EngramConfig::kernel_size)
+      .def_readonly("head_dim", &EngramConfig::head_dim)
+      .def_readonly("num_embeddings", &EngramConfig::num_embeddings)
+      .def_readonly("compressed_vocab_size", &EngramConfig::compressed_vocab_size)
+      .def_readonly("hidden_size", &EngramConfig::hidden_size)
+      .def_readonly("hc_mult", &EngramConfig::hc_mult)
+      .def_readonly("norm_eps", &EngramConfig::norm_eps)
+      .def_property_readonly("num_columns", &EngramConfig::num_columns)
+      .def_property_readonly("row_dim", &EngramConfig::row_dim);
+
+  pyb::class_<HashState>(m, "HashState",
+                        "Streaming state of one sequence: last max_ngram-1 compressed ids, dead "
+                        "flags, positions seen. copy.copy() snapshots it for rollback.")
+      .def(pyb::init<>())
+      .def_readonly("seen", &HashState::seen)
+      .def("copy", [](const HashState& s) { return s; })
+      .def("__copy__", [](const HashState& s) { return s; })
+      .def("__deepcopy__", [](const HashState& s, pyb::dict) { return s; }, pyb::arg("memo"));
+
+  pyb::class_<NgramHasher>(m, "NgramHasher",
+                          "Engram n-gram hashing, bit-exact with the demo's NgramHashMapping.")
+      .def(pyb::init([](const std::string& config_path, const std::string& tokenizer_path) {
+             EngramConfig config = EngramConfig::from_file(config_path);
+             const TokenCompressor comp = TokenCompressor::from_tokenizer_file(tokenizer_path);
+             config.check_compressed_vocab_size(comp.compressed_vocab_size(), tokenizer_path);
+             return NgramHasher(std::move(config), comp.lookup(), comp.compressed_vocab_size());
+           }),
+           pyb::arg("config_path"), pyb::arg("tokenizer_path"))
+      .def(pyb::init([](const std::string& config_path, const pyb::object& lookup,
+                       std::optional<int64_t> compressed_vocab_size) {
+             return hasher_from_lookup(EngramConfig::from_file(config_path), lookup,
+                                       compressed_vocab_size);
+           }),
+           pyb::arg("config_path"), pyb::arg("lookup"), pyb::arg("compressed_vocab_size") = pyb::none())
+      .def(pyb::init([](const EngramConfig& config, const pyb::object& lookup,
+                       std::optional<int64_t> compressed_vocab_size) {
+             return hasher_from_lookup(config, lookup, compressed_vocab_size);
+           }),
+           pyb::arg("config"), pyb::arg("lookup"), pyb::arg("compressed_vocab_size") = pyb::none())
+      .def(
+          "hash",
+          [](const NgramHasher& h, const pyb::object& ids, const pyb::object& dead) {
+            return hash_all_layers(h, ids, dead, false);
+          },
+          pyb::arg("input_ids"), pyb::arg("dead_mask") = pyb::none(),
+          "input_ids int [B,T] (raw ids) -> {layer_id: int64 [B,T,columns]}, before offsets")
+      .def(
+          "hash_rows",
+          [](const NgramHasher& h, const pyb::object& ids, const pyb::object& dead) {
+            return hash_all_layers(h, ids, dead, true);
+          },
+          pyb::arg("input_ids"), pyb::arg("dead_mask") = pyb::none(),
+          "like hash() plus column offsets: rows of each layer's flat table")
+      .def("primes", [](const NgramHasher& h, int64_t l) { return to_array(h.primes(l)); })
+      .def("offsets", [](const NgramHasher& h, int64_t l) { return to_array(h.offsets(l)); })
+      .def("multipliers",
+           [](const NgramHasher& h, int64_t l) { return to_array(h.multipliers(l)); })
+      .def("total_rows", &NgramHasher::total_rows)
+      .def_property_readonly("layer_ids", &NgramHasher::layer_ids)
+      .def_property_readonly("num_columns", &NgramHasher::num_columns)
+      .def_property_readonly("max_ngram", &NgramHasher::max_ngram)
+      .def_property_readonly("n_head", &NgramHasher::n_head)
+      .def_property_readonly("vocab_size", &NgramHasher::vocab_size)
+      .def_property_readonly("compressed_vocab_size", &NgramHasher::compressed_vocab_size)
+      .def_property_readonly("pad_compressed", &NgramHasher::pad_compressed)
+      .def_property_readonly("config", &NgramHasher::config)
+      .def_property("num_threads", &NgramHasher::num_threads, &NgramHasher::set_num_threads,
+                    "threads for large inputs (0: OpenMP's default)")
+      .def("new_state", [](const NgramHasher&) { return HashState{}; })
+      .def(
+          "hash_chunk",
+          [](const NgramHasher& h, const HashState& state, int64_t layer_id,
+             const pyb::object& ids_obj, const pyb::object& dead_obj, bool add_offsets) {
+            const i64_array ids = as_int64(ids_obj, "input_ids", 1);
+            const std::vector<uint8_t> dead = as_dead_mask(dead_obj, ids);
+            const int64_t T = ids.shape(0);
+            i64_array out(std::vector<int64_t>{T, h.num_columns()});
+            h.hash_chunk(state, layer_id, {ids.data(), static_cast<size_t>(T)},
+                         {out.mutable_data(), static_cast<size_t>(out.size())}, dead, add_offsets);
+            return out;
+          },
+          pyb::arg("state"), pyb::arg("layer_id"), pyb::arg("input_ids"),
+          pyb::arg("dead_mask") = pyb::none(), pyb::arg("add_offsets") = false,
+          "one sequence chunk int [T] continuing state -> int64 [T,columns]; state unchanged")
+      .def(
+          "advance",
+          [](const NgramHasher& h, HashState& state, const pyb::object& ids_obj,
+             const pyb::object& dead_obj) {
+            const i64_array ids = as_int64(ids_obj, "input_ids", 1);
+            const std::vector<uint8_t> dead = as_dead_mask(dead_obj, ids);
+            h.advance(state, {ids.data(), static_cast<size_t>(ids.shape(0))}, dead);
+          },
+          pyb::arg("state"), pyb::arg("input_ids"), pyb::arg("dead_mask") = pyb::none());
+
+  m.def(
+      "numpy_integers",
+      [](uint64_t seed, int64_t low, int64_t high, int64_t size) {
+        Pcg64 rng = Pcg64::from_seed(seed);
+        return to_array(integers_i64(rng, low, high, size));
+      },
+      pyb::arg("seed"), pyb::arg("low"), pyb::arg("high"), pyb::arg("size"),
+      "np.random.default_rng(seed).integers(low, high, size, dtype=np.int64)");
+  m.def(
+      "seed_sequence_state",
+      [](uint64_t seed, int64_t n_words, const std::string& dtype) -> pyb::object {
+        const SeedSequence seq(seed);
+        if (dtype == "uint32") {
+          const auto s = seq.generate_state_u32(n_words);
+          pyb::array_t<uint32_t> out(static_cast<pyb::ssize_t>(s.size()));
+          std::copy(s.begin(), s.end(), out.mutable_data());
+          return out;
+        }
+        if (dtype == "uint64") {
+          const auto s = seq.generate_state_u64(n_words);
+          pyb::array_t<uint64_t> out(static_cast<pyb::ssize_t>(s.size()));
+          std::copy(s.begin(), s.end(), out.mutable_data());
+          return out;
+        }
+        fail(Errc::invalid_argument, "seed_sequence_state: dtype must be 'uint32' or 'uint64', got '",
+             dtype, "'");
+      },
+      pyb::arg("seed"), pyb::arg("n_words"), pyb::arg("dtype") = "uint32",
+      "np.random.SeedSequence(seed).generate_state(n_words, dtype)");
+  m.def(
+      "pcg64_raw",
+      [](uint64_t seed, int64_t size) {
+        if (size < 0) fail(Errc::invalid_argument, "pcg64_raw: negative size ", size);
+        Pcg64 rng = Pcg64::from_seed(seed);
+        pyb::array_t<uint64_t> out(static_cast<pyb::ssize_t>(size));
+        for (int64_t i = 0; i < size; ++i) out.mutable_data()[i] = rng.next_u64();
+        return out;
+      },
+      pyb::arg("seed"), pyb::arg("size"),
+      "np.random.default_rng(seed).bit_generator.random_raw(size)");
+}
+
 }  // namespace engram::py
