@@ -9,5 +9,7 @@ namespace engram::cli {
 void add_encode_commands(CLI::App& app);    // encode, decode        (cmd_encode.cpp)
 void add_compress_command(CLI::App& app);   // compress              (cmd_compress.cpp)
 void add_hash_command(CLI::App& app);       // hash                  (cmd_hash.cpp)
+void add_tokenizer_command(CLI::App& app);  // tokenizer train       (cmd_tokenizer.cpp)
+void add_data_command(CLI::App& app);       // data tokenize/text/info (cmd_data.cpp)
 
 }  // namespace engram::cli

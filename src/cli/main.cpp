@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   engram::cli::add_encode_commands(app);
   engram::cli::add_compress_command(app);
   engram::cli::add_hash_command(app);
+  engram::cli::add_tokenizer_command(app);
+  engram::cli::add_data_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
