@@ -1,5 +1,203 @@
-// Placeholder: replaced by the real bindings for src/model.
+// Python bindings of src/model: engram.Model (the transformer: parameters by name as NumPy arrays,
+// forward / backward / decode), engram.AdamW, engram.SparseRowAdam, engram.clip_grad_norm and
+// engram.LrSchedule. Arrays are copied in and out (a parameter array from Python is never kept
+// by reference); long calls release the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+
+#include "engram/error.h"
+#include "engram/model.h"
+#include "engram/optim.h"
 #include "module.h"
+
+namespace py = pybind11;
+using namespace pybind11::literals;
+
 namespace engram::py {
-void bind_model(pybind11::module_&) {}
+
+namespace {
+
+using I64Array = ::py::array_t<int64_t, ::py::array::c_style | ::py::array::forcecast>;
+using F32Array = ::py::array_t<float, ::py::array::c_style | ::py::array::forcecast>;
+
+// (B, T) token array -> int32 ids, refusing values that do not fit.
+std::vector<int32_t> to_ids(const I64Array& a, const char* what, int64_t& B, int64_t& T) {
+  if (a.ndim() != 2) fail(Errc::invalid_argument, what, ": expected a 2-D (B, T) array");
+  B = a.shape(0);
+  T = a.shape(1);
+  std::vector<int32_t> out(B * T);
+  const int64_t* p = a.data();
+  for (int64_t i = 0; i < B * T; i++) {
+    if (p[i] < INT32_MIN || p[i] > INT32_MAX) {
+      fail(Errc::out_of_range, what, "[", i / T, ", ", i % T, "] = ", p[i], " does not fit int32");
+    }
+    out[i] = static_cast<int32_t>(p[i]);
+  }
+  return out;
+}
+
+::py::array_t<float> to_array(std::span<const float> data, const std::vector<int64_t>& shape) {
+  ::py::array_t<float> out(shape);
+  std::memcpy(out.mutable_data(), data.data(), data.size() * sizeof(float));
+  return out;
+}
+
+void copy_into(std::span<float> dst, const ParamInfo& info, const F32Array& a) {
+  std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+  if (shape != info.shape) {
+    std::string got, want;
+    for (int64_t s : shape) got += std::to_string(s) + ",";
+    for (int64_t s : info.shape) want += std::to_string(s) + ",";
+    fail(Errc::mismatch, info.name, ": array of shape (", got, ") where (", want, ") is expected");
+  }
+  std::memcpy(dst.data(), a.data(), dst.size() * sizeof(float));
+}
+
+}  // namespace
+
+void bind_model(::py::module_& m) {
+  ::py::class_<Model>(m, "Model",
+                      "Decoder-only transformer (RMSNorm, RoPE, causal GQA attention, SwiGLU or "
+                      "MoE FFN) trained in fp32 on CPU. See include/engram/model.h.")
+      .def(::py::init([](const std::string& config_json, uint64_t seed) {
+             return Model(ModelConfig::from_json(config_json), seed);
+           }),
+           "config_json"_a, "seed"_a = 0)
+      .def_property_readonly("config_json", [](const Model& self) { return self.config().to_json(); })
+      .def("param_names",
+           [](const Model& self) {
+             std::vector<std::string> names;
+             for (const ParamInfo& info : self.param_infos()) names.push_back(info.name);
+             return names;
+           })
+      .def("param_shape", [](const Model& self, const std::string& name) {
+        return self.param_info(name).shape;
+      })
+      .def("weight_decay", [](const Model& self, const std::string& name) {
+        return self.param_info(name).weight_decay;
+      })
+      .def("num_params", [](Model& self) { return self.params().size(); })
+      .def("get_param",
+           [](Model& self, const std::string& name) {
+             return to_array(self.param(name), self.param_info(name).shape);
+           })
+      .def("set_param",
+           [](Model& self, const std::string& name, const F32Array& a) {
+             copy_into(self.param(name), self.param_info(name), a);
+           })
+      .def("get_grad",
+           [](Model& self, const std::string& name) {
+             return to_array(self.grad(name), self.param_info(name).shape);
+           })
+      .def("set_grad",
+           [](Model& self, const std::string& name, const F32Array& a) {
+             copy_into(self.grad(name), self.param_info(name), a);
+           })
+      .def("params",
+           [](Model& self) {
+             ::py::dict d;
+             for (const ParamInfo& info : self.param_infos()) {
+               d[::py::str(info.name)] = to_array(self.param(info.name), info.shape);
+             }
+             return d;
+           })
+      .def("grads",
+           [](Model& self) {
+             ::py::dict d;
+             for (const ParamInfo& info : self.param_infos()) {
+               d[::py::str(info.name)] = to_array(self.grad(info.name), info.shape);
+             }
+             return d;
+           })
+      .def(
+          "forward",
+          [](Model& self, const I64Array& ids, const I64Array& targets) {
+            int64_t B, T, Bt, Tt;
+            std::vector<int32_t> i = to_ids(ids, "ids", B, T);
+            std::vector<int32_t> t = to_ids(targets, "targets", Bt, Tt);
+            if (B != Bt || T != Tt) {
+              fail(Errc::mismatch, "forward: ids are (", B, ", ", T, ") but targets are (", Bt,
+                   ", ", Tt, ")");
+            }
+            ::py::gil_scoped_release release;
+            return self.forward(i.data(), t.data(), B, T);
+          },
+          "ids"_a, "targets"_a,
+          "Training forward; returns mean cross-entropy + MoE aux loss. Negative targets are "
+          "ignored.")
+      .def(
+          "forward_logits",
+          [](Model& self, const I64Array& ids) {
+            int64_t B, T;
+            std::vector<int32_t> i = to_ids(ids, "ids", B, T);
+            {
+              ::py::gil_scoped_release release;
+              self.forward(i.data(), B, T);
+            }
+            return to_array(self.logits(), {B, T, self.config().vocab_size});
+          },
+          "ids"_a)
+      .def_property_readonly("last_ce_loss", &Model::last_ce_loss)
+      .def_property_readonly("last_aux_loss", &Model::last_aux_loss)
+      .def("zero_grad", &Model::zero_grad)
+      .def("backward", &Model::backward, ::py::call_guard<::py::gil_scoped_release>())
+      .def("decode_step",
+           [](Model& self, int64_t token) {
+             if (token < INT32_MIN || token > INT32_MAX) {
+               fail(Errc::out_of_range, "decode_step: token ", token, " does not fit int32");
+             }
+             auto logits = self.decode_step(static_cast<int32_t>(token));
+             return to_array(logits, {self.config().vocab_size});
+           })
+      .def("reset_cache", &Model::reset_cache)
+      .def_property_readonly("cache_length", &Model::cache_length)
+      .def("train_flops", &Model::train_flops, "B"_a, "T"_a);
+
+  ::py::class_<AdamW>(m, "AdamW", "AdamW over all of a Model's parameters (see engram/optim.h).")
+      .def(::py::init([](Model& model, float beta1, float beta2, float eps, float weight_decay) {
+             return AdamW(model.param_spans(), AdamWOptions{beta1, beta2, eps, weight_decay});
+           }),
+           "model"_a, "beta1"_a = 0.9f, "beta2"_a = 0.95f, "eps"_a = 1e-8f,
+           "weight_decay"_a = 0.1f, ::py::keep_alive<1, 2>())
+      .def("step", &AdamW::step, "lr"_a, ::py::call_guard<::py::gil_scoped_release>())
+      .def_property_readonly("steps", &AdamW::steps);
+
+  m.def(
+      "clip_grad_norm",
+      [](Model& model, float max_norm) { return clip_grad_norm(model.grads(), max_norm); },
+      "model"_a, "max_norm"_a, "Global L2 norm of the model's gradients, clipped to max_norm.");
+
+  ::py::class_<LrSchedule>(m, "LrSchedule")
+      .def(::py::init([](float max_lr, float min_lr, int64_t warmup, int64_t total) {
+             return LrSchedule{max_lr, min_lr, warmup, total};
+           }),
+           "max_lr"_a, "min_lr"_a, "warmup"_a, "total"_a)
+      .def("at", &LrSchedule::at, "step"_a);
+
+  ::py::class_<SparseRowAdam>(m, "SparseRowAdam",
+                              "Adam on table rows, per-row step counts (see engram/optim.h).")
+      .def(::py::init<int64_t, int64_t, float, float, float>(), "rows"_a, "width"_a,
+           "beta1"_a = 0.9f, "beta2"_a = 0.95f, "eps"_a = 1e-8f)
+      .def(
+          "step",
+          [](SparseRowAdam& self, ::py::array_t<float, ::py::array::c_style> table,
+             const I64Array& row_ids, const F32Array& row_grads, float lr) {
+            if (table.ndim() != 2 || table.shape(0) != self.rows() ||
+                table.shape(1) != self.width()) {
+              fail(Errc::mismatch, "table: expected a float32 (", self.rows(), ", ", self.width(),
+                   ") array");
+            }
+            const int64_t n = row_ids.size();
+            if (row_grads.ndim() != 2 || row_grads.shape(0) != n ||
+                row_grads.shape(1) != table.shape(1)) {
+              fail(Errc::mismatch, "row_grads: expected (", n, ", ", table.shape(1), ")");
+            }
+            self.step(table.mutable_data(), row_ids.data(), row_grads.data(), n, lr);
+          },
+          "table"_a, "row_ids"_a, "row_grads"_a, "lr"_a)
+      .def("row_steps", &SparseRowAdam::row_steps, "row"_a);
+}
+
 }  // namespace engram::py

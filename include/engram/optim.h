@@ -67,6 +67,8 @@ class SparseRowAdam {
   // Errc::invalid_argument on a repeated id (its gradient must be summed first).
   void step(float* table, const int64_t* row_ids, const float* row_grads, int64_t n, float lr);
   int32_t row_steps(int64_t row) const { return steps_[row]; }
+  int64_t rows() const { return rows_; }
+  int64_t width() const { return width_; }
 
  private:
   int64_t rows_, width_;
