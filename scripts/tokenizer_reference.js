@@ -8,6 +8,8 @@
 //     (decoded* are HF's decode of the ids it produced, keeping / skipping special tokens)
 //   node scripts/tokenizer_reference.js decode TOKENIZER.json IDS.json OUT.json
 //     IDS.json: [[ids], ...] -> OUT.json: [{"decoded": str, "decoded_skip_special": str}, ...]
+//   node scripts/tokenizer_reference.js normalize TOKENIZER.json STRINGS.json OUT.json
+//     the compression normalizer (below) applied to each string of STRINGS.json
 //   node scripts/tokenizer_reference.js compress TOKENIZER.json OUT.json
 //     OUT.json: {"vocab_size", "compressed_vocab_size", "lookup": [...]} built like Engram's
 //     demo (CompressedTokenizer): HF decode of each single id, HF's normalizer sequence.
@@ -38,9 +40,10 @@ async function decodeRows(tok, rows) {
   return out;
 }
 
-async function compress(tok) {
+// Engram's CompressedTokenizer normalizer, from HF's own normalizers.
+function compressionNormalizer() {
   const SENTINEL = '\uE000';
-  const normalizer = hf.sequenceNormalizer([
+  return hf.sequenceNormalizer([
     hf.nfkcNormalizer(),
     hf.nfdNormalizer(),
     hf.stripAccentsNormalizer(),
@@ -50,6 +53,10 @@ async function compress(tok) {
     hf.stripNormalizer(true, true),
     hf.replace(SENTINEL, ' '),
   ]);
+}
+
+async function compress(tok) {
+  const normalizer = compressionNormalizer();
   const n = tok.getVocabSize(true);
   const keyToNew = new Map();
   const lookup = new Array(n);
@@ -96,11 +103,15 @@ async function main() {
   } else if (mode === 'decode') {
     result = await decodeRows(tok, JSON.parse(fs.readFileSync(a, 'utf8')));
     outPath = b;
+  } else if (mode === 'normalize') {
+    const normalizer = compressionNormalizer();
+    result = JSON.parse(fs.readFileSync(a, 'utf8')).map((s) => normalizer.normalizeString(s));
+    outPath = b;
   } else if (mode === 'compress') {
     result = await compress(tok);
     outPath = a;
   } else {
-    throw new Error('usage: tokenizer_reference.js encode|decode|compress TOKENIZER.json ...');
+    throw new Error('usage: tokenizer_reference.js encode|decode|normalize|compress TOKENIZER.json ...');
   }
   fs.writeFileSync(outPath, JSON.stringify(result));
 }
