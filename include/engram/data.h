@@ -23,7 +23,7 @@
 //   - sentences of a paragraph are joined by one space, paragraphs by one "\n"; a document
 //     has no leading or trailing white space.
 // Split (both formats): file i of the sorted list (0-based) is held out (val) when
-// i % 10 == 9, otherwise it is train. For Brown that is ca10, ca20, ca30, ca40, cb05, ...: 50
+// i % 10 == 9, otherwise it is train. For Brown that is ca10, ca20, ca30, ca40, cb06, ...: 50
 // texts of 500, spread over every genre.
 // Chunks: a document longer than chunk_bytes is cut after a '\n' that is followed by a byte
 // other than space, \t, \r, \n (if there is none in 4 * chunk_bytes, at a UTF-8 character
@@ -76,7 +76,7 @@ struct CorpusOptions {
 // One piece of one document.
 struct TextChunk {
   std::string text;           // valid UTF-8
-  const std::string* source;  // the file it came from (owned by the reader)
+  std::string source;         // the file it came from
   uint64_t offset = 0;        // byte offset of text in the file (generic text) or document (Brown)
   bool document_end = false;  // the last chunk of its document
 };
@@ -128,6 +128,10 @@ struct TokenFileHeader {
 // header announces. `origin` names the file in errors (Errc::parse).
 TokenFileHeader parse_token_file_header(std::span<const uint8_t> bytes, const std::string& origin,
                                         std::optional<uint64_t> file_size = std::nullopt);
+
+// Checks a payload against its header: byte length, checksum (Errc::parse) and every id below
+// the vocab size (Errc::out_of_range naming the token's position and byte offset).
+void check_token_payload(const TokenFileHeader& header, std::span<const uint8_t> payload, const std::string& origin);
 
 // FNV-1a 64 of bytes, continuing from `state` (start with kFnvOffsetBasis).
 inline constexpr uint64_t kFnvOffsetBasis = 0xcbf29ce484222325ull;

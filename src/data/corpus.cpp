@@ -227,7 +227,7 @@ struct CorpusReader::Impl {
     bytes += text.size();
     if (end) ++documents;
     out->text = std::move(text);
-    out->source = source;
+    out->source = *source;
     out->offset = offset;
     out->document_end = end;
   }

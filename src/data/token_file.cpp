@@ -100,6 +100,25 @@ TokenFileHeader parse_token_file_header(std::span<const uint8_t> bytes, const st
   return h;
 }
 
+void check_token_payload(const TokenFileHeader& h, std::span<const uint8_t> payload, const std::string& origin) {
+  const uint64_t n = h.token_count;
+  if (payload.size() / h.bytes_per_token != n || payload.size() % h.bytes_per_token != 0) {
+    fail(Errc::parse, origin, ": payload has ", payload.size(), " bytes, the header announces ", n, " tokens of ",
+         h.bytes_per_token, " bytes");
+  }
+  const uint64_t sum = fnv1a64(payload);
+  if (sum != h.checksum) {
+    fail(Errc::parse, origin, ": checksum mismatch: the header (byte 32) says ", h.checksum, ", the payload gives ", sum);
+  }
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint32_t id = h.bytes_per_token == 2 ? load<uint16_t>(payload.data() + 2 * i) : load<uint32_t>(payload.data() + 4 * i);
+    if (id >= h.vocab_size) {
+      fail(Errc::out_of_range, origin, ": token ", i, " (byte offset ", kTokenFileHeaderBytes + i * h.bytes_per_token,
+           ") has id ", id, ", not below vocab size ", h.vocab_size);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writer
 
@@ -239,18 +258,7 @@ TokenFile TokenFile::open(const std::string& path, bool verify_payload) {
   m->header = parse_token_file_header(std::span<const uint8_t>(bytes, kTokenFileHeaderBytes), path, size);
   m->payload = bytes + kTokenFileHeaderBytes;
   if (verify_payload) {
-    const uint64_t n = m->header.token_count;
-    const uint64_t sum = fnv1a64(std::span<const uint8_t>(m->payload, n * m->header.bytes_per_token));
-    if (sum != m->header.checksum) {
-      fail(Errc::parse, path, ": checksum mismatch: header (byte 32) says ", m->header.checksum, ", payload gives ", sum);
-    }
-    for (uint64_t i = 0; i < n; ++i) {
-      const uint32_t id = m->at(i);
-      if (id >= m->header.vocab_size) {
-        fail(Errc::out_of_range, path, ": token ", i, " (byte offset ", kTokenFileHeaderBytes + i * m->header.bytes_per_token,
-             ") has id ", id, ", not below vocab size ", m->header.vocab_size);
-      }
-    }
+    check_token_payload(m->header, std::span<const uint8_t>(m->payload, size - kTokenFileHeaderBytes), path);
   }
   return TokenFile(std::move(m));
 }
