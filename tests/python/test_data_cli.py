@@ -1,0 +1,151 @@
+"""End-to-end tests of `engram tokenizer train` and `engram data ...` against HF tokenizers.
+
+A tokenizer is trained by the CLI on the Brown train split; HF tokenizers (Node binding) loads the
+written tokenizer.json and must encode the held-out documents to exactly the ids that engram wrote
+into val.bin (documents separated by <|eos|>), and decode them back to the text. Bad corpora must
+fail with a message naming the problem.
+"""
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SRC = Path(os.environ.get("ENGRAM_SOURCE_DIR", Path(__file__).resolve().parents[2]))
+BIN = Path(os.environ.get("ENGRAM_BINARY_DIR", SRC / "build"))
+ENGRAM = BIN / "engram"
+BROWN = SRC / "assets" / "brown"
+NODE_SCRIPT = SRC / "scripts" / "node" / "encode_jsonl.js"
+HF_BINDING = SRC / "scripts" / "node" / "node_modules" / "@anush008" / "tokenizers"
+
+need_engram = pytest.mark.skipif(not ENGRAM.exists(), reason=f"{ENGRAM} not built")
+need_hf = pytest.mark.skipif(shutil.which("node") is None or not HF_BINDING.exists(),
+                             reason="node or HF tokenizers' Node binding missing")
+need_brown = pytest.mark.skipif(not (BROWN / "ca01").exists(), reason="assets/brown not fetched")
+
+
+def engram(*args, check=True):
+    r = subprocess.run([str(ENGRAM), *map(str, args)], capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise AssertionError(f"engram {' '.join(map(str, args))} failed:\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def read_token_file(path, verify_checksum=True):
+    raw = Path(path).read_bytes()
+    assert raw[:8] == b"ENGRAMTK"
+    version, width, count, vocab, sep, checksum = np.frombuffer(raw[8:40], dtype="<u4,<u4,<u8,<u4,<u4,<u8")[0]
+    assert version == 1 and width in (2, 4)
+    ids = np.frombuffer(raw[64:], dtype="<u2" if width == 2 else "<u4")
+    assert len(ids) == count
+    if verify_checksum:  # FNV-1a 64 of the payload bytes (a slow loop: small files only)
+        h = 0xcbf29ce484222325
+        for b in raw[64:]:
+            h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+        assert h == checksum
+    return ids.astype(np.int64), int(vocab), int(sep)
+
+
+def hf_encode(tokenizer, texts, tmp_path):
+    src = tmp_path / "texts.jsonl"
+    src.write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
+    r = subprocess.run(["node", str(NODE_SCRIPT), str(tokenizer), str(src)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def brown_tokenizer(tmp_path_factory):
+    if not ENGRAM.exists() or not (BROWN / "ca01").exists():
+        pytest.skip("needs the engram binary and assets/brown")
+    out = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    r = engram("tokenizer", "train", "--brown", BROWN, "--vocab-size", 2048, "--output", out)
+    assert "450 files (train split)" in r.stdout
+    return out
+
+
+@need_engram
+@need_hf
+@need_brown
+def test_hf_loads_and_matches_val_bin(brown_tokenizer, tmp_path):
+    cfg = json.loads(brown_tokenizer.read_text(encoding="utf-8"))
+    assert cfg["model"]["type"] == "BPE" and len(cfg["model"]["vocab"]) == 2048
+    assert [(t["id"], t["content"], t["special"]) for t in cfg["added_tokens"]] == [
+        (0, "<|bos|>", True), (1, "<|eos|>", True), (2, "<|pad|>", True)]
+
+    engram("data", "tokenize", "--tokenizer", brown_tokenizer, "--brown", BROWN, "--output", tmp_path / "bin")
+    val, vocab, sep = read_token_file(tmp_path / "bin" / "val.bin")
+    train, _, _ = read_token_file(tmp_path / "bin" / "train.bin", verify_checksum=False)
+    assert vocab == 2048 and sep == 1
+    assert (train == 1).sum() == 450 and (val == 1).sum() == 50
+
+    docs = [json.loads(line) for line in
+            engram("data", "text", "--brown", BROWN, "--split", "val", "--jsonl").stdout.splitlines()]
+    assert len(docs) == 50
+    hf = hf_encode(brown_tokenizer, docs, tmp_path)
+    want = np.concatenate([np.array(h["ids"] + [1], dtype=np.int64) for h in hf])
+    assert len(want) == len(val)
+    assert np.array_equal(want, val)
+    assert [h["decoded"] for h in hf] == docs
+    assert "(verified)" in engram("data", "info", tmp_path / "bin" / "val.bin").stdout
+
+
+@need_engram
+@need_hf
+@need_brown
+def test_hf_matches_on_unusual_text(brown_tokenizer, tmp_path):
+    texts = [
+        "Tabs\tand  double  spaces, CRLF\r\nlines\n\n\nand trailing spaces   \n",
+        "Numbers 1234567 3.14159 and $1,000,000; contractions: don't, I'LL, she'd, we've.",
+        "Unicode: caf\u00e9 na\u00efve \u65e5\u672c\u8a9e \U0001F600\U0001F44D \u0391\u03b8\u03ae\u03bd\u03b1 \u0928\u092e\u0938\u094d\u0924\u0947",
+        "Specials inline: a<|eos|>b <|bos|> <|pad|>c and a fake <|eoz|>",
+        "   leading spaces and \u00a0no-break\u2003em space",
+    ]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, t in enumerate(texts):
+        (corpus / f"doc{i}.txt").write_text(t, encoding="utf-8", newline="")
+    r = engram("data", "tokenize", "--tokenizer", brown_tokenizer, "--input", corpus, "--output", tmp_path / "bin")
+    assert "val: not written" in r.stdout
+    ids, _, _ = read_token_file(tmp_path / "bin" / "train.bin")
+    hf = hf_encode(brown_tokenizer, texts, tmp_path)
+    want = np.concatenate([np.array(h["ids"] + [1], dtype=np.int64) for h in hf])
+    assert np.array_equal(want, ids)
+    assert [h["decoded"] for h in hf] == texts
+
+
+@need_engram
+def test_cli_training_on_plain_files(tmp_path):
+    corpus = tmp_path / "c"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "a.txt").write_text("low lower lowest " * 50, encoding="utf-8")
+    (corpus / "sub" / "b.txt").write_text("new newer newest " * 50, encoding="utf-8")
+    out = tmp_path / "t.json"
+    r = engram("tokenizer", "train", "--input", corpus, "--vocab-size", 300, "--output", out)
+    assert "2 files" in r.stdout
+    vocab = json.loads(out.read_text(encoding="utf-8"))["model"]["vocab"]
+    assert "\u0120lowest" in vocab and "\u0120newest" in vocab
+
+
+@need_engram
+def test_bad_corpora_fail_clearly(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "a.txt").write_bytes(b"")
+    r = engram("tokenizer", "train", "--input", empty, "--vocab-size", 300, "--output", tmp_path / "t.json",
+               check=False)
+    assert r.returncode == 1 and "empty corpus" in r.stderr
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.txt").write_bytes(b"fine text\nthen \xc3\x28 broken")
+    r = engram("tokenizer", "train", "--input", bad, "--vocab-size", 300, "--output", tmp_path / "t.json",
+               check=False)
+    assert r.returncode == 1
+    assert f"{bad / 'x.txt'}: invalid UTF-8 at byte offset 15" in r.stderr
+
+    r = engram("data", "info", bad / "x.txt", check=False)
+    assert r.returncode == 1 and "truncated token file: 24 bytes" in r.stderr
