@@ -52,7 +52,9 @@ void expect_shape(const pb::array& a, std::vector<int64_t> want, const char* wha
   }
 }
 
-f32_array new_f32(std::vector<pb::ssize_t> shape) { return f32_array(shape); }
+f32_array new_f32(std::vector<pb::ssize_t> shape) {
+  return f32_array(shape);
+}
 
 // The paper-form layer as Python sees it. Derived classes change how ids arrive.
 class LayerCore {
@@ -256,7 +258,8 @@ class LayerV41 {
     expect_shape(wkv_weight, {(hc + 1) * d, -1}, "wkv.weight");
     const int64_t E = wkv_weight.shape(1);
     if (hd <= 0 || E % hd != 0)
-      fail(Errc::invalid_argument, "wkv.weight has ", E, " inputs, not a multiple of head_dim ", hd);
+      fail(Errc::invalid_argument, "wkv.weight has ", E, " inputs, not a multiple of head_dim ",
+           hd);
     EngramV41Shape s;
     s.hidden = d;
     s.hc = hc;
@@ -321,18 +324,21 @@ void bind_nn(pybind11::module_& m) {
            pb::arg("primes"), pb::arg("row_width"), pb::arg("hidden_size"), pb::arg("hc_mult"),
            pb::arg("kernel_size") = 4, pb::arg("dilation") = 3, pb::arg("seed") = 0)
       .def("state_dict", &LayerCore::state_dict,
-           "Parameters by the reference names (copies), plus the multi_head_embedding.offsets buffer.")
+           "Parameters by the reference names (copies), plus the multi_head_embedding.offsets "
+           "buffer.")
       .def("load_state_dict", &LayerCore::load_state_dict, pb::arg("state_dict"))
       .def("forward", &LayerCore::forward_hash, pb::arg("hidden"), pb::arg("hash_ids"),
-           "hidden float32 [B,T,hc,d], hash_ids int64 [B,T,cols] -> output [B,T,hc,d] (before the residual add)")
+           "hidden float32 [B,T,hc,d], hash_ids int64 [B,T,cols] -> output [B,T,hc,d] (before the "
+           "residual add)")
       .def("backward", &LayerCore::backward, pb::arg("grad_out"),
            "After forward: grad_out [B,T,hc,d] -> grad_hidden; parameter grads accumulate.")
       .def("grads", &LayerCore::grads, "Every parameter's gradient in its shape (table dense).")
       .def("zero_grad", [](LayerCore& l) { l.layer().zero_grad(); })
       .def("table_grad", &LayerCore::table_grad,
            "(rows int64 [R], grads float32 [R, row_width]): the sparse table gradient.")
-      .def("reset_decode", [](LayerCore& l, int64_t B) { l.layer().reset_decode(B); },
-           pb::arg("batch"))
+      .def(
+          "reset_decode", [](LayerCore& l, int64_t B) { l.layer().reset_decode(B); },
+          pb::arg("batch"))
       .def("decode_step", &LayerCore::decode_step, pb::arg("hidden"), pb::arg("hash_ids"),
            "hidden [B,hc,d], hash_ids [B,cols] -> [B,hc,d], continuing the last forward.")
       .def_property_readonly("primes", [](LayerCore& l) { return l.layer().shape().primes; })
@@ -345,8 +351,8 @@ void bind_nn(pybind11::module_& m) {
              return std::make_unique<LayerFromConfig>(
                  compose(config_path, layer_id, tokenizer_path), hidden_size, hc_mult, seed);
            }),
-           pb::arg("config_path"), pb::arg("layer_id"), pb::arg("hidden_size"),
-           pb::arg("hc_mult"), pb::arg("tokenizer_path"), pb::arg("seed") = 0)
+           pb::arg("config_path"), pb::arg("layer_id"), pb::arg("hidden_size"), pb::arg("hc_mult"),
+           pb::arg("tokenizer_path"), pb::arg("seed") = 0)
       .def("hash", &LayerFromConfig::hash, pb::arg("input_ids"),
            "input_ids int64 [B,T] -> per-column hash ids [B,T,cols] of this layer")
       .def("forward", &LayerFromConfig::forward_ids, pb::arg("hidden"), pb::arg("input_ids"),

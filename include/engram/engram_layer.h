@@ -119,20 +119,20 @@ class EngramLayer {
   // Activations of the last forward (N = B*T positions, H = hc, D = d, E = emb_dim).
   int64_t B_ = 0, T_ = 0;
   bool have_forward_ = false;
-  std::vector<int64_t> rows_;   // [N, cols] global row ids
-  std::vector<float> hidden_;   // [N, H, D] copy of the input
-  std::vector<float> e_;        // [N, E]
-  std::vector<float> kv_;       // [N, (1+H)*D] value ; keys
-  std::vector<float> nk_;       // [N, H, D] normed keys
-  std::vector<float> nq_;       // [N, H, D] normed queries
-  std::vector<float> rstd_k_;   // [H, N]
-  std::vector<float> rstd_q_;   // [H, N]
-  std::vector<float> rstd_v_;   // [H, N]
-  std::vector<float> score_;    // [N, H]
-  std::vector<float> gate_;     // [N, H]
-  std::vector<float> v_;        // [N, H, D] gated value
-  std::vector<float> vn_;       // [N, H, D] ShortConv's normalized input
-  std::vector<float> y_;        // [N, H, D] conv output before SiLU
+  std::vector<int64_t> rows_;  // [N, cols] global row ids
+  std::vector<float> hidden_;  // [N, H, D] copy of the input
+  std::vector<float> e_;       // [N, E]
+  std::vector<float> kv_;      // [N, (1+H)*D] value ; keys
+  std::vector<float> nk_;      // [N, H, D] normed keys
+  std::vector<float> nq_;      // [N, H, D] normed queries
+  std::vector<float> rstd_k_;  // [H, N]
+  std::vector<float> rstd_q_;  // [H, N]
+  std::vector<float> rstd_v_;  // [H, N]
+  std::vector<float> score_;   // [N, H]
+  std::vector<float> gate_;    // [N, H]
+  std::vector<float> v_;       // [N, H, D] gated value
+  std::vector<float> vn_;      // [N, H, D] ShortConv's normalized input
+  std::vector<float> y_;       // [N, H, D] conv output before SiLU
 
   // ShortConv decode state: [dec_B, (kernel-1)*dilation, H*D].
   int64_t dec_B_ = 0;
@@ -142,10 +142,10 @@ class EngramLayer {
 // ---- DeepSeek-V4.1 form --------------------------------------------------------------------
 
 struct EngramV41Shape {
-  int64_t hidden = 0;     // d
-  int64_t hc = 4;         // hc_mult
-  int64_t cols = 24;      // (max_ngram - 1) * n_heads
-  int64_t head_dim = 256; // row width
+  int64_t hidden = 0;      // d
+  int64_t hc = 4;          // hc_mult
+  int64_t cols = 24;       // (max_ngram - 1) * n_heads
+  int64_t head_dim = 256;  // row width
   float norm_eps = 1e-20f;
   int64_t emb_dim() const { return cols * head_dim; }
   void validate() const;
@@ -180,8 +180,8 @@ class EngramLayerV41 {
   // dequantized); token_mask: [N] (nonzero = on) or null (all on). out = hidden + gate * value,
   // the NEW residual streams (not a delta): the reference returns h + gate*value, and masked
   // tokens get out = hidden.
-  void forward_rows(float* out, const float* hidden, const float* rows,
-                    const uint8_t* token_mask, int64_t N);
+  void forward_rows(float* out, const float* hidden, const float* rows, const uint8_t* token_mask,
+                    int64_t N);
   // Same, gathering rows from the attached table: row_ids [N, cols] global row ids (hash value
   // plus column offset). Throws Errc::out_of_range for an id outside the table.
   void forward(float* out, const float* hidden, const int64_t* row_ids, const uint8_t* token_mask,
@@ -189,8 +189,8 @@ class EngramLayerV41 {
 
  private:
   EngramV41Shape shape_;
-  std::vector<float> wkv_;   // [(hc+1)*d, E]
-  std::vector<float> qk_;    // [hc, d] q_weight * k_weight
+  std::vector<float> wkv_;  // [(hc+1)*d, E]
+  std::vector<float> qk_;   // [hc, d] q_weight * k_weight
   Fp8TableView table_;
   std::vector<float> rows_;  // scratch [N, E]
   std::vector<float> kv_;    // scratch [N, (hc+1)*d]

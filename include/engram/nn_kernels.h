@@ -17,8 +17,8 @@ namespace engram::nn {
 // ---- Embedding rows --------------------------------------------------------------------------
 // e[n, c*width + k] = table[row_ids[n*cols + c], k]
 // e: [N, cols*width]; table: [rows, width]; row_ids: [N, cols] global row ids (hash + offset).
-void embedding_gather(float* e, const float* table, const int64_t* row_ids, int64_t N,
-                      int64_t cols, int64_t width);
+void embedding_gather(float* e, const float* table, const int64_t* row_ids, int64_t N, int64_t cols,
+                      int64_t width);
 void embedding_gather_ref(float* e, const float* table, const int64_t* row_ids, int64_t N,
                           int64_t cols, int64_t width);
 
@@ -42,13 +42,13 @@ void row_grads_add_to_dense(float* dtable, const RowGrads& g);
 
 // ---- Linear (nn.Linear convention: weight is [OC, C]) --------------------------------------
 // out[N, OC] = inp[N, C] @ weight[OC, C]^T + bias[OC]   (bias may be null)
-void linear_forward(float* out, const float* inp, const float* weight, const float* bias,
-                    int64_t N, int64_t C, int64_t OC);
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N,
+                    int64_t C, int64_t OC);
 void linear_forward_ref(float* out, const float* inp, const float* weight, const float* bias,
                         int64_t N, int64_t C, int64_t OC);
 // dinp[N, C] += dout @ weight; dweight[OC, C] += dout^T @ inp; dbias[OC] += sum_n dout.
-void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, int64_t N, int64_t C, int64_t OC);
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int64_t N, int64_t C, int64_t OC);
 void linear_backward_ref(float* dinp, float* dweight, float* dbias, const float* dout,
                          const float* inp, const float* weight, int64_t N, int64_t C, int64_t OC);
 
@@ -62,9 +62,9 @@ void rmsnorm_forward_ref(float* out, int64_t ldo, float* rstd, const float* x, i
 void rmsnorm_backward(float* dx, int64_t lddx, float* dweight, const float* dout, int64_t lddo,
                       const float* x, int64_t ldx, const float* weight, const float* rstd,
                       int64_t N, int64_t C);
-void rmsnorm_backward_ref(float* dx, int64_t lddx, float* dweight, const float* dout,
-                          int64_t lddo, const float* x, int64_t ldx, const float* weight,
-                          const float* rstd, int64_t N, int64_t C);
+void rmsnorm_backward_ref(float* dx, int64_t lddx, float* dweight, const float* dout, int64_t lddo,
+                          const float* x, int64_t ldx, const float* weight, const float* rstd,
+                          int64_t N, int64_t C);
 
 // ---- The gate ---------------------------------------------------------------------------------
 // score[n] = <k[n, :], q[n, :]> / sqrt(C); s = sign(score) * sqrt(max(|score|, 1e-6));
@@ -80,16 +80,16 @@ void gate_forward_ref(float* gate, float* score, int64_t ldg, const float* k, in
 // dk[n, :] += dscore * q, dq[n, :] += dscore * k with dscore from dgate through the sigmoid,
 // the signed square root (zero gradient where |score| < 1e-6, as torch's clamp_min) and 1/sqrt(C).
 void gate_backward(float* dk, int64_t lddk, float* dq, int64_t lddq, const float* dgate,
-                   const float* score, const float* gate, int64_t ldg, const float* k,
-                   int64_t ldk, const float* q, int64_t ldq, int64_t N, int64_t C);
+                   const float* score, const float* gate, int64_t ldg, const float* k, int64_t ldk,
+                   const float* q, int64_t ldq, int64_t N, int64_t C);
 void gate_backward_ref(float* dk, int64_t lddk, float* dq, int64_t lddq, const float* dgate,
                        const float* score, const float* gate, int64_t ldg, const float* k,
                        int64_t ldk, const float* q, int64_t ldq, int64_t N, int64_t C);
 
 // ---- Gated value: v[n, b, :] = gate[n, b] * value[n, :] --------------------------------------
 // v: [N, H, C]; gate: [N, H]; value: [N, C] rows strided by ldval.
-void gated_value_forward(float* v, const float* gate, const float* value, int64_t ldval,
-                         int64_t N, int64_t H, int64_t C);
+void gated_value_forward(float* v, const float* gate, const float* value, int64_t ldval, int64_t N,
+                         int64_t H, int64_t C);
 // dgate[n, b] += <dv[n, b, :], value[n, :]>; dvalue[n, :] += sum_b gate[n, b] * dv[n, b, :]
 void gated_value_backward(float* dgate, float* dvalue, int64_t lddval, const float* dv,
                           const float* gate, const float* value, int64_t ldval, int64_t N,
@@ -100,8 +100,8 @@ void gated_value_backward(float* dgate, float* dvalue, int64_t lddval, const flo
 // y[b, t, c] = sum_i weight[c, i] * x[b, t - (K-1-i)*dil, c], zero before t = 0.
 void causal_conv_forward(float* y, const float* x, const float* weight, int64_t B, int64_t T,
                          int64_t C, int64_t K, int64_t dil);
-void causal_conv_forward_ref(float* y, const float* x, const float* weight, int64_t B,
-                             int64_t T, int64_t C, int64_t K, int64_t dil);
+void causal_conv_forward_ref(float* y, const float* x, const float* weight, int64_t B, int64_t T,
+                             int64_t C, int64_t K, int64_t dil);
 // dx[B, T, C] += conv^T dy;  dweight[C, K] += sum_{b,t} dy * shifted x
 void causal_conv_backward(float* dx, float* dweight, const float* dy, const float* x,
                           const float* weight, int64_t B, int64_t T, int64_t C, int64_t K,

@@ -29,7 +29,8 @@ int64_t EngramLayerShape::table_rows() const {
 }
 
 void EngramLayerShape::validate() const {
-  if (hidden <= 0) fail(Errc::invalid_argument, "EngramLayer: hidden size must be > 0, got ", hidden);
+  if (hidden <= 0)
+    fail(Errc::invalid_argument, "EngramLayer: hidden size must be > 0, got ", hidden);
   if (hc <= 0) fail(Errc::invalid_argument, "EngramLayer: hc_mult must be > 0, got ", hc);
   if (row_width <= 0)
     fail(Errc::invalid_argument, "EngramLayer: row width must be > 0, got ", row_width);
@@ -37,7 +38,8 @@ void EngramLayerShape::validate() const {
   for (size_t c = 0; c < primes.size(); c++)
     if (primes[c] <= 0)
       fail(Errc::invalid_argument, "EngramLayer: column ", c, " has ", primes[c], " rows");
-  if (kernel <= 0) fail(Errc::invalid_argument, "EngramLayer: kernel size must be > 0, got ", kernel);
+  if (kernel <= 0)
+    fail(Errc::invalid_argument, "EngramLayer: kernel size must be > 0, got ", kernel);
   if (dilation <= 0)
     fail(Errc::invalid_argument, "EngramLayer: dilation must be > 0, got ", dilation);
   if (!(norm_eps > 0.0f) || !(conv_norm_eps > 0.0f))
@@ -148,8 +150,12 @@ std::vector<NamedTensor> named_views(const EngramLayerShape& s, const EngramPara
 }
 }  // namespace
 
-std::vector<NamedTensor> EngramLayer::named_parameters() { return named_views(shape_, p_); }
-std::vector<NamedTensor> EngramLayer::named_grads() { return named_views(shape_, g_); }
+std::vector<NamedTensor> EngramLayer::named_parameters() {
+  return named_views(shape_, p_);
+}
+std::vector<NamedTensor> EngramLayer::named_grads() {
+  return named_views(shape_, g_);
+}
 
 void EngramLayer::zero_grad() {
   std::fill(grad_mem_.begin(), grad_mem_.end(), 0.0f);
@@ -210,8 +216,8 @@ void EngramLayer::forward(float* out, const float* hidden, const int64_t* hash_i
   vn_.resize(N * H * D);
   y_.resize(N * H * D);
   for (int64_t b = 0; b < H; b++)
-    nn::rmsnorm_forward(vn_.data() + b * D, H * D, rstd_v_.data() + b * N, v_.data() + b * D,
-                        H * D, p_.conv_norm + b * D, N, D, shape_.conv_norm_eps);
+    nn::rmsnorm_forward(vn_.data() + b * D, H * D, rstd_v_.data() + b * N, v_.data() + b * D, H * D,
+                        p_.conv_norm + b * D, N, D, shape_.conv_norm_eps);
   nn::causal_conv_forward(y_.data(), vn_.data(), p_.conv_w, B, T, H * D, shape_.kernel,
                           shape_.dilation);
   nn::residual_silu_forward(out, v_.data(), y_.data(), N * H * D);
@@ -240,13 +246,12 @@ void EngramLayer::backward(float* dhidden, const float* dout) {
                            shape_.kernel, shape_.dilation);
   for (int64_t b = 0; b < H; b++)
     nn::rmsnorm_backward(dv.data() + b * D, HD, g_.conv_norm + b * D, dvn.data() + b * D, HD,
-                         v_.data() + b * D, HD, p_.conv_norm + b * D, rstd_v_.data() + b * N, N,
-                         D);
+                         v_.data() + b * D, HD, p_.conv_norm + b * D, rstd_v_.data() + b * N, N, D);
   // v = gate * value
   std::vector<float> dkv(N * KV, 0.0f);
   std::vector<float> dgate(N * H, 0.0f);
-  nn::gated_value_backward(dgate.data(), dkv.data(), KV, dv.data(), gate_.data(), kv_.data(), KV,
-                           N, H, D);
+  nn::gated_value_backward(dgate.data(), dkv.data(), KV, dv.data(), gate_.data(), kv_.data(), KV, N,
+                           H, D);
   // gates, norms
   std::vector<float> dnk(N * HD, 0.0f), dnq(N * HD, 0.0f);
   for (int64_t b = 0; b < H; b++) {
@@ -254,8 +259,8 @@ void EngramLayer::backward(float* dhidden, const float* dout) {
                       score_.data() + b, gate_.data() + b, H, nk_.data() + b * D, HD,
                       nq_.data() + b * D, HD, N, D);
     nn::rmsnorm_backward(dkv.data() + (1 + b) * D, KV, g_.norm1 + b * D, dnk.data() + b * D, HD,
-                         kv_.data() + (1 + b) * D, KV, p_.norm1 + b * D, rstd_k_.data() + b * N,
-                         N, D);
+                         kv_.data() + (1 + b) * D, KV, p_.norm1 + b * D, rstd_k_.data() + b * N, N,
+                         D);
     nn::rmsnorm_backward(dhidden ? dhidden + b * D : nullptr, HD, g_.norm2 + b * D,
                          dnq.data() + b * D, HD, hidden_.data() + b * D, HD, p_.norm2 + b * D,
                          rstd_q_.data() + b * N, N, D);
@@ -274,8 +279,7 @@ void EngramLayer::reset_decode(int64_t B) {
   conv_state_.assign(B * (shape_.kernel - 1) * shape_.dilation * shape_.hc * shape_.hidden, 0.0f);
 }
 
-void EngramLayer::decode_step(float* out, const float* hidden, const int64_t* hash_ids,
-                              int64_t B) {
+void EngramLayer::decode_step(float* out, const float* hidden, const int64_t* hash_ids, int64_t B) {
   if (B != dec_B_ || dec_B_ == 0)
     fail(Errc::invalid_argument, "EngramLayer.decode_step: batch ", B,
          " does not match the decode state's batch ", dec_B_, " (run forward or reset_decode)");

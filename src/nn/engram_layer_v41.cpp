@@ -15,7 +15,8 @@
 namespace engram {
 
 void EngramV41Shape::validate() const {
-  if (hidden <= 0) fail(Errc::invalid_argument, "EngramLayerV41: hidden size must be > 0, got ", hidden);
+  if (hidden <= 0)
+    fail(Errc::invalid_argument, "EngramLayerV41: hidden size must be > 0, got ", hidden);
   if (hc <= 0) fail(Errc::invalid_argument, "EngramLayerV41: hc_mult must be > 0, got ", hc);
   if (cols <= 0) fail(Errc::invalid_argument, "EngramLayerV41: columns must be > 0, got ", cols);
   if (head_dim <= 0 || head_dim % kScaleBlock != 0)
@@ -25,12 +26,13 @@ void EngramV41Shape::validate() const {
 }
 
 EngramLayerV41::EngramLayerV41(EngramV41Shape shape, std::span<const uint8_t> wkv_weight,
-                               std::span<const uint8_t> wkv_scale,
-                               std::span<const float> q_weight, std::span<const float> k_weight)
+                               std::span<const uint8_t> wkv_scale, std::span<const float> q_weight,
+                               std::span<const float> k_weight)
     : shape_(shape) {
   shape_.validate();
   const int64_t out = (shape_.hc + 1) * shape_.hidden, in = shape_.emb_dim();
-  const int64_t sr = (out + kScaleBlock - 1) / kScaleBlock, sc = (in + kScaleBlock - 1) / kScaleBlock;
+  const int64_t sr = (out + kScaleBlock - 1) / kScaleBlock,
+                sc = (in + kScaleBlock - 1) / kScaleBlock;
   if (static_cast<int64_t>(wkv_weight.size()) != out * in)
     fail(Errc::invalid_argument, "EngramLayerV41: wkv.weight has ", wkv_weight.size(),
          " bytes, expected [", out, ", ", in, "]");
@@ -79,7 +81,8 @@ void EngramLayerV41::forward_rows(float* out, const float* hidden, const float* 
           kk += key[j] * key[j];
           dot += h[j] * w[j] * key[j];
         }
-        const float rstd = (1.0f / std::sqrt(hh * inv_d + eps)) * (1.0f / std::sqrt(kk * inv_d + eps));
+        const float rstd =
+            (1.0f / std::sqrt(hh * inv_d + eps)) * (1.0f / std::sqrt(kk * inv_d + eps));
         const float s = dot * rstd * inv_sqrt_d;
         const float mag = std::sqrt(std::max(std::fabs(s), nn::kGateClamp));
         gate = 1.0f / (1.0f + std::exp(-std::copysign(mag, s)));
@@ -121,9 +124,10 @@ void engram_v41_forward_ref(float* out, const float* hidden, const float* rows,
         kk += key * key;
         dot += double(h[j]) * q_weight[b * D + j] * k_weight[b * D + j] * key;
       }
-      const double s = dot / std::sqrt(hh / D + shape.norm_eps) / std::sqrt(kk / D + shape.norm_eps) /
-                       std::sqrt(double(D));
-      double gate = 1.0 / (1.0 + std::exp(-std::copysign(std::sqrt(std::max(std::fabs(s), 1e-6)), s)));
+      const double s = dot / std::sqrt(hh / D + shape.norm_eps) /
+                       std::sqrt(kk / D + shape.norm_eps) / std::sqrt(double(D));
+      double gate =
+          1.0 / (1.0 + std::exp(-std::copysign(std::sqrt(std::max(std::fabs(s), 1e-6)), s)));
       if (token_mask && token_mask[n] == 0) gate = 0.0;
       for (int64_t j = 0; j < D; j++)
         out[(n * H + b) * D + j] = static_cast<float>(h[j] + gate * kv[H * D + j]);

@@ -37,8 +37,8 @@ int thread_id() {
 }
 }  // namespace
 
-void embedding_gather(float* e, const float* table, const int64_t* row_ids, int64_t N,
-                      int64_t cols, int64_t width) {
+void embedding_gather(float* e, const float* table, const int64_t* row_ids, int64_t N, int64_t cols,
+                      int64_t width) {
 #pragma omp parallel for schedule(static) if (N * cols * width >= kParallelMin)
   for (int64_t i = 0; i < N * cols; i++)
     std::memcpy(e + i * width, table + row_ids[i] * width, sizeof(float) * width);
@@ -72,8 +72,8 @@ void embedding_backward_sparse(RowGrads& out, const float* de, const int64_t* ro
   }
 }
 
-void linear_forward(float* out, const float* inp, const float* weight, const float* bias,
-                    int64_t N, int64_t C, int64_t OC) {
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N,
+                    int64_t C, int64_t OC) {
   if (N == 0 || OC == 0) return;
   if (bias) {
 #pragma omp parallel for schedule(static) if (N * OC >= kParallelMin)
@@ -83,8 +83,8 @@ void linear_forward(float* out, const float* inp, const float* weight, const flo
               bias ? 1.0f : 0.0f, out, OC);
 }
 
-void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, int64_t N, int64_t C, int64_t OC) {
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int64_t N, int64_t C, int64_t OC) {
   if (N == 0) return;
   if (dinp)  // [N, C] += [N, OC] @ [OC, C]
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
@@ -176,8 +176,8 @@ void gate_forward(float* gate, float* score, int64_t ldg, const float* k, int64_
 }
 
 void gate_backward(float* dk, int64_t lddk, float* dq, int64_t lddq, const float* dgate,
-                   const float* score, const float* gate, int64_t ldg, const float* k,
-                   int64_t ldk, const float* q, int64_t ldq, int64_t N, int64_t C) {
+                   const float* score, const float* gate, int64_t ldg, const float* k, int64_t ldk,
+                   const float* q, int64_t ldq, int64_t N, int64_t C) {
   const float inv_sqrt_c = 1.0f / std::sqrt(static_cast<float>(C));
 #pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
@@ -200,8 +200,8 @@ void gate_backward(float* dk, int64_t lddk, float* dq, int64_t lddq, const float
   }
 }
 
-void gated_value_forward(float* v, const float* gate, const float* value, int64_t ldval,
-                         int64_t N, int64_t H, int64_t C) {
+void gated_value_forward(float* v, const float* gate, const float* value, int64_t ldval, int64_t N,
+                         int64_t H, int64_t C) {
 #pragma omp parallel for schedule(static) if (N * H * C >= kParallelMin)
   for (int64_t n = 0; n < N; n++)
     for (int64_t b = 0; b < H; b++) {

@@ -99,9 +99,9 @@ void rmsnorm_forward_ref(float* out, int64_t ldo, float* rstd, const float* x, i
   }
 }
 
-void rmsnorm_backward_ref(float* dx, int64_t lddx, float* dweight, const float* dout,
-                          int64_t lddo, const float* x, int64_t ldx, const float* weight,
-                          const float* rstd, int64_t N, int64_t C) {
+void rmsnorm_backward_ref(float* dx, int64_t lddx, float* dweight, const float* dout, int64_t lddo,
+                          const float* x, int64_t ldx, const float* weight, const float* rstd,
+                          int64_t N, int64_t C) {
   for (int64_t n = 0; n < N; n++) {
     const float* xr = x + n * ldx;
     const float* dr = dout + n * lddo;

@@ -93,11 +93,14 @@ TEST(EmbeddingBackward, DenseMatchesFiniteDifferences) {
   auto r = randn(N * cols * W, 4);
   std::vector<float> grad(rows * W, 0.0f);
   embedding_backward_dense(grad.data(), r.data(), ids.data(), N, cols, W);
-  expect_grad_matches(table, grad, [&] {
-    std::vector<float> e(N * cols * W);
-    embedding_gather(e.data(), table.data(), ids.data(), N, cols, W);
-    return weighted_sum(e, r);
-  }, "dtable");
+  expect_grad_matches(
+      table, grad,
+      [&] {
+        std::vector<float> e(N * cols * W);
+        embedding_gather(e.data(), table.data(), ids.data(), N, cols, W);
+        return weighted_sum(e, r);
+      },
+      "dtable");
 }
 
 TEST(Linear, FastMatchesReference) {
@@ -161,8 +164,8 @@ TEST(RmsNorm, BackwardMatchesFiniteDifferences) {
     auto x = randn(N * C, 19), w = randn(C, 20), r = randn(N * C, 21);
     std::vector<float> out(N * C), rstd(N), dx(N * C, 0.0f), dw(C, 0.0f);
     rmsnorm_forward_ref(out.data(), C, rstd.data(), x.data(), C, w.data(), N, C, eps);
-    (fast ? rmsnorm_backward : rmsnorm_backward_ref)(dx.data(), C, dw.data(), r.data(), C,
-                                                     x.data(), C, w.data(), rstd.data(), N, C);
+    (fast ? rmsnorm_backward : rmsnorm_backward_ref)(dx.data(), C, dw.data(), r.data(), C, x.data(),
+                                                     C, w.data(), rstd.data(), N, C);
     auto loss = [&] {
       std::vector<float> o(N * C), rs(N);
       rmsnorm_forward_ref(o.data(), C, rs.data(), x.data(), C, w.data(), N, C, eps);
@@ -286,7 +289,8 @@ TEST(CausalConv, DecodeStepsEqualFullForward) {
     std::vector<float> state(B * (K - 1) * dil * C);
     std::vector<float> xp(B * prefix * C);
     for (int64_t b = 0; b < B; b++)
-      std::copy(x.begin() + b * T * C, x.begin() + (b * T + prefix) * C, xp.begin() + b * prefix * C);
+      std::copy(x.begin() + b * T * C, x.begin() + (b * T + prefix) * C,
+                xp.begin() + b * prefix * C);
     causal_conv_state_from_prefix(state.data(), xp.data(), B, prefix, C, K, dil);
     for (int64_t t = prefix; t < T; t++) {
       std::vector<float> xt(B * C), yt(B * C);
@@ -306,11 +310,14 @@ TEST(Silu, BackwardMatchesFiniteDifferences) {
   auto y = randn(n, 39, 2.0f), res = randn(n, 40), r = randn(n, 41);
   std::vector<float> dy(n, 0.0f);
   silu_backward(dy.data(), r.data(), y.data(), n);
-  expect_grad_matches(y, dy, [&] {
-    std::vector<float> out(n);
-    residual_silu_forward(out.data(), res.data(), y.data(), n);
-    return weighted_sum(out, r);
-  }, "dy");
+  expect_grad_matches(
+      y, dy,
+      [&] {
+        std::vector<float> out(n);
+        residual_silu_forward(out.data(), res.data(), y.data(), n);
+        return weighted_sum(out, r);
+      },
+      "dy");
 }
 
 }  // namespace
