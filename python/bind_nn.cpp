@@ -33,6 +33,7 @@ namespace {
 using f32_array = pb::array_t<float, pb::array::c_style | pb::array::forcecast>;
 using i64_array = pb::array_t<int64_t, pb::array::c_style | pb::array::forcecast>;
 using u8_array = pb::array_t<uint8_t, pb::array::c_style>;
+using bool_array = pb::array_t<bool, pb::array::c_style | pb::array::forcecast>;
 
 std::string shape_str(const pb::array& a) {
   std::string s = "[";
@@ -236,11 +237,40 @@ class LayerFromConfig : public LayerCore {
         (hidden.shape(0) != input_ids.shape(0) || hidden.shape(1) != input_ids.shape(1)))
       fail(Errc::invalid_argument, "hidden ", shape_str(hidden), " and input_ids ",
            shape_str(input_ids), " disagree on [B, T]");
-    return forward_hash(hidden, hash(input_ids));
+    f32_array out = forward_hash(hidden, hash(input_ids));
+    // Each sequence's hash history, so decode steps on token ids continue these prompts.
+    const int64_t B = input_ids.shape(0), T = input_ids.shape(1);
+    states_.assign(B, HashState{});
+    for (int64_t b = 0; b < B; b++)
+      c_.hasher->advance(states_[b], {input_ids.data() + b * T, static_cast<size_t>(T)});
+    return out;
+  }
+
+  void reset_decode_ids(int64_t B) {
+    layer().reset_decode(B);
+    states_.assign(B, HashState{});
+  }
+
+  // hidden [B, hc, d] and either input_ids [B] (one new raw token per sequence, hashed against
+  // the history of the last forward or reset_decode) or hash_ids [B, cols].
+  f32_array decode_step_any(const f32_array& hidden, const i64_array& ids) {
+    if (ids.ndim() != 1) return decode_step(hidden, ids);
+    const int64_t B = ids.shape(0), C = c_.hasher->num_columns();
+    if (static_cast<int64_t>(states_.size()) != B)
+      fail(Errc::invalid_argument, "decode_step: ", B, " token ids but the decode state holds ",
+           states_.size(), " sequences (run forward on token ids, or reset_decode)");
+    i64_array hash_ids(std::vector<pb::ssize_t>{B, C});
+    for (int64_t b = 0; b < B; b++)
+      c_.hasher->hash_chunk(states_[b], c_.layer_id, {ids.data() + b, 1},
+                            {hash_ids.mutable_data() + b * C, static_cast<size_t>(C)});
+    f32_array out = decode_step(hidden, hash_ids);
+    for (int64_t b = 0; b < B; b++) c_.hasher->advance(states_[b], {ids.data() + b, 1});
+    return out;
   }
 
  private:
   Composed c_;
+  std::vector<HashState> states_;  // per sequence, for decode_step on token ids
 };
 
 class LayerV41 {
@@ -274,13 +304,56 @@ class LayerV41 {
     layer_->attach_table({embed_weight_.data(), embed_scale_.data(), rows});
   }
 
-  // hidden [B, T, hc, d], row_ids [B, T, cols] global rows, token_mask bool [B, T] or None
-  f32_array forward(const f32_array& hidden, const i64_array& row_ids,
-                    const std::optional<pb::array_t<bool, pb::array::c_style>>& token_mask) {
+  // Hash raw token ids with the tables of config_path's layer layer_id (V4.1 form). The config
+  // must describe this layer: hidden_size, hc_mult, engram_head_dim, columns and table rows.
+  void attach_hasher(const std::string& config_path, int64_t layer_id,
+                     const std::string& tokenizer_path) {
+    Composed c = compose(config_path, layer_id, tokenizer_path);
+    const auto& s = layer_->shape();
+    const auto& cfg = c.config;
+    auto check = [&](const char* what, int64_t cfg_value, int64_t have) {
+      if (cfg_value != have)
+        fail(Errc::mismatch, config_path, ": ", what, " is ", cfg_value, " but the weights give ",
+             have);
+    };
+    check("hidden_size", cfg.hidden_size.value_or(-1), s.hidden);
+    check("hc_mult", cfg.hc_mult.value_or(-1), s.hc);
+    check("engram_head_dim", cfg.row_dim(), s.head_dim);
+    check("hash columns", c.hasher->num_columns(), s.cols);
+    check(("rows of layer " + std::to_string(layer_id)).c_str(), c.hasher->total_rows(layer_id),
+          embed_weight_.shape(0));
+    composed_ = std::move(c);
+  }
+
+  // input_ids [B, T] -> global row ids [B, T, cols]; positions where token_mask is false are
+  // dead (V4.1 image spans: the n-gram look-back stops there).
+  i64_array hash_rows(const i64_array& input_ids, const std::optional<bool_array>& token_mask) {
+    if (!composed_)
+      fail(Errc::invalid_argument, "EngramLayerV41: no hasher (call attach_hasher first)");
+    expect_shape(input_ids, {-1, -1}, "input_ids");
+    const int64_t B = input_ids.shape(0), T = input_ids.shape(1), C = layer_->shape().cols;
+    std::vector<uint8_t> dead;
+    if (token_mask) {
+      expect_shape(*token_mask, {B, T}, "token_mask");
+      dead.resize(B * T);
+      for (int64_t i = 0; i < B * T; i++) dead[i] = token_mask->data()[i] ? 0 : 1;
+    }
+    i64_array out(std::vector<pb::ssize_t>{B, T, C});
+    composed_->hasher->hash_rows(composed_->layer_id,
+                                 {input_ids.data(), static_cast<size_t>(B * T)}, B, T,
+                                 {out.mutable_data(), static_cast<size_t>(B * T * C)}, dead);
+    return out;
+  }
+
+  // hidden [B, T, hc, d]; ids: row ids [B, T, cols] (global) or raw token ids [B, T] (hashed
+  // with the attached hasher); token_mask bool [B, T] or None -> hidden + gate * value
+  f32_array forward(const f32_array& hidden, const i64_array& ids,
+                    const std::optional<bool_array>& token_mask) {
+    if (ids.ndim() == 2) return forward(hidden, hash_rows(ids, token_mask), token_mask);
     const auto& s = layer_->shape();
     expect_shape(hidden, {-1, -1, s.hc, s.hidden}, "hidden");
     const int64_t B = hidden.shape(0), T = hidden.shape(1);
-    expect_shape(row_ids, {B, T, s.cols}, "row_ids");
+    expect_shape(ids, {B, T, s.cols}, "row_ids");
     std::vector<uint8_t> mask;
     if (token_mask) {
       expect_shape(*token_mask, {B, T}, "token_mask");
@@ -288,7 +361,7 @@ class LayerV41 {
     }
     f32_array out = new_f32({B, T, s.hc, s.hidden});
     pb::gil_scoped_release unlock;
-    layer_->forward(out.mutable_data(), hidden.data(), row_ids.data(),
+    layer_->forward(out.mutable_data(), hidden.data(), ids.data(),
                     mask.empty() ? nullptr : mask.data(), B * T);
     return out;
   }
@@ -303,6 +376,7 @@ class LayerV41 {
  private:
   u8_array embed_weight_, embed_scale_;  // kept alive: the layer reads rows from them
   std::unique_ptr<EngramLayerV41> layer_;
+  std::optional<Composed> composed_;
 };
 
 }  // namespace
@@ -356,7 +430,10 @@ void bind_nn(pybind11::module_& m) {
       .def("hash", &LayerFromConfig::hash, pb::arg("input_ids"),
            "input_ids int64 [B,T] -> per-column hash ids [B,T,cols] of this layer")
       .def("forward", &LayerFromConfig::forward_ids, pb::arg("hidden"), pb::arg("input_ids"),
-           "hidden float32 [B,T,hc,d], input_ids int64 [B,T] -> output [B,T,hc,d]");
+           "hidden float32 [B,T,hc,d], input_ids int64 [B,T] -> output [B,T,hc,d]")
+      .def("reset_decode", &LayerFromConfig::reset_decode_ids, pb::arg("batch"))
+      .def("decode_step", &LayerFromConfig::decode_step_any, pb::arg("hidden"), pb::arg("ids"),
+           "hidden [B,hc,d] and input_ids int64 [B] (or hash_ids [B,cols]) -> [B,hc,d]");
 
   pb::class_<LayerV41>(m, "EngramLayerV41", "Engram layer, DeepSeek-V4.1 form (forward only).")
       .def(pb::init<u8_array, u8_array, const u8_array&, const u8_array&, const f32_array&,
@@ -364,10 +441,15 @@ void bind_nn(pybind11::module_& m) {
            pb::arg("embed_weight"), pb::arg("embed_scale"), pb::arg("wkv_weight"),
            pb::arg("wkv_scale"), pb::arg("q_weight"), pb::arg("k_weight"),
            pb::arg("norm_eps") = 1e-20)
-      .def("forward", &LayerV41::forward, pb::arg("hidden"), pb::arg("row_ids"),
+      .def("forward", &LayerV41::forward, pb::arg("hidden"), pb::arg("ids"),
            pb::arg("token_mask") = pb::none(),
-           "hidden [B,T,hc,d], row_ids int64 [B,T,cols] (global), token_mask bool [B,T] -> "
-           "hidden + gate * value")
+           "hidden [B,T,hc,d]; ids: row ids int64 [B,T,cols] (global) or token ids [B,T] "
+           "(needs attach_hasher); token_mask bool [B,T] or None -> hidden + gate * value")
+      .def("attach_hasher", &LayerV41::attach_hasher, pb::arg("config_path"), pb::arg("layer_id"),
+           pb::arg("tokenizer_path"))
+      .def("hash_rows", &LayerV41::hash_rows, pb::arg("input_ids"),
+           pb::arg("token_mask") = pb::none(),
+           "token ids [B,T] -> global row ids [B,T,cols]; masked-off positions are dead")
       .def("wkv", &LayerV41::wkv, "The dequantized wkv weight [(hc+1)*d, cols*head_dim].");
 }
 

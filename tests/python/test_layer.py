@@ -271,3 +271,28 @@ def test_layer_from_config_hashes_token_ids(tmp_path):
     assert not np.array_equal(other.hash(ids), hash_ids)  # other layer, other multipliers
     with pytest.raises(IndexError):
         engram.EngramLayer(str(path), 2, hidden, hc, _tokenizer_path())
+
+
+@pytest.mark.skipif(not os.path.exists(_tokenizer_path()), reason="tokenizer asset not fetched")
+def test_layer_from_config_decodes_token_by_token(tmp_path):
+    cfg = {"engram_vocab_size": [500, 500, 500], "max_ngram_size": 4, "n_embed_per_ngram": 16,
+           "n_head_per_ngram": 2, "layer_ids": [3], "pad_id": 2, "seed": 1, "kernel_size": 4}
+    path = tmp_path / "engram.json"
+    path.write_text(json.dumps(cfg))
+    hc, hidden = 2, 16
+    layer = engram.EngramLayer(str(path), 3, hidden, hc, _tokenizer_path(), seed=4)
+    sd = layer.state_dict()
+    rng = np.random.default_rng(3)
+    sd["short_conv.conv.weight"] = (0.3 * rng.standard_normal(
+        sd["short_conv.conv.weight"].shape)).astype(np.float32)
+    layer.load_state_dict(sd)
+    B, T, P = 2, 9, 3
+    ids = rng.integers(0, 120000, size=(B, T)).astype(np.int64)
+    h = rng.standard_normal((B, T, hc, hidden)).astype(np.float32)
+    full = layer.forward(h, ids)
+    layer.forward(h[:, :P], ids[:, :P])  # prompt
+    for t in range(P, T):
+        assert rel_err(layer.decode_step(h[:, t], ids[:, t]), full[:, t]) <= TOL
+    layer.reset_decode(B)  # from an empty history: the same as a forward from position 0
+    for t in range(T):
+        assert rel_err(layer.decode_step(h[:, t], ids[:, t]), full[:, t]) <= TOL

@@ -127,3 +127,65 @@ def test_bad_inputs_raise():
         layer.forward(h, np.array([[[0, 1], [2, 10]]], dtype=np.int64))
     with pytest.raises(ValueError, match="token_mask has shape"):
         layer.forward(h, np.zeros((1, 2, 2), np.int64), np.ones((2, 2), dtype=bool))
+
+
+def _tokenizer_path():
+    import os
+    return os.path.join(os.environ.get("ENGRAM_SOURCE_DIR", "."), "assets", "deepseek_v3",
+                        "tokenizer.json")
+
+
+def _row_totals(n_layers, max_ngram, n_heads, vocab):
+    """Rows per layer by DESIGN 2.2's prime rule (small numbers only)."""
+    def isprime(n):
+        return n > 1 and all(n % d for d in range(2, int(n ** 0.5) + 1))
+    used, totals = set(), []
+    for _ in range(n_layers):
+        total = 0
+        for _ in range(2, max_ngram + 1):
+            start = vocab - 1
+            for _ in range(n_heads):
+                c = start + 1
+                while not isprime(c) or c in used:
+                    c += 1
+                used.add(c)
+                total += c
+                start = c
+        totals.append(total)
+    return totals
+
+
+def test_forward_on_token_ids_hashes_with_the_config(tmp_path):
+    import json
+    import os
+    if not os.path.exists(_tokenizer_path()) or not hasattr(engram, "TokenCompressor"):
+        pytest.skip("needs the tokenizer asset and engram.TokenCompressor")
+    compressed = engram.TokenCompressor.from_tokenizer(_tokenizer_path()).compressed_vocab_size
+    hc, dim, head_dim, n_heads, max_ngram = 2, 32, 32, 2, 4
+    totals = _row_totals(2, max_ngram, n_heads, 50)
+    cfg = {"engram_layer_ids": [1, 14], "engram_num_embeddings": totals,
+           "engram_max_ngram_size": max_ngram, "engram_vocab_size": 50,
+           "engram_n_heads": n_heads, "engram_head_dim": head_dim, "engram_pad_token_id": 2,
+           "engram_compressed_vocab_size": compressed, "hc_mult": hc, "hidden_size": dim,
+           "rms_norm_eps": 1e-20}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    rng = np.random.default_rng(7)
+    cols = (max_ngram - 1) * n_heads
+    case = make_case(rng, totals[1], head_dim, cols, hc, dim)
+    layer = engram.EngramLayerV41(*case)
+    with pytest.raises(ValueError, match="no hasher"):
+        layer.forward(np.zeros((1, 3, hc, dim), np.float32), np.zeros((1, 3), np.int64))
+    with pytest.raises(ValueError, match="rows of layer 1"):
+        layer.attach_hasher(str(path), 1, _tokenizer_path())  # layer 1 has other tables
+    layer.attach_hasher(str(path), 14, _tokenizer_path())
+    B, T = 2, 8
+    ids = rng.integers(0, 120000, size=(B, T)).astype(np.int64)
+    mask = np.ones((B, T), dtype=bool)
+    mask[1, 3:5] = False  # an image span
+    rows = layer.hash_rows(ids, mask)
+    assert rows.shape == (B, T, cols) and rows.min() >= 0 and rows.max() < totals[1]
+    # The dead span cuts the look-back: position 5 sees no further back than itself + pad.
+    assert not np.array_equal(rows[1, 5], layer.hash_rows(ids)[1, 5])
+    h = rng.standard_normal((B, T, hc, dim)).astype(np.float32)
+    np.testing.assert_array_equal(layer.forward(h, ids, mask), layer.forward(h, rows, mask))
