@@ -168,16 +168,44 @@ void rope_backward(float* dx, const float* cos_t, const float* sin_t, int64_t B,
 // ---- causal attention -------------------------------------------------------------------------
 
 // In-place stable softmax of p[0..n).
-static void softmax_inplace(float* p, int64_t n) {
+static void softmax_inplace(float* __restrict p, int64_t n) {
   float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
   for (int64_t j = 0; j < n; j++) mx = std::max(mx, p[j]);
   float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < n; j++) {
-    p[j] = std::exp(p[j] - mx);
+    p[j] = exp_approx(p[j] - mx);
     sum += p[j];
   }
   const float inv = 1.0f / sum;
   for (int64_t j = 0; j < n; j++) p[j] *= inv;
+}
+
+// y[0..n) += sum_r a[r] * X[r][0..n) for r < 4, rows X[r] = x + r * ldx: four rank-1 updates per
+// pass over y, so y is loaded and stored a quarter as often as with one axpy per row.
+static inline void axpy4(float* __restrict y, const float* __restrict x, int64_t ldx,
+                         const float* a, int64_t n) {
+  const float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+  const float* __restrict x0 = x;
+  const float* __restrict x1 = x + ldx;
+  const float* __restrict x2 = x + 2 * ldx;
+  const float* __restrict x3 = x + 3 * ldx;
+#pragma omp simd
+  for (int64_t j = 0; j < n; j++) y[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j];
+}
+
+static inline void axpy1(float* __restrict y, const float* __restrict x, float a, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; j++) y[j] += a * x[j];
+}
+
+// y[0..n) += sum_{r < m} a[r] * (x + r * ldx)[0..n)
+static inline void gemv_t(float* __restrict y, const float* x, int64_t ldx, const float* a,
+                          int64_t m, int64_t n) {
+  int64_t r = 0;
+  for (; r + 4 <= m; r += 4) axpy4(y, x + r * ldx, ldx, a + r, n);
+  for (; r < m; r++) axpy1(y, x + r * ldx, a[r], n);
 }
 
 void attention_forward(float* out, float* att, const float* qkv, int64_t B, int64_t T, int64_t H,
@@ -188,33 +216,30 @@ void attention_forward(float* out, float* att, const float* qkv, int64_t B, int6
 #pragma omp parallel
   {
     std::vector<float> kt(D * T);  // K of one (b, kv head) block, transposed: (D, T)
+    std::vector<float> vb(T * D);  // V of the block, contiguous (T, D)
+    std::vector<float> qs(D);      // scaled query row
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++) {
       for (int64_t g = 0; g < KV; g++) {
         const float* base = qkv + b * T * stride;
         for (int64_t j = 0; j < T; j++) {
           const float* k = base + j * stride + (H + g) * D;
+          const float* v = base + j * stride + (H + KV + g) * D;
           for (int64_t d = 0; d < D; d++) kt[d * T + j] = k[d];
+          std::memcpy(vb.data() + j * D, v, D * sizeof(float));
         }
         for (int64_t h = g * group; h < (g + 1) * group; h++) {
           for (int64_t i = 0; i < T; i++) {
             const float* q = base + i * stride + h * D;
+            for (int64_t d = 0; d < D; d++) qs[d] = q[d] * scale;
             float* p = att + ((b * H + h) * T + i) * T;
             const int64_t n = i + 1;
             std::fill(p, p + T, 0.0f);
-            for (int64_t d = 0; d < D; d++) {
-              const float qd = q[d] * scale;
-              const float* kr = kt.data() + d * T;
-              for (int64_t j = 0; j < n; j++) p[j] += qd * kr[j];
-            }
+            gemv_t(p, kt.data(), T, qs.data(), D, n);  // p = K q (scaled), causal prefix
             softmax_inplace(p, n);
             float* o = out + (b * T + i) * H * D + h * D;
             std::fill(o, o + D, 0.0f);
-            for (int64_t j = 0; j < n; j++) {
-              const float pj = p[j];
-              const float* v = base + j * stride + (H + KV + g) * D;
-              for (int64_t d = 0; d < D; d++) o[d] += pj * v[d];
-            }
+            gemv_t(o, vb.data(), D, p, n, D);  // o = V^T p
           }
         }
       }
@@ -227,13 +252,19 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
   // With P = softmax(S), S = scale * Q K^T (causal), O = P V:
   // dP = dO V^T, dV = P^T dO, dS = P * (dP - rowsum(P * dP)), dQ = scale dS K, dK = scale dS^T Q.
   // Heads of one KV group share dK and dV, so a block is (b, kv head) and owns its outputs.
+  // dK_j = sum_{i >= j} dS[i, j] Q_i and dV_j = sum_{i >= j} P[i, j] dO_i read columns of dS
+  // and P, so both are kept transposed (row j = column j) to make every inner loop contiguous.
   const int64_t stride = (H + 2 * KV) * D;
   const int64_t group = H / KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 #pragma omp parallel
   {
-    std::vector<float> vt(D * T);  // V transposed (D, T)
-    std::vector<float> dk(T * D), dv(T * D), ds(T);
+    std::vector<float> vt(D * T);              // V^T (D, T)
+    std::vector<float> kb(T * D), qb(T * D);   // K (T, D); this head's Q (T, D)
+    std::vector<float> dob(T * D);             // this head's dO (T, D)
+    std::vector<float> dst(T * T), pt(T * T);  // dS^T, P^T (T, T)
+    std::vector<float> dk(T * D), dv(T * D);   // accumulators (T, D)
+    std::vector<float> ds(T);
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++) {
       for (int64_t g = 0; g < KV; g++) {
@@ -241,38 +272,35 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
         float* dbase = dqkv + b * T * stride;
         for (int64_t j = 0; j < T; j++) {
           const float* v = base + j * stride + (H + KV + g) * D;
+          std::memcpy(kb.data() + j * D, base + j * stride + (H + g) * D, D * sizeof(float));
           for (int64_t d = 0; d < D; d++) vt[d * T + j] = v[d];
         }
         std::fill(dk.begin(), dk.end(), 0.0f);
         std::fill(dv.begin(), dv.end(), 0.0f);
         for (int64_t h = g * group; h < (g + 1) * group; h++) {
           for (int64_t i = 0; i < T; i++) {
+            std::memcpy(qb.data() + i * D, base + i * stride + h * D, D * sizeof(float));
+            std::memcpy(dob.data() + i * D, dout + (b * T + i) * H * D + h * D, D * sizeof(float));
+          }
+          for (int64_t i = 0; i < T; i++) {
             const int64_t n = i + 1;
             const float* p = att + ((b * H + h) * T + i) * T;
-            const float* dO = dout + (b * T + i) * H * D + h * D;
-            const float* q = base + i * stride + h * D;
-            float* dq = dbase + i * stride + h * D;
-            // dP row into ds
             std::fill(ds.begin(), ds.begin() + n, 0.0f);
-            for (int64_t d = 0; d < D; d++) {
-              const float od = dO[d];
-              const float* vr = vt.data() + d * T;
-              for (int64_t j = 0; j < n; j++) ds[j] += od * vr[j];
-            }
+            gemv_t(ds.data(), vt.data(), T, dob.data() + i * D, D, n);  // dP_i = V dO_i
             float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
             for (int64_t j = 0; j < n; j++) dot += p[j] * ds[j];
+#pragma omp simd
             for (int64_t j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
+            gemv_t(dbase + i * stride + h * D, kb.data(), D, ds.data(), n, D);  // dQ_i += dS_i K
             for (int64_t j = 0; j < n; j++) {
-              const float* k = base + j * stride + (H + g) * D;
-              const float dsj = ds[j], pj = p[j];
-              float* dkj = dk.data() + j * D;
-              float* dvj = dv.data() + j * D;
-              for (int64_t d = 0; d < D; d++) {
-                dq[d] += dsj * k[d];
-                dkj[d] += dsj * q[d];
-                dvj[d] += pj * dO[d];
-              }
+              dst[j * T + i] = ds[j];
+              pt[j * T + i] = p[j];
             }
+          }
+          for (int64_t j = 0; j < T; j++) {
+            gemv_t(dk.data() + j * D, qb.data() + j * D, D, dst.data() + j * T + j, T - j, D);
+            gemv_t(dv.data() + j * D, dob.data() + j * D, D, pt.data() + j * T + j, T - j, D);
           }
         }
         for (int64_t j = 0; j < T; j++) {
@@ -390,7 +418,8 @@ void swiglu_forward(float* out, const float* gateup, int64_t N, int64_t F) {
     const float* g = gateup + n * 2 * F;
     const float* u = g + F;
     float* o = out + n * F;
-    for (int64_t f = 0; f < F; f++) o[f] = g[f] / (1.0f + std::exp(-g[f])) * u[f];
+#pragma omp simd
+    for (int64_t f = 0; f < F; f++) o[f] = g[f] / (1.0f + exp_approx(-g[f])) * u[f];
   }
 }
 
@@ -403,8 +432,9 @@ void swiglu_backward(float* dgateup, const float* dout, const float* gateup, int
     const float* dy = dout + n * F;
     float* dg = dgateup + n * 2 * F;
     float* du = dg + F;
+#pragma omp simd
     for (int64_t f = 0; f < F; f++) {
-      const float sg = 1.0f / (1.0f + std::exp(-g[f]));
+      const float sg = 1.0f / (1.0f + exp_approx(-g[f]));
       dg[f] += dy[f] * u[f] * sg * (1.0f + g[f] * (1.0f - sg));
       du[f] += dy[f] * g[f] * sg;
     }
@@ -419,9 +449,11 @@ void crossentropy_forward(float* losses, float* lse, const float* logits, const 
   for (int64_t n = 0; n < N; n++) {
     const float* l = logits + n * V;
     float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
     for (int64_t v = 0; v < V; v++) mx = std::max(mx, l[v]);
     float sum = 0.0f;
-    for (int64_t v = 0; v < V; v++) sum += std::exp(l[v] - mx);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t v = 0; v < V; v++) sum += exp_approx(l[v] - mx);
     lse[n] = mx + std::log(sum);
     losses[n] = targets[n] >= 0 ? lse[n] - l[targets[n]] : 0.0f;
   }
@@ -437,7 +469,8 @@ void crossentropy_backward_inplace(float* logits_to_dlogits, const float* lse,
       continue;
     }
     const float m = lse[n];
-    for (int64_t v = 0; v < V; v++) l[v] = std::exp(l[v] - m) * dloss;
+#pragma omp simd
+    for (int64_t v = 0; v < V; v++) l[v] = exp_approx(l[v] - m) * dloss;
     l[targets[n]] -= dloss;
   }
 }

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -65,6 +66,19 @@ void expect_close(const std::vector<float>& a, const std::vector<float>& b, floa
     ASSERT_LE(std::abs(a[i] - b[i]), atol + rtol * std::abs(b[i]))
         << what << "[" << i << "]: " << a[i] << " vs " << b[i];
   }
+}
+
+TEST(Kernels, ExpApproxIsWithinItsStatedErrorAndClamps) {
+  double worst = 0.0;
+  for (float x = -80.0f; x <= 80.0f; x += 0.01337f) {
+    const double ref = std::exp(double(x));
+    worst = std::max(worst, std::abs(exp_approx(x) - ref) / ref);
+  }
+  EXPECT_LT(worst, 3e-7);
+  EXPECT_EQ(exp_approx(0.0f), 1.0f);
+  EXPECT_TRUE(std::isfinite(exp_approx(1000.0f)));
+  EXPECT_GE(exp_approx(-std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_LT(exp_approx(-std::numeric_limits<float>::infinity()), 1e-37f);
 }
 
 TEST(Kernels, EmbeddingForwardGathersAndBackwardScatterAdds) {
