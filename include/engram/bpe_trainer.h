@@ -42,6 +42,14 @@ struct BpeTrainerOptions {
   std::string split_regex = kGpt4SplitRegex;
 };
 
+struct CorpusOptions;
+
+struct CorpusStats {
+  uint64_t files = 0;
+  uint64_t documents = 0;
+  uint64_t bytes = 0;
+};
+
 struct BpeMerge {
   int32_t left = 0;
   int32_t right = 0;
@@ -66,6 +74,9 @@ class BpeTrainer {
 
   // Counts the words of one piece of text (valid UTF-8; a document or a chunk of one).
   void add_text(std::string_view text);
+  // Counts every chunk of a corpus (engram/data.h), streamed, on all OpenMP threads. The
+  // counts equal add_text() over each chunk in turn. Errors as CorpusReader.
+  CorpusStats add_corpus(const CorpusOptions& corpus);
 
   // Errc::invalid_argument when no word was counted.
   BpeVocab train() const;

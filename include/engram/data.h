@@ -26,9 +26,11 @@
 // i % 10 == 9, otherwise it is train. For Brown that is ca10, ca20, ca30, ca40, cb06, ...: 50
 // texts of 500, spread over every genre.
 // Chunks: a document longer than chunk_bytes is cut after a '\n' that is followed by a byte
-// other than space, \t, \r, \n (if there is none in 4 * chunk_bytes, at a UTF-8 character
-// boundary). Pre-tokenizer regexes of the GPT-2 / GPT-4 family never match across such a cut,
-// so encoding the chunks one by one gives the tokens of the whole document.
+// other than space, \t, \r, \n: the last such place within chunk_bytes, else the first within
+// 4 * chunk_bytes, else (a line of 4 * chunk_bytes) the last UTF-8 character boundary within
+// chunk_bytes. Pre-tokenizer regexes of the GPT-2 / GPT-4 family never match across a cut at a
+// line start, so encoding the chunks one by one gives the tokens of the whole document; only
+// the last-resort cut inside a giant line may split a word.
 // Errors: a path that does not exist, no files at all, invalid UTF-8 (naming the file and byte
 // offset), and a corpus (or split) with no text at all all throw engram::Error.
 //

@@ -43,9 +43,7 @@ void run_train(const TrainArgs& a) {
 
   const auto t0 = std::chrono::steady_clock::now();
   BpeTrainer trainer(options);
-  CorpusReader reader(corpus);
-  TextChunk chunk;
-  while (reader.next(&chunk)) trainer.add_text(chunk.text);
+  const CorpusStats stats = trainer.add_corpus(corpus);
   const double count_s = seconds_since(t0);
   const auto t1 = std::chrono::steady_clock::now();
   const BpeVocab vocab = trainer.train();
@@ -57,9 +55,9 @@ void run_train(const TrainArgs& a) {
   out << json;
   out.close();
   if (!out) fail(Errc::io, a.output, ": write failed");
-  std::printf("corpus: %zu files (%s split), %llu documents, %llu bytes\n", reader.files().size(), a.split.c_str(),
-              static_cast<unsigned long long>(reader.documents_read()),
-              static_cast<unsigned long long>(reader.bytes_read()));
+  std::printf("corpus: %llu files (%s split), %llu documents, %llu bytes\n",
+              static_cast<unsigned long long>(stats.files), a.split.c_str(),
+              static_cast<unsigned long long>(stats.documents), static_cast<unsigned long long>(stats.bytes));
   std::printf("words: %llu (%llu distinct), counted in %.2f s\n", static_cast<unsigned long long>(trainer.total_words()),
               static_cast<unsigned long long>(trainer.unique_words()), count_s);
   std::printf("vocab: %zu ids (%d special, 256 bytes, %zu merges), merged in %.2f s\n", vocab.tokens.size(),

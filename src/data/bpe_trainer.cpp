@@ -8,14 +8,20 @@
 #include "engram/bpe_trainer.h"
 
 #include <algorithm>
+#include <exception>
 #include <nlohmann/json.hpp>
 #include <queue>
 #include <unordered_set>
 
+#include "engram/data.h"
 #include "engram/error.h"
 #include "text/json_util.h"
 #include "text/pipeline.h"
 #include "text/utf8.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace engram {
 namespace {
@@ -153,29 +159,89 @@ const BpeTrainerOptions& BpeTrainer::options() const { return impl_->options; }
 uint64_t BpeTrainer::total_words() const { return impl_->total; }
 uint64_t BpeTrainer::unique_words() const { return impl_->counts.size(); }
 
-void BpeTrainer::add_text(std::string_view text) {
-  Impl& m = *impl_;
-  // Text between special-token strings, leftmost (then longest) match first, as encode() cuts.
+namespace {
+
+// Counts the pre-tokenizer's words of text into counts; returns how many words there were.
+// Only text between special-token strings is counted (leftmost, then longest match first),
+// as encode() would cut them out.
+uint64_t count_words(const text::PreTokenizer& pre, const std::vector<std::string>& specials, std::string_view text,
+                     std::unordered_map<std::string, uint64_t>& counts, std::vector<std::string>& pieces) {
+  uint64_t total = 0;
+  std::vector<size_t> next(specials.size());  // next occurrence of each special at or after pos
+  for (size_t k = 0; k < specials.size(); ++k) next[k] = text.find(specials[k]);
   size_t pos = 0;
-  while (pos <= text.size()) {
+  for (;;) {
     size_t best = std::string_view::npos, best_len = 0;
-    for (const std::string& s : m.options.special_tokens) {
-      const size_t at = text.find(s, pos);
-      if (at < best || (at == best && s.size() > best_len)) {
-        best = at;
-        best_len = s.size();
+    for (size_t k = 0; k < specials.size(); ++k) {
+      if (next[k] != std::string_view::npos && next[k] < pos) next[k] = text.find(specials[k], pos);
+      if (next[k] < best || (next[k] == best && next[k] != std::string_view::npos && specials[k].size() > best_len)) {
+        best = next[k];
+        best_len = specials[k].size();
       }
     }
     const size_t end = best == std::string_view::npos ? text.size() : best;
     if (end > pos) {
-      m.pieces.clear();
-      m.pre.apply(text.substr(pos, end - pos), m.pieces);
-      for (std::string& w : m.pieces) ++m.counts[std::move(w)];
-      m.total += m.pieces.size();
+      pieces.clear();
+      pre.apply(text.substr(pos, end - pos), pieces);
+      for (std::string& w : pieces) ++counts[std::move(w)];
+      total += pieces.size();
     }
-    if (best == std::string_view::npos) break;
+    if (best == std::string_view::npos) return total;
     pos = best + best_len;
   }
+}
+
+}  // namespace
+
+void BpeTrainer::add_text(std::string_view text) {
+  Impl& m = *impl_;
+  m.total += count_words(m.pre, m.options.special_tokens, text, m.counts, m.pieces);
+}
+
+CorpusStats BpeTrainer::add_corpus(const CorpusOptions& corpus) {
+  Impl& m = *impl_;
+  CorpusReader reader(corpus);
+#ifdef _OPENMP
+  const int threads = omp_get_max_threads();
+#else
+  const int threads = 1;
+#endif
+  // Batches of chunks: each thread counts into its own map, then the maps are summed (sums
+  // do not depend on the order, so the result is the same for any thread count).
+  std::vector<TextChunk> chunks(static_cast<size_t>(threads) * 4);
+  bool more = true;
+  while (more) {
+    size_t n = 0;
+    while (n < chunks.size() && (more = reader.next(&chunks[n]))) ++n;
+    if (n == 0) break;
+    std::exception_ptr error;
+#pragma omp parallel num_threads(threads)
+    {
+      std::unordered_map<std::string, uint64_t> local;
+      std::vector<std::string> pieces;
+      uint64_t words = 0;
+#pragma omp for schedule(dynamic, 1)
+      for (size_t i = 0; i < n; ++i) {
+        try {
+          words += count_words(m.pre, m.options.special_tokens, chunks[i].text, local, pieces);
+        } catch (...) {
+#pragma omp critical(bpe_error)
+          if (!error) error = std::current_exception();
+        }
+      }
+#pragma omp critical(bpe_merge)
+      {
+        m.total += words;
+        if (m.counts.empty()) {
+          m.counts.swap(local);
+        } else {
+          for (auto& [w, c] : local) m.counts[w] += c;
+        }
+      }
+    }
+    if (error) std::rethrow_exception(error);
+  }
+  return {reader.files().size(), reader.documents_read(), reader.bytes_read()};
 }
 
 BpeVocab BpeTrainer::train() const {

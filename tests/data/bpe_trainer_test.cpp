@@ -114,12 +114,40 @@ TEST(BpeTrainer, MinFrequencyStopsEarly) {
   EXPECT_EQ(merge_pairs(v), merge_pairs(t.train_reference()));
 }
 
+TEST(BpeTrainer, AddCorpusCountsLikeAddText) {
+  test::TempDir d;
+  std::vector<std::string> docs;
+  for (uint32_t i = 0; i < 11; ++i) docs.push_back(d.write(str_cat("c/doc", i), synthetic_text(100 + i, 400)));
+  CorpusOptions c;
+  c.inputs = {d.path("c")};
+  c.chunk_bytes = 200;  // many chunks, all cut at line starts (lines are short)
+  BpeTrainerOptions o;
+  o.vocab_size = 500;
+  BpeTrainer parallel(o), serial(o);
+  const CorpusStats stats = parallel.add_corpus(c);
+  EXPECT_EQ(stats.files, 11u);
+  EXPECT_EQ(stats.documents, 11u);
+  uint64_t bytes = 0;
+  for (const std::string& path : docs) {
+    const std::string text = test::read_file(path);
+    serial.add_text(text);
+    bytes += text.size();
+  }
+  EXPECT_EQ(stats.bytes, bytes);
+  EXPECT_EQ(parallel.total_words(), serial.total_words());
+  EXPECT_EQ(parallel.unique_words(), serial.unique_words());
+  EXPECT_EQ(parallel.train().tokens, serial.train().tokens);
+}
+
 TEST(BpeTrainer, SpecialTokenStringsAreNotCounted) {
   BpeTrainerOptions o;
   o.vocab_size = 300;
   BpeTrainer t(o);
   t.add_text("<|eos|>x<|pad|><|bos|>");
   EXPECT_EQ(t.total_words(), 1u);  // "x"
+  t.add_text("a<|eos|><|eos|>b<|bos|>c<|eos|>");
+  EXPECT_EQ(t.total_words(), 4u);  // + "a", "b", "c"
+  EXPECT_EQ(t.unique_words(), 4u);
 }
 
 TEST(BpeTrainer, RejectsBadOptionsAndEmptyCorpus) {
