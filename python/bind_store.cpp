@@ -1,5 +1,265 @@
-// Placeholder: replaced by the real bindings for src/store.
+// Python bindings of the store area: Engram tables served from a DeepSeek-V4.1 checkpoint.
+//
+//   engram.TableStore.open(path, tier="dram"|"file", cache_bytes=0, cache_policy="s3fifo",
+//                          direct=True, shared_path=None)
+//       path: a V4.1 checkpoint directory (config.json + shards). tier "file" reads rows in
+//       place (io_uring, O_DIRECT); "dram" loads every row into memory first (or, with
+//       shared_path, into a /dev/shm file other processes attach to). cache_bytes > 0 puts a
+//       hot-row cache in front of the tier.
+//     .lookup(layer_id, hash_ids int64 [..., columns]) -> float32 [..., columns, head_dim]
+//       hash_ids are per-column values as NgramHasher.hash returns them (no offsets); the
+//       column offsets are added here. A value outside its column's [0, prime) is IndexError.
+//     .prefetch({layer_id: hash_ids, ...}, step=0) -> PrefetchTicket, all layers started at once
+//     .wait(layer_id) -> float32 rows of the latest prefetch; ticket.wait(layer_id) likewise
+//     .stats() -> dict (tier, cache hits / misses / hit_rate / entries, io reads / bytes)
+//     .layer_ids, .columns, .head_dim, .rows(layer_id)
+//   engram.write_synthetic_v41(dir, layer_ids=[1, 14], vocab_size=1000, max_ngram=4, n_heads=8,
+//                              head_dim=256, hidden_size=64, hc_mult=4, shards=3, sparse=False,
+//                              seed=0) -> [rows per layer]
+// Errors: ValueError (bad arguments, bad checkpoint), IndexError (ids), OSError (I/O).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <map>
+#include <optional>
+
+#include "engram/error.h"
+#include "engram/hasher.h"
+#include "engram/prefetch.h"
+#include "engram/store.h"
+#include "engram/store_checkpoint.h"
 #include "module.h"
+
+namespace pyb = pybind11;
+
 namespace engram::py {
-void bind_store(pybind11::module_&) {}
+namespace {
+
+using f32_array = pyb::array_t<float, pyb::array::c_style>;
+
+class PyTableStore;
+
+// The rows of one prefetch: keeps the ticket and the shapes to return.
+class PyTicket {
+ public:
+  PyTicket(Ticket t, std::map<int64_t, std::pair<size_t, std::vector<pyb::ssize_t>>> layers)
+      : ticket_(std::move(t)), layers_(std::move(layers)) {}
+  f32_array wait(int64_t layer_id) {
+    auto it = layers_.find(layer_id);
+    if (it == layers_.end())
+      fail(Errc::out_of_range, "layer ", layer_id, " was not part of this prefetch");
+    StagedRows rows;
+    {
+      pyb::gil_scoped_release release;
+      rows = ticket_.wait(it->second.first);
+    }
+    f32_array out(it->second.second);
+    auto src = rows.f32();
+    std::memcpy(out.mutable_data(), src.data(), src.size() * sizeof(float));
+    return out;
+  }
+  void cancel() { ticket_.cancel(); }
+
+ private:
+  Ticket ticket_;
+  std::map<int64_t, std::pair<size_t, std::vector<pyb::ssize_t>>> layers_;
+};
+
+class PyTableStore {
+ public:
+  static std::unique_ptr<PyTableStore> open(const std::string& path, const std::string& tier,
+                                            uint64_t cache_bytes, const std::string& policy,
+                                            bool direct,
+                                            std::optional<std::string> shared_path) {
+    auto s = std::make_unique<PyTableStore>();
+    s->ck_ = V41Checkpoint::open(path);
+    const EngramConfig& c = s->ck_->config();
+    if (!c.compressed_vocab_size)
+      fail(Errc::mismatch, path, "/config.json: engram_compressed_vocab_size is required");
+    EngramConfig unchecked = c;
+    s->layouts_ = make_hash_layout(unchecked, *c.compressed_vocab_size);
+    FileStoreOptions fo;
+    fo.direct = direct;
+    std::shared_ptr<FileStore> file = FileStore::open(s->ck_->table_sources(), fo);
+    s->file_ = file;
+    std::shared_ptr<RowStore> tierstore;
+    if (tier == "file") {
+      if (shared_path) fail(Errc::invalid_argument, "shared_path needs tier=\"dram\"");
+      tierstore = file;
+    } else if (tier == "dram") {
+      pyb::gil_scoped_release release;
+      if (shared_path) {
+        try {
+          tierstore = DramStore::attach_shared(*shared_path);
+        } catch (const Error& e) {
+          if (e.code() != Errc::io) throw;  // present but bad: say so, do not overwrite
+          tierstore = DramStore::create_shared(*shared_path, *file);
+        }
+      } else {
+        tierstore = DramStore::load(*file);
+      }
+    } else {
+      fail(Errc::invalid_argument, "tier must be \"dram\" or \"file\", got \"", tier, "\"");
+    }
+    s->tier_ = tier;
+    if (cache_bytes > 0) {
+      s->cached_ = std::make_shared<CachedStore>(tierstore, cache_bytes, parse_cache_policy(policy));
+      s->store_ = s->cached_;
+    } else {
+      s->store_ = tierstore;
+    }
+    return s;
+  }
+
+  f32_array lookup(int64_t layer_id, const pyb::array& hash_ids) {
+    std::vector<pyb::ssize_t> shape;
+    std::vector<int64_t> rows = to_rows(layer_id, hash_ids, shape);
+    const size_t t = ck_->table_of_layer(layer_id);
+    f32_array out(shape);
+    {
+      pyb::gil_scoped_release release;
+      store_->gather_f32(t, rows, out.mutable_data());
+    }
+    return out;
+  }
+
+  std::shared_ptr<PyTicket> prefetch(const std::map<int64_t, pyb::array>& by_layer, int64_t step) {
+    if (!prefetcher_) {
+      PrefetchOptions po;
+      po.threads = static_cast<unsigned>(std::max<size_t>(1, ck_->layers().size()));
+      po.staging_bytes = 1ull << 30;
+      po.output = RowOutput::f32;
+      prefetcher_ = std::make_unique<Prefetcher>(store_, po);
+    }
+    // The previous ticket of wait() is replaced: release it first so its staging returns.
+    latest_.reset();
+    std::vector<LayerRequest> reqs;
+    std::map<int64_t, std::pair<size_t, std::vector<pyb::ssize_t>>> layers;
+    for (auto& [layer_id, arr] : by_layer) {
+      std::vector<pyb::ssize_t> shape;
+      std::vector<int64_t> rows = to_rows(layer_id, arr, shape);
+      layers[layer_id] = {reqs.size(), shape};
+      reqs.push_back({ck_->table_of_layer(layer_id), std::move(rows)});
+    }
+    Ticket t = prefetcher_->prefetch(step, std::move(reqs));
+    latest_ = std::make_shared<PyTicket>(std::move(t), std::move(layers));
+    return latest_;
+  }
+
+  f32_array wait(int64_t layer_id) {
+    if (!latest_) fail(Errc::invalid_argument, "wait() before any prefetch()");
+    return latest_->wait(layer_id);
+  }
+
+  pyb::dict stats() const {
+    pyb::dict d;
+    d["tier"] = tier_;
+    d["describe"] = store_->describe();
+    if (cached_) {
+      CacheStats c = cached_->cache_stats();
+      d["cache_hits"] = c.hits;
+      d["cache_misses"] = c.misses;
+      d["cache_hit_rate"] = c.hit_rate();
+      d["cache_entries"] = c.entries;
+      d["cache_capacity_rows"] = c.capacity_rows;
+      d["cache_evictions"] = c.evictions;
+    }
+    IoStats io = file_->io_stats();
+    d["io_reads"] = io.reads;
+    d["io_bytes"] = io.bytes;
+    d["io_direct_reads"] = io.direct_reads;
+    return d;
+  }
+
+  std::vector<int64_t> layer_ids() const { return ck_->config().layer_ids; }
+  int64_t columns() const { return ck_->config().num_columns(); }
+  int64_t head_dim() const { return ck_->config().head_dim; }
+  int64_t rows(int64_t layer_id) const { return ck_->layers()[ck_->table_of_layer(layer_id)].rows; }
+
+ private:
+  // hash_ids [..., columns] -> flat rows (offsets added, each value checked against its prime);
+  // `shape` gets the output shape [..., columns, head_dim].
+  std::vector<int64_t> to_rows(int64_t layer_id, const pyb::array& hash_ids,
+                               std::vector<pyb::ssize_t>& shape) {
+    const size_t t = ck_->table_of_layer(layer_id);
+    const LayerHashLayout& lay = layouts_[t];
+    const char kind = hash_ids.dtype().kind();
+    if (kind != 'i' && kind != 'u')
+      fail(Errc::invalid_argument, "hash_ids: expected an integer array, got dtype ",
+           std::string(pyb::str(hash_ids.dtype())));
+    auto a = pyb::array_t<int64_t, pyb::array::c_style | pyb::array::forcecast>::ensure(hash_ids);
+    const int64_t C = static_cast<int64_t>(lay.primes.size());
+    if (a.ndim() < 1 || a.shape(a.ndim() - 1) != C)
+      fail(Errc::invalid_argument, "hash_ids: last dimension must be the ", C,
+           " hash columns of layer ", layer_id);
+    shape.assign(a.shape(), a.shape() + a.ndim());
+    shape.push_back(ck_->config().head_dim);
+    const int64_t* p = a.data();
+    std::vector<int64_t> rows(static_cast<size_t>(a.size()));
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const int64_t c = static_cast<int64_t>(i) % C;
+      if (p[i] < 0 || p[i] >= lay.primes[c])
+        fail(Errc::out_of_range, "hash_ids: value ", p[i], " at flat position ", i, " (column ",
+             c, ") is outside [0, ", lay.primes[c], ") for layer ", layer_id);
+      rows[i] = p[i] + lay.offsets[c];
+    }
+    return rows;
+  }
+
+  std::unique_ptr<V41Checkpoint> ck_;
+  std::vector<LayerHashLayout> layouts_;
+  std::shared_ptr<FileStore> file_;
+  std::shared_ptr<CachedStore> cached_;
+  std::shared_ptr<RowStore> store_;
+  std::string tier_;
+  std::shared_ptr<PyTicket> latest_;
+  std::unique_ptr<Prefetcher> prefetcher_;  // last: shut down before the store goes
+};
+
+}  // namespace
+
+void bind_store(pyb::module_& m) {
+  pyb::class_<PyTicket, std::shared_ptr<PyTicket>>(m, "PrefetchTicket")
+      .def("wait", &PyTicket::wait, pyb::arg("layer_id"))
+      .def("cancel", &PyTicket::cancel);
+
+  pyb::class_<PyTableStore>(m, "TableStore")
+      .def_static("open", &PyTableStore::open, pyb::arg("path"), pyb::arg("tier") = "dram",
+                  pyb::arg("cache_bytes") = 0, pyb::arg("cache_policy") = "s3fifo",
+                  pyb::arg("direct") = true, pyb::arg("shared_path") = pyb::none())
+      .def("lookup", &PyTableStore::lookup, pyb::arg("layer_id"), pyb::arg("hash_ids"))
+      .def("prefetch", &PyTableStore::prefetch, pyb::arg("hash_ids"), pyb::arg("step") = 0)
+      .def("wait", &PyTableStore::wait, pyb::arg("layer_id"))
+      .def("stats", &PyTableStore::stats)
+      .def("rows", &PyTableStore::rows, pyb::arg("layer_id"))
+      .def_property_readonly("layer_ids", &PyTableStore::layer_ids)
+      .def_property_readonly("columns", &PyTableStore::columns)
+      .def_property_readonly("head_dim", &PyTableStore::head_dim);
+
+  m.def(
+      "write_synthetic_v41",
+      [](const std::string& dir, std::vector<int64_t> layer_ids, int64_t vocab_size, int max_ngram,
+         int64_t n_heads, int64_t head_dim, int64_t hidden_size, int64_t hc_mult, int shards,
+         bool sparse, uint64_t seed) {
+        SyntheticV41Options o;
+        o.layer_ids = std::move(layer_ids);
+        o.vocab_size = vocab_size;
+        o.max_ngram = max_ngram;
+        o.n_heads = n_heads;
+        o.head_dim = head_dim;
+        o.hidden_size = hidden_size;
+        o.hc_mult = hc_mult;
+        o.shards = shards;
+        o.sparse = sparse;
+        o.seed = seed;
+        pyb::gil_scoped_release release;
+        return write_synthetic_v41(dir, o);
+      },
+      pyb::arg("dir"), pyb::arg("layer_ids") = std::vector<int64_t>{1, 14},
+      pyb::arg("vocab_size") = 1000, pyb::arg("max_ngram") = 4, pyb::arg("n_heads") = 8,
+      pyb::arg("head_dim") = 256, pyb::arg("hidden_size") = 64, pyb::arg("hc_mult") = 4,
+      pyb::arg("shards") = 3, pyb::arg("sparse") = false, pyb::arg("seed") = 0);
+}
+
 }  // namespace engram::py

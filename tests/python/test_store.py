@@ -1,0 +1,145 @@
+"""engram.TableStore on synthetic DeepSeek-V4.1 checkpoints: lookup equals the rows decoded in
+NumPy straight from the safetensors bytes (e4m3 x e8m0), for each tier with and without a cache;
+prefetch / wait; stats; and the error paths (bad hash ids, bad tier, broken checkpoint)."""
+import json
+import os
+import struct
+
+import numpy as np
+import pytest
+
+import engram
+
+SMALL = dict(vocab_size=100, max_ngram=3, n_heads=2, head_dim=64, hidden_size=16, hc_mult=2)
+
+
+def e4m3_to_f32(b):
+    """Decode e4m3fn bytes (no NaN in synthetic data) with NumPy, independently of engram."""
+    b = b.astype(np.int32)
+    sign = np.where(b & 0x80, -1.0, 1.0)
+    exp = (b >> 3) & 0xF
+    man = b & 0x7
+    normal = (1.0 + man / 8.0) * np.exp2(exp - 7.0)
+    sub = (man / 8.0) * np.exp2(-6.0)
+    return (sign * np.where(exp == 0, sub, normal)).astype(np.float32)
+
+
+def read_tensor(ckdir, name):
+    with open(os.path.join(ckdir, "model.safetensors.index.json")) as f:
+        shard = json.load(f)["weight_map"][name]
+    with open(os.path.join(ckdir, shard), "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        begin, end = header[name]["data_offsets"]
+        f.seek(8 + n + begin)
+        data = np.frombuffer(f.read(end - begin), dtype=np.uint8)
+    return data.reshape(header[name]["shape"])
+
+
+def expected_rows(ckdir, layer, rows):
+    w = read_tensor(ckdir, f"layers.{layer}.engram.embed.weight")[rows]
+    s = read_tensor(ckdir, f"layers.{layer}.engram.embed.scale")[rows]
+    scale = np.exp2(s.astype(np.float32) - 127.0)
+    vals = e4m3_to_f32(w).reshape(*w.shape[:-1], -1, 32) * scale[..., None]
+    return vals.reshape(w.shape).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("v41"))
+    rows = engram.write_synthetic_v41(d, **SMALL)
+    return d, rows
+
+
+def primes_of(ckdir, layer):
+    lookup = np.arange(99092, dtype=np.int64)
+    h = engram.NgramHasher(os.path.join(ckdir, "config.json"), lookup, 99092)
+    return np.array(h.primes(layer)), np.array(h.offsets(layer))
+
+
+@pytest.mark.parametrize("tier", ["file", "dram"])
+@pytest.mark.parametrize("cache_bytes", [0, 66 * 40])
+def test_lookup_matches_numpy_decoding(ckpt, tier, cache_bytes):
+    d, _ = ckpt
+    store = engram.TableStore.open(d, tier=tier, cache_bytes=cache_bytes)
+    assert store.layer_ids == [1, 14]
+    assert store.columns == 4 and store.head_dim == 64
+    rng = np.random.default_rng(0)
+    for layer in store.layer_ids:
+        primes, offsets = primes_of(d, layer)
+        hash_ids = (rng.integers(0, 1 << 40, size=(2, 5, 4)) % primes).astype(np.int64)
+        got = store.lookup(layer, hash_ids)
+        assert got.shape == (2, 5, 4, 64) and got.dtype == np.float32
+        want = expected_rows(d, layer, hash_ids + offsets)
+        np.testing.assert_array_equal(got, want)
+        again = store.lookup(layer, hash_ids)
+        np.testing.assert_array_equal(again, want)
+    st = store.stats()
+    assert st["tier"] == tier
+    if cache_bytes:
+        assert st["cache_hits"] > 0 and st["cache_entries"] <= 40
+
+
+def test_prefetch_and_wait(ckpt):
+    d, _ = ckpt
+    store = engram.TableStore.open(d, tier="file", cache_bytes=1 << 16)
+    p1, o1 = primes_of(d, 1)
+    p14, o14 = primes_of(d, 14)
+    h1 = (np.arange(3 * 4).reshape(3, 4) * 7 % p1).astype(np.int64)
+    h14 = (np.arange(6 * 4).reshape(6, 4) * 5 % p14).astype(np.int64)
+    ticket = store.prefetch({1: h1, 14: h14}, step=3)
+    np.testing.assert_array_equal(store.wait(14), expected_rows(d, 14, h14 + o14))
+    np.testing.assert_array_equal(ticket.wait(1), expected_rows(d, 1, h1 + o1))
+    with pytest.raises(IndexError):
+        ticket.wait(2)
+
+
+def test_bad_hash_ids_and_arguments(ckpt):
+    d, _ = ckpt
+    store = engram.TableStore.open(d, tier="file")
+    primes, _ = primes_of(d, 1)
+    bad = np.zeros((1, 4), dtype=np.int64)
+    bad[0, 2] = primes[2]  # one past the column's table
+    with pytest.raises(IndexError, match="column 2"):
+        store.lookup(1, bad)
+    with pytest.raises(IndexError):
+        store.lookup(1, -np.ones((1, 4), dtype=np.int64))
+    with pytest.raises(ValueError, match="last dimension"):
+        store.lookup(1, np.zeros((1, 3), dtype=np.int64))
+    with pytest.raises(ValueError):
+        store.lookup(1, np.zeros((1, 4), dtype=np.float32))
+    with pytest.raises(IndexError):
+        store.lookup(2, np.zeros((1, 4), dtype=np.int64))
+    with pytest.raises(ValueError, match="tier"):
+        engram.TableStore.open(d, tier="ssd")
+    with pytest.raises(ValueError, match="cache policy"):
+        engram.TableStore.open(d, tier="file", cache_bytes=100, cache_policy="fifo")
+    with pytest.raises(ValueError):
+        engram.TableStore.open(d, tier="file").wait(1)  # no prefetch yet
+
+
+def test_broken_checkpoints(tmp_path):
+    d = str(tmp_path / "ck")
+    engram.write_synthetic_v41(d, **SMALL)
+    with open(os.path.join(d, "model.safetensors.index.json")) as f:
+        shard = json.load(f)["weight_map"]["layers.14.engram.embed.weight"]
+    os.remove(os.path.join(d, shard))
+    with pytest.raises(OSError, match=shard):
+        engram.TableStore.open(d, tier="file")
+    with pytest.raises(OSError):
+        engram.TableStore.open(str(tmp_path / "nothing"), tier="file")
+
+
+def test_shared_dram_tier(ckpt, tmp_path):
+    d, _ = ckpt
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else str(tmp_path)
+    path = os.path.join(shm, f"engram_test_store_{os.getpid()}")
+    try:
+        a = engram.TableStore.open(d, tier="dram", shared_path=path)
+        b = engram.TableStore.open(d, tier="dram", shared_path=path)  # attaches
+        h = np.zeros((1, 4), dtype=np.int64)
+        np.testing.assert_array_equal(a.lookup(1, h), b.lookup(1, h))
+        assert "shared" in b.stats()["describe"]
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
