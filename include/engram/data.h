@@ -184,7 +184,7 @@ class TokenFile {
   const TokenFileHeader& header() const;
   uint64_t size() const { return header().token_count; }
   uint32_t vocab_size() const { return header().vocab_size; }
-  uint32_t token(uint64_t i) const;  // i < size(), unchecked beyond a debug assert
+  uint32_t token(uint64_t i) const;  // i < size(), checked only by a debug assert
 
   // Copies tokens [start, start + out.size()) into out; Errc::out_of_range past the end.
   void read(uint64_t start, std::span<int32_t> out) const;
@@ -203,7 +203,7 @@ class TokenFile {
 
 // Random training windows: each row is T + 1 consecutive tokens starting at an offset drawn
 // uniformly from [0, size - T - 1] by a seeded SplitMix64 stream (unbiased bounded draws), so
-// the same seed gives the same batches on every platform.
+// the same seed gives the same batches on every platform. The file must outlive the sampler.
 class WindowSampler {
  public:
   // Errc::invalid_argument when B or T < 1 or the file holds fewer than T + 1 tokens.

@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
+#include <cassert>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -155,15 +157,21 @@ void TokenFileWriter::append(std::span<const int32_t> ids) {
       fail(Errc::out_of_range, path_, ": token ", count_ + i, " has id ", id, ", outside [0, ", V, ")");
     }
   }
-  for (const int32_t id : ids) {
+  size_t done = 0;
+  while (done < ids.size()) {
     if (buffer_.size() + bpt > kWriteBufferBytes) flush();
-    uint8_t b[4];
-    if (bpt == 2) {
-      store<uint16_t>(b, static_cast<uint16_t>(id));
-    } else {
-      store<uint32_t>(b, static_cast<uint32_t>(id));
+    const size_t take = std::min(ids.size() - done, (kWriteBufferBytes - buffer_.size()) / bpt);
+    const size_t at = buffer_.size();
+    buffer_.resize(at + take * bpt);
+    uint8_t* out = buffer_.data() + at;
+    for (size_t i = 0; i < take; ++i) {
+      if (bpt == 2) {
+        store<uint16_t>(out + 2 * i, static_cast<uint16_t>(ids[done + i]));
+      } else {
+        store<uint32_t>(out + 4 * i, static_cast<uint32_t>(ids[done + i]));
+      }
     }
-    buffer_.insert(buffer_.end(), b, b + bpt);
+    done += take;
   }
   count_ += ids.size();
 }
@@ -265,7 +273,10 @@ TokenFile TokenFile::open(const std::string& path, bool verify_payload) {
 
 const TokenFileHeader& TokenFile::header() const { return impl_->header; }
 
-uint32_t TokenFile::token(uint64_t i) const { return impl_->at(i); }
+uint32_t TokenFile::token(uint64_t i) const {
+  assert(i < size());
+  return impl_->at(i);
+}
 
 void TokenFile::read(uint64_t start, std::span<int32_t> out) const {
   const uint64_t n = size();
