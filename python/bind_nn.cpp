@@ -16,6 +16,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include "engram/compressor.h"
@@ -36,9 +37,11 @@ using u8_array = pb::array_t<uint8_t, pb::array::c_style>;
 using bool_array = pb::array_t<bool, pb::array::c_style | pb::array::forcecast>;
 
 std::string shape_str(const pb::array& a) {
-  std::string s = "[";
-  for (pb::ssize_t i = 0; i < a.ndim(); i++) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + "]";
+  std::ostringstream os;
+  os << '[';
+  for (pb::ssize_t i = 0; i < a.ndim(); i++) os << (i ? ", " : "") << a.shape(i);
+  os << ']';
+  return os.str();
 }
 
 void expect_shape(const pb::array& a, std::vector<int64_t> want, const char* what) {
@@ -46,10 +49,17 @@ void expect_shape(const pb::array& a, std::vector<int64_t> want, const char* wha
   for (size_t i = 0; ok && i < want.size(); i++)
     ok = want[i] < 0 || a.shape(i) == want[i];  // -1: any size
   if (!ok) {
-    std::string w = "[";
-    for (size_t i = 0; i < want.size(); i++)
-      w += (i ? ", " : "") + (want[i] < 0 ? std::string("*") : std::to_string(want[i]));
-    fail(Errc::invalid_argument, what, " has shape ", shape_str(a), ", expected ", w + "]");
+    std::ostringstream w;
+    w << '[';
+    for (size_t i = 0; i < want.size(); i++) {
+      w << (i ? ", " : "");
+      if (want[i] < 0)
+        w << '*';
+      else
+        w << want[i];
+    }
+    w << ']';
+    fail(Errc::invalid_argument, what, " has shape ", shape_str(a), ", expected ", w.str());
   }
 }
 

@@ -99,7 +99,8 @@ class EngramLayer {
   // decode_step consumes one new token per sequence and gives exactly what forward over the
   // whole sequence gives at that position. reset_decode(B) starts B empty sequences.
   // hidden, out: [B, hc, d]; hash_ids: [B, cols]. Throws Errc::invalid_argument if B differs
-  // from the state's batch.
+  // from the state's batch. A decode step replaces the kept activations, so backward needs a
+  // new forward after it.
   void reset_decode(int64_t B);
   void decode_step(float* out, const float* hidden, const int64_t* hash_ids, int64_t B);
 
