@@ -22,7 +22,7 @@ using hash_detail::LayerKernel;
 namespace {
 
 // Below this many positions a call stays on the calling thread.
-constexpr int64_t kParallelMinPositions = 8192;
+[[maybe_unused]] constexpr int64_t kParallelMinPositions = 8192;
 // Positions per OpenMP work item: enough to amortize the scheduling, small enough to balance.
 constexpr int64_t kChunkPositions = 2048;
 
@@ -168,7 +168,7 @@ void NgramHasher::compress(std::span<const int64_t> raw_ids, int64_t batch, int6
   const uint8_t* dm = dead.empty() ? nullptr : dead.data();
   int64_t* dst = out.data();
   int64_t first_bad = total;  // smallest flat index of an id >= vocab at a live position
-  const int threads = thread_count(num_threads_);
+  [[maybe_unused]] const int threads = thread_count(num_threads_);
 #pragma omp parallel for schedule(static) num_threads(threads) \
     if (threads > 1 && total >= kParallelMinPositions) reduction(min : first_bad)
   for (int64_t i = 0; i < total; ++i) {
@@ -203,7 +203,7 @@ void NgramHasher::hash_compressed(int64_t layer_id, std::span<const int64_t> com
   if (total == 0) return;
   const int64_t chunks_per_row = (time + kChunkPositions - 1) / kChunkPositions;
   const int64_t items = batch * chunks_per_row;
-  const int threads = thread_count(num_threads_);
+  [[maybe_unused]] const int threads = thread_count(num_threads_);
   const int64_t* x = compressed.data();
   const uint8_t* dm = dead.empty() ? nullptr : dead.data();
   int64_t* dst = out.data();
