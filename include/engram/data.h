@@ -133,7 +133,8 @@ TokenFileHeader parse_token_file_header(std::span<const uint8_t> bytes, const st
 
 // Checks a payload against its header: byte length, checksum (Errc::parse) and every id below
 // the vocab size (Errc::out_of_range naming the token's position and byte offset).
-void check_token_payload(const TokenFileHeader& header, std::span<const uint8_t> payload, const std::string& origin);
+void check_token_payload(const TokenFileHeader& header, std::span<const uint8_t> payload,
+                         const std::string& origin);
 
 // FNV-1a 64 of bytes, continuing from `state` (start with kFnvOffsetBasis).
 inline constexpr uint64_t kFnvOffsetBasis = 0xcbf29ce484222325ull;
@@ -236,7 +237,7 @@ struct TokenizeStats {
 // are read in batches of `threads` * 4 and encoded in parallel (OpenMP), written in order, so
 // memory stays near 4 * threads * chunk_bytes whatever the corpus size. Errors as CorpusReader,
 // TokenFileWriter; Errc::out_of_range when separator_id is not an id of the tokenizer.
-TokenizeStats tokenize_corpus(const Tokenizer& tokenizer, const CorpusOptions& corpus, const std::string& path,
-                              int32_t separator_id);
+TokenizeStats tokenize_corpus(const Tokenizer& tokenizer, const CorpusOptions& corpus,
+                              const std::string& path, int32_t separator_id);
 
 }  // namespace engram

@@ -25,13 +25,16 @@ struct CorpusArgs {
 
   void add_to(CLI::App* cmd) {
     auto* in = cmd->add_option("--input", inputs, "UTF-8 files or folders (recursive, sorted)");
-    auto* br = cmd->add_option("--brown", brown, "Brown corpus folder (tags stripped), e.g. assets/brown");
+    auto* br =
+        cmd->add_option("--brown", brown, "Brown corpus folder (tags stripped), e.g. assets/brown");
     in->excludes(br);
     br->excludes(in);
-    cmd->add_option("--chunk-bytes", chunk_bytes, "largest piece of a document read at once")->capture_default_str();
+    cmd->add_option("--chunk-bytes", chunk_bytes, "largest piece of a document read at once")
+        ->capture_default_str();
   }
   CorpusOptions options(CorpusSplit split) const {
-    if (inputs.empty() && brown.empty()) fail(Errc::invalid_argument, "give --input PATH... or --brown DIR");
+    if (inputs.empty() && brown.empty())
+      fail(Errc::invalid_argument, "give --input PATH... or --brown DIR");
     CorpusOptions o;
     o.inputs = brown.empty() ? inputs : std::vector<std::string>{brown};
     o.format = brown.empty() ? CorpusFormat::text : CorpusFormat::brown;
@@ -51,7 +54,9 @@ struct TokenizeArgs {
 void run_tokenize(const TokenizeArgs& a) {
   const Tokenizer tok = Tokenizer::from_file(a.tokenizer);
   const auto sep = tok.token_to_id(a.separator);
-  if (!sep) fail(Errc::invalid_argument, a.tokenizer, ": separator token \"", a.separator, "\" is not in the vocabulary (--separator)");
+  if (!sep)
+    fail(Errc::invalid_argument, a.tokenizer, ": separator token \"", a.separator,
+         "\" is not in the vocabulary (--separator)");
   std::error_code ec;
   std::filesystem::create_directories(a.output, ec);
   if (ec) fail(Errc::io, a.output, ": cannot create folder: ", ec.message());
@@ -59,17 +64,23 @@ void run_tokenize(const TokenizeArgs& a) {
   for (const CorpusSplit split : {CorpusSplit::train, CorpusSplit::val}) {
     const char* name = split == CorpusSplit::train ? "train" : "val";
     if (split == CorpusSplit::val && files < 10) {
-      std::printf("val: not written: the held-out split takes every 10th file and there are only %zu\n", files);
+      std::printf(
+          "val: not written: the held-out split takes every 10th file and there are only %zu\n",
+          files);
       continue;
     }
-    const std::string path = (std::filesystem::path(a.output) / (std::string(name) + ".bin")).string();
+    const std::string path =
+        (std::filesystem::path(a.output) / (std::string(name) + ".bin")).string();
     const auto t0 = std::chrono::steady_clock::now();
     const TokenizeStats s = tokenize_corpus(tok, a.corpus.options(split), path, *sep);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("%s: %llu documents, %llu bytes -> %llu tokens (%.3f bytes/token, uint%u) in %.2f s: %s\n", name,
-                static_cast<unsigned long long>(s.documents), static_cast<unsigned long long>(s.bytes),
-                static_cast<unsigned long long>(s.tokens), s.tokens ? double(s.bytes) / double(s.tokens) : 0.0,
-                s.header.bytes_per_token * 8, secs, path.c_str());
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf(
+        "%s: %llu documents, %llu bytes -> %llu tokens (%.3f bytes/token, uint%u) in %.2f s: %s\n",
+        name, static_cast<unsigned long long>(s.documents),
+        static_cast<unsigned long long>(s.bytes), static_cast<unsigned long long>(s.tokens),
+        s.tokens ? double(s.bytes) / double(s.tokens) : 0.0, s.header.bytes_per_token * 8, secs,
+        path.c_str());
   }
 }
 
@@ -95,9 +106,12 @@ void run_text(const CorpusArgs& c, const std::string& split, bool jsonl) {
 void run_info(const std::string& path) {
   const TokenFile f = TokenFile::open(path, /*verify_payload=*/true);
   const TokenFileHeader& h = f.header();
-  std::printf("%s: version %u, %llu tokens of uint%u, vocab size %u, separator %u, checksum %016llx (verified)\n",
-              path.c_str(), h.version, static_cast<unsigned long long>(h.token_count), h.bytes_per_token * 8,
-              h.vocab_size, h.separator_id, static_cast<unsigned long long>(h.checksum));
+  std::printf(
+      "%s: version %u, %llu tokens of uint%u, vocab size %u, separator %u, checksum %016llx "
+      "(verified)\n",
+      path.c_str(), h.version, static_cast<unsigned long long>(h.token_count),
+      h.bytes_per_token * 8, h.vocab_size, h.separator_id,
+      static_cast<unsigned long long>(h.checksum));
 }
 
 }  // namespace
@@ -107,10 +121,12 @@ void add_data_command(CLI::App& app) {
   data->require_subcommand(1);
 
   auto targs = std::make_shared<TokenizeArgs>();
-  auto* tokenize = data->add_subcommand("tokenize", "Tokenize a corpus into OUTPUT/train.bin and OUTPUT/val.bin");
+  auto* tokenize = data->add_subcommand(
+      "tokenize", "Tokenize a corpus into OUTPUT/train.bin and OUTPUT/val.bin");
   targs->corpus.add_to(tokenize);
   tokenize->add_option("--tokenizer", targs->tokenizer, "tokenizer.json")->required();
-  tokenize->add_option("--separator", targs->separator, "token written after each document")->capture_default_str();
+  tokenize->add_option("--separator", targs->separator, "token written after each document")
+      ->capture_default_str();
   tokenize->add_option("--output", targs->output, "folder for train.bin and val.bin")->required();
   tokenize->callback([targs] { run_tokenize(*targs); });
 
@@ -120,7 +136,8 @@ void add_data_command(CLI::App& app) {
   auto* text = data->add_subcommand("text", "Print a corpus's documents as engram reads them");
   xargs->add_to(text);
   text->add_option("--split", *split, "all, train or val")->capture_default_str();
-  text->add_flag("--jsonl", *jsonl, "one JSON string per document (default: documents separated by a blank line)");
+  text->add_flag("--jsonl", *jsonl,
+                 "one JSON string per document (default: documents separated by a blank line)");
   text->callback([xargs, split, jsonl] { run_text(*xargs, *split, *jsonl); });
 
   auto path = std::make_shared<std::string>();

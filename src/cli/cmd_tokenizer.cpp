@@ -57,14 +57,17 @@ void run_train(const TrainArgs& a) {
   if (!out) fail(Errc::io, a.output, ": write failed");
   std::printf("corpus: %llu files (%s split), %llu documents, %llu bytes\n",
               static_cast<unsigned long long>(stats.files), a.split.c_str(),
-              static_cast<unsigned long long>(stats.documents), static_cast<unsigned long long>(stats.bytes));
-  std::printf("words: %llu (%llu distinct), counted in %.2f s\n", static_cast<unsigned long long>(trainer.total_words()),
+              static_cast<unsigned long long>(stats.documents),
+              static_cast<unsigned long long>(stats.bytes));
+  std::printf("words: %llu (%llu distinct), counted in %.2f s\n",
+              static_cast<unsigned long long>(trainer.total_words()),
               static_cast<unsigned long long>(trainer.unique_words()), count_s);
-  std::printf("vocab: %zu ids (%d special, 256 bytes, %zu merges), merged in %.2f s\n", vocab.tokens.size(),
-              vocab.n_special, vocab.merges.size(), merge_s);
+  std::printf("vocab: %zu ids (%d special, 256 bytes, %zu merges), merged in %.2f s\n",
+              vocab.tokens.size(), vocab.n_special, vocab.merges.size(), merge_s);
   if (static_cast<int64_t>(vocab.tokens.size()) < a.vocab_size) {
     std::printf("note: stopped below --vocab-size %lld: no pair occurs %llu times any more\n",
-                static_cast<long long>(a.vocab_size), static_cast<unsigned long long>(a.min_frequency));
+                static_cast<long long>(a.vocab_size),
+                static_cast<unsigned long long>(a.min_frequency));
   }
   std::printf("wrote %s\n", a.output.c_str());
 }
@@ -75,20 +78,29 @@ void add_tokenizer_command(CLI::App& app) {
   auto* tok = app.add_subcommand("tokenizer", "Train tokenizers");
   tok->require_subcommand(1);
   auto args = std::make_shared<TrainArgs>();
-  auto* train = tok->add_subcommand("train", "Train a byte-level BPE tokenizer and write it as a HF tokenizer.json");
-  auto* in = train->add_option("--input", args->inputs, "UTF-8 files or folders (recursive, sorted)");
-  auto* br = train->add_option("--brown", args->brown, "Brown corpus folder (tags stripped), e.g. assets/brown");
+  auto* train = tok->add_subcommand(
+      "train", "Train a byte-level BPE tokenizer and write it as a HF tokenizer.json");
+  auto* in =
+      train->add_option("--input", args->inputs, "UTF-8 files or folders (recursive, sorted)");
+  auto* br = train->add_option("--brown", args->brown,
+                               "Brown corpus folder (tags stripped), e.g. assets/brown");
   in->excludes(br);
   br->excludes(in);
-  train->add_option("--split", args->split, "all, train or val (every 10th sorted file is val)")->capture_default_str();
-  train->add_option("--vocab-size", args->vocab_size, "total ids: special + 256 bytes + merges")->capture_default_str();
-  train->add_option("--min-frequency", args->min_frequency, "stop when the best pair occurs fewer times")
+  train->add_option("--split", args->split, "all, train or val (every 10th sorted file is val)")
       ->capture_default_str();
-  train->add_option("--special", args->specials, "special tokens, ids 0.. in order")->capture_default_str();
+  train->add_option("--vocab-size", args->vocab_size, "total ids: special + 256 bytes + merges")
+      ->capture_default_str();
+  train
+      ->add_option("--min-frequency", args->min_frequency,
+                   "stop when the best pair occurs fewer times")
+      ->capture_default_str();
+  train->add_option("--special", args->specials, "special tokens, ids 0.. in order")
+      ->capture_default_str();
   train->add_option("--regex", args->regex, "Split pre-tokenizer pattern (Oniguruma syntax)");
   train->add_option("--output", args->output, "tokenizer.json to write")->required();
   train->callback([args] {
-    if (args->inputs.empty() && args->brown.empty()) fail(Errc::invalid_argument, "give --input PATH... or --brown DIR");
+    if (args->inputs.empty() && args->brown.empty())
+      fail(Errc::invalid_argument, "give --input PATH... or --brown DIR");
     run_train(*args);
   });
 }

@@ -31,16 +31,22 @@ using OrderedJson = nlohmann::ordered_json;
 uint64_t pair_key(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
-int32_t pair_left(uint64_t p) { return static_cast<int32_t>(p >> 32); }
-int32_t pair_right(uint64_t p) { return static_cast<int32_t>(p & 0xFFFFFFFFu); }
+int32_t pair_left(uint64_t p) {
+  return static_cast<int32_t>(p >> 32);
+}
+int32_t pair_right(uint64_t p) {
+  return static_cast<int32_t>(p & 0xFFFFFFFFu);
+}
 
 OrderedJson pre_tokenizer_object(const BpeTrainerOptions& o) {
   OrderedJson split = {{"type", "Split"},
                        {"pattern", {{"Regex", o.split_regex}}},
                        {"behavior", "Isolated"},
                        {"invert", false}};
-  OrderedJson byte_level = {
-      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}};
+  OrderedJson byte_level = {{"type", "ByteLevel"},
+                            {"add_prefix_space", false},
+                            {"trim_offsets", true},
+                            {"use_regex", false}};
   return {{"type", "Sequence"}, {"pretokenizers", OrderedJson::array({split, byte_level})}};
 }
 
@@ -60,7 +66,8 @@ struct VocabBuilder {
     for (int b = 0; b < 256; ++b) {
       std::string s;
       text::append_utf8(s, text::byte_to_char(static_cast<uint8_t>(b)));
-      if (index.count(s)) fail(Errc::invalid_argument, "special token \"", s, "\" collides with a byte token");
+      if (index.count(s))
+        fail(Errc::invalid_argument, "special token \"", s, "\" collides with a byte token");
       add(s);
     }
   }
@@ -134,15 +141,17 @@ struct BpeTrainer::Impl {
 BpeTrainer::BpeTrainer(BpeTrainerOptions options) : impl_(std::make_unique<Impl>()) {
   const auto n_special = static_cast<int64_t>(options.special_tokens.size());
   if (options.vocab_size < n_special + 256) {
-    fail(Errc::invalid_argument, "vocab size ", options.vocab_size, " is smaller than the ", n_special,
-         " special tokens plus 256 byte tokens");
+    fail(Errc::invalid_argument, "vocab size ", options.vocab_size, " is smaller than the ",
+         n_special, " special tokens plus 256 byte tokens");
   }
-  if (options.vocab_size > 0x7FFFFFFF) fail(Errc::invalid_argument, "vocab size ", options.vocab_size, " does not fit int32");
+  if (options.vocab_size > 0x7FFFFFFF)
+    fail(Errc::invalid_argument, "vocab size ", options.vocab_size, " does not fit int32");
   std::unordered_set<std::string> seen;
   for (const std::string& s : options.special_tokens) {
     if (s.empty()) fail(Errc::invalid_argument, "a special token is empty");
     text::check_utf8(s, "special token");
-    if (!seen.insert(s).second) fail(Errc::invalid_argument, "special token \"", s, "\" is given twice");
+    if (!seen.insert(s).second)
+      fail(Errc::invalid_argument, "special token \"", s, "\" is given twice");
   }
   const std::string origin = "<bpe trainer pre_tokenizer>";
   const text::Json j = text::Json::parse(pre_tokenizer_json(options));
@@ -155,17 +164,24 @@ BpeTrainer::~BpeTrainer() = default;
 BpeTrainer::BpeTrainer(BpeTrainer&&) noexcept = default;
 BpeTrainer& BpeTrainer::operator=(BpeTrainer&&) noexcept = default;
 
-const BpeTrainerOptions& BpeTrainer::options() const { return impl_->options; }
-uint64_t BpeTrainer::total_words() const { return impl_->total; }
-uint64_t BpeTrainer::unique_words() const { return impl_->counts.size(); }
+const BpeTrainerOptions& BpeTrainer::options() const {
+  return impl_->options;
+}
+uint64_t BpeTrainer::total_words() const {
+  return impl_->total;
+}
+uint64_t BpeTrainer::unique_words() const {
+  return impl_->counts.size();
+}
 
 namespace {
 
 // Counts the pre-tokenizer's words of text into counts; returns how many words there were.
 // Only text between special-token strings is counted (leftmost, then longest match first),
 // as encode() would cut them out.
-uint64_t count_words(const text::PreTokenizer& pre, const std::vector<std::string>& specials, std::string_view text,
-                     std::unordered_map<std::string, uint64_t>& counts, std::vector<std::string>& pieces) {
+uint64_t count_words(const text::PreTokenizer& pre, const std::vector<std::string>& specials,
+                     std::string_view text, std::unordered_map<std::string, uint64_t>& counts,
+                     std::vector<std::string>& pieces) {
   uint64_t total = 0;
   std::vector<size_t> next(specials.size());  // next occurrence of each special at or after pos
   for (size_t k = 0; k < specials.size(); ++k) next[k] = text.find(specials[k]);
@@ -174,7 +190,8 @@ uint64_t count_words(const text::PreTokenizer& pre, const std::vector<std::strin
     size_t best = std::string_view::npos, best_len = 0;
     for (size_t k = 0; k < specials.size(); ++k) {
       if (next[k] != std::string_view::npos && next[k] < pos) next[k] = text.find(specials[k], pos);
-      if (next[k] < best || (next[k] == best && next[k] != std::string_view::npos && specials[k].size() > best_len)) {
+      if (next[k] < best ||
+          (next[k] == best && next[k] != std::string_view::npos && specials[k].size() > best_len)) {
         best = next[k];
         best_len = specials[k].size();
       }
@@ -251,7 +268,8 @@ BpeVocab BpeTrainer::train() const {
   std::vector<Word> words = m.initial_words();
 
   std::unordered_map<uint64_t, int64_t> pair_count;
-  std::unordered_map<uint64_t, std::vector<uint32_t>> pair_words;  // may hold stale / repeated words
+  std::unordered_map<uint64_t, std::vector<uint32_t>>
+      pair_words;  // may hold stale / repeated words
   for (uint32_t w = 0; w < words.size(); ++w) {
     const Word& word = words[w];
     for (size_t i = 0; i + 1 < word.ids.size(); ++i) {
@@ -301,7 +319,8 @@ BpeVocab BpeTrainer::train() const {
       old_ids = word.ids;
       if (!merge_word(word.ids, a, b, id)) continue;
       const auto c = static_cast<int64_t>(word.count);
-      for (size_t i = 0; i + 1 < old_ids.size(); ++i) pair_count[pair_key(old_ids[i], old_ids[i + 1])] -= c;
+      for (size_t i = 0; i + 1 < old_ids.size(); ++i)
+        pair_count[pair_key(old_ids[i], old_ids[i + 1])] -= c;
       for (size_t i = 0; i + 1 < word.ids.size(); ++i) {
         const int32_t l = word.ids[i], r = word.ids[i + 1];
         const uint64_t p = pair_key(l, r);
@@ -330,7 +349,8 @@ BpeVocab BpeTrainer::train_reference() const {
   while (vb.size() < m.options.vocab_size) {
     std::unordered_map<uint64_t, uint64_t> counts;
     for (const Word& w : words) {
-      for (size_t i = 0; i + 1 < w.ids.size(); ++i) counts[pair_key(w.ids[i], w.ids[i + 1])] += w.count;
+      for (size_t i = 0; i + 1 < w.ids.size(); ++i)
+        counts[pair_key(w.ids[i], w.ids[i + 1])] += w.count;
     }
     uint64_t best = 0, best_count = 0;
     for (const auto& [p, c] : counts) {
@@ -363,9 +383,11 @@ std::string BpeTrainer::tokenizer_json(const BpeVocab& vocab, const BpeTrainerOp
                      {"special", true}});
   }
   OrderedJson vocab_obj = OrderedJson::object();
-  for (size_t i = 0; i < vocab.tokens.size(); ++i) vocab_obj[vocab.tokens[i]] = static_cast<int32_t>(i);
+  for (size_t i = 0; i < vocab.tokens.size(); ++i)
+    vocab_obj[vocab.tokens[i]] = static_cast<int32_t>(i);
   OrderedJson merges = OrderedJson::array();
-  for (const BpeMerge& mg : vocab.merges) merges.push_back(OrderedJson::array({vocab.tokens[mg.left], vocab.tokens[mg.right]}));
+  for (const BpeMerge& mg : vocab.merges)
+    merges.push_back(OrderedJson::array({vocab.tokens[mg.left], vocab.tokens[mg.right]}));
   OrderedJson model = {{"type", "BPE"},
                        {"dropout", nullptr},
                        {"unk_token", nullptr},
@@ -376,8 +398,10 @@ std::string BpeTrainer::tokenizer_json(const BpeVocab& vocab, const BpeTrainerOp
                        {"ignore_merges", false},
                        {"vocab", std::move(vocab_obj)},
                        {"merges", std::move(merges)}};
-  OrderedJson byte_level = {
-      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}};
+  OrderedJson byte_level = {{"type", "ByteLevel"},
+                            {"add_prefix_space", false},
+                            {"trim_offsets", false},
+                            {"use_regex", false}};
   OrderedJson root = {{"version", "1.0"},
                       {"truncation", nullptr},
                       {"padding", nullptr},

@@ -20,7 +20,9 @@ bool is_brown_name(const std::string& name) {
          name[2] <= '9' && name[3] >= '0' && name[3] <= '9';
 }
 
-bool is_space_byte(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_space_byte(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
@@ -45,8 +47,8 @@ class ParagraphBuilder {
     } else if (word == "'") {
       attach = single_open_ ? Attach::close : Attach::open;
       single_open_ = !single_open_;
-    } else if (word == "," || word == "." || word == ";" || word == ":" || word == "?" || word == "!" ||
-               word == ")" || word == "]" || word == "}") {
+    } else if (word == "," || word == "." || word == ";" || word == ":" || word == "?" ||
+               word == "!" || word == ")" || word == "]" || word == "}") {
       attach = Attach::close;
     } else if (word == "(" || word == "[" || word == "{") {
       attach = Attach::open;
@@ -89,7 +91,8 @@ CorpusSplit parse_corpus_split(const std::string& name) {
 }
 
 std::vector<std::string> list_corpus_files(const CorpusOptions& options) {
-  if (options.inputs.empty()) fail(Errc::invalid_argument, "corpus: no input files or folders given");
+  if (options.inputs.empty())
+    fail(Errc::invalid_argument, "corpus: no input files or folders given");
   std::vector<std::string> files;
   const bool brown = options.format == CorpusFormat::brown;
   auto consider = [&](const fs::path& p) {
@@ -120,8 +123,9 @@ std::vector<std::string> list_corpus_files(const CorpusOptions& options) {
   std::sort(files.begin(), files.end());
   files.erase(std::unique(files.begin(), files.end()), files.end());
   if (files.empty()) {
-    fail(Errc::invalid_argument, "corpus: no ", brown ? "Brown corpus (c[a-r][0-9][0-9]) " : "", "files found in ",
-         options.inputs.front(), options.inputs.size() > 1 ? " and the other inputs" : "");
+    fail(Errc::invalid_argument, "corpus: no ", brown ? "Brown corpus (c[a-r][0-9][0-9]) " : "",
+         "files found in ", options.inputs.front(),
+         options.inputs.size() > 1 ? " and the other inputs" : "");
   }
   if (options.split == CorpusSplit::all) return files;
   std::vector<std::string> kept;
@@ -130,8 +134,10 @@ std::vector<std::string> list_corpus_files(const CorpusOptions& options) {
     if (val == (options.split == CorpusSplit::val)) kept.push_back(files[i]);
   }
   if (kept.empty()) {
-    fail(Errc::invalid_argument, "corpus: the ", options.split == CorpusSplit::val ? "val" : "train",
-         " split is empty: it holds every 10th file (index 9, 19, ...) of the sorted list, and there are ",
+    fail(Errc::invalid_argument, "corpus: the ",
+         options.split == CorpusSplit::val ? "val" : "train",
+         " split is empty: it holds every 10th file (index 9, 19, ...) of the sorted list, and "
+         "there are ",
          files.size(), " files");
   }
   return kept;
@@ -185,8 +191,8 @@ struct CorpusReader::Impl {
   // The file being read (generic text).
   FilePtr file;
   const std::string* source = nullptr;
-  std::string pending;       // bytes read but not yet yielded
-  uint64_t pending_at = 0;   // file offset of pending[0]
+  std::string pending;      // bytes read but not yet yielded
+  uint64_t pending_at = 0;  // file offset of pending[0]
   bool eof = false;
 
   void read_more(size_t want) {
@@ -197,7 +203,8 @@ struct CorpusReader::Impl {
       const size_t got = std::fread(pending.data() + old, 1, block, file.get());
       pending.resize(old + got);
       if (got < block) {
-        if (std::ferror(file.get())) fail(Errc::io, *source, ": read error at byte offset ", pending_at + old + got);
+        if (std::ferror(file.get()))
+          fail(Errc::io, *source, ": read error at byte offset ", pending_at + old + got);
         eof = true;
       }
     }
@@ -274,8 +281,8 @@ struct CorpusReader::Impl {
 
   bool finish() {
     if (bytes == 0) {
-      fail(Errc::invalid_argument, "empty corpus: ", files.size(), " file(s) starting with ", files.front(),
-           " hold no text");
+      fail(Errc::invalid_argument, "empty corpus: ", files.size(), " file(s) starting with ",
+           files.front(), " hold no text");
     }
     return false;
   }
@@ -293,7 +300,8 @@ struct CorpusReader::Impl {
 };
 
 CorpusReader::CorpusReader(CorpusOptions options) : impl_(std::make_unique<Impl>()) {
-  if (options.chunk_bytes == 0) fail(Errc::invalid_argument, "corpus: chunk_bytes must be positive");
+  if (options.chunk_bytes == 0)
+    fail(Errc::invalid_argument, "corpus: chunk_bytes must be positive");
   impl_->files = list_corpus_files(options);
   impl_->options = std::move(options);
 }
@@ -302,9 +310,17 @@ CorpusReader::~CorpusReader() = default;
 CorpusReader::CorpusReader(CorpusReader&&) noexcept = default;
 CorpusReader& CorpusReader::operator=(CorpusReader&&) noexcept = default;
 
-bool CorpusReader::next(TextChunk* out) { return impl_->next(out); }
-const std::vector<std::string>& CorpusReader::files() const { return impl_->files; }
-uint64_t CorpusReader::bytes_read() const { return impl_->bytes; }
-uint64_t CorpusReader::documents_read() const { return impl_->documents; }
+bool CorpusReader::next(TextChunk* out) {
+  return impl_->next(out);
+}
+const std::vector<std::string>& CorpusReader::files() const {
+  return impl_->files;
+}
+uint64_t CorpusReader::bytes_read() const {
+  return impl_->bytes;
+}
+uint64_t CorpusReader::documents_read() const {
+  return impl_->documents;
+}
 
 }  // namespace engram

@@ -18,7 +18,8 @@
 
 namespace engram {
 
-static_assert(std::endian::native == std::endian::little, "token files are read and written as little-endian");
+static_assert(std::endian::native == std::endian::little,
+              "token files are read and written as little-endian");
 
 namespace {
 
@@ -49,7 +50,9 @@ std::array<uint8_t, kTokenFileHeaderBytes> encode_header(const TokenFileHeader& 
   return b;
 }
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 }  // namespace
 
@@ -64,10 +67,12 @@ uint64_t fnv1a64(std::span<const uint8_t> bytes, uint64_t state) {
 TokenFileHeader parse_token_file_header(std::span<const uint8_t> bytes, const std::string& origin,
                                         std::optional<uint64_t> file_size) {
   if (bytes.size() < kTokenFileHeaderBytes) {
-    fail(Errc::parse, origin, ": truncated token file: ", bytes.size(), " bytes, the header needs ", kTokenFileHeaderBytes);
+    fail(Errc::parse, origin, ": truncated token file: ", bytes.size(), " bytes, the header needs ",
+         kTokenFileHeaderBytes);
   }
   const uint8_t* p = bytes.data();
-  if (std::memcmp(p, kMagic, 8) != 0) fail(Errc::parse, origin, ": not a token file (magic at byte 0 is not \"ENGRAMTK\")");
+  if (std::memcmp(p, kMagic, 8) != 0)
+    fail(Errc::parse, origin, ": not a token file (magic at byte 0 is not \"ENGRAMTK\")");
   TokenFileHeader h;
   h.version = load<uint32_t>(p + 8);
   h.bytes_per_token = load<uint32_t>(p + 12);
@@ -75,16 +80,19 @@ TokenFileHeader parse_token_file_header(std::span<const uint8_t> bytes, const st
   h.vocab_size = load<uint32_t>(p + 24);
   h.separator_id = load<uint32_t>(p + 28);
   h.checksum = load<uint64_t>(p + 32);
-  if (h.version != kVersion) fail(Errc::parse, origin, ": token file version ", h.version, " (byte 8) is not ", kVersion);
+  if (h.version != kVersion)
+    fail(Errc::parse, origin, ": token file version ", h.version, " (byte 8) is not ", kVersion);
   if (h.bytes_per_token != 2 && h.bytes_per_token != 4) {
-    fail(Errc::parse, origin, ": bytes per token ", h.bytes_per_token, " (byte 12) is neither 2 nor 4");
+    fail(Errc::parse, origin, ": bytes per token ", h.bytes_per_token,
+         " (byte 12) is neither 2 nor 4");
   }
   if (h.vocab_size == 0) fail(Errc::parse, origin, ": vocab size (byte 24) is 0");
   if (h.bytes_per_token == 2 && h.vocab_size > 65536) {
     fail(Errc::parse, origin, ": vocab size ", h.vocab_size, " (byte 24) does not fit 2-byte ids");
   }
   if (h.separator_id >= h.vocab_size) {
-    fail(Errc::parse, origin, ": separator id ", h.separator_id, " (byte 28) is not below vocab size ", h.vocab_size);
+    fail(Errc::parse, origin, ": separator id ", h.separator_id,
+         " (byte 28) is not below vocab size ", h.vocab_size);
   }
   for (size_t i = 40; i < kTokenFileHeaderBytes; ++i) {
     if (p[i] != 0) fail(Errc::parse, origin, ": reserved header byte ", i, " is not zero");
@@ -95,28 +103,33 @@ TokenFileHeader parse_token_file_header(std::span<const uint8_t> bytes, const st
   if (file_size) {
     const uint64_t want = kTokenFileHeaderBytes + h.token_count * h.bytes_per_token;
     if (*file_size != want) {
-      fail(Errc::parse, origin, ": ", *file_size < want ? "truncated" : "oversized", " token file: the header announces ",
-           h.token_count, " tokens (", want, " bytes) but the file has ", *file_size, " bytes");
+      fail(Errc::parse, origin, ": ", *file_size < want ? "truncated" : "oversized",
+           " token file: the header announces ", h.token_count, " tokens (", want,
+           " bytes) but the file has ", *file_size, " bytes");
     }
   }
   return h;
 }
 
-void check_token_payload(const TokenFileHeader& h, std::span<const uint8_t> payload, const std::string& origin) {
+void check_token_payload(const TokenFileHeader& h, std::span<const uint8_t> payload,
+                         const std::string& origin) {
   const uint64_t n = h.token_count;
   if (payload.size() / h.bytes_per_token != n || payload.size() % h.bytes_per_token != 0) {
-    fail(Errc::parse, origin, ": payload has ", payload.size(), " bytes, the header announces ", n, " tokens of ",
-         h.bytes_per_token, " bytes");
+    fail(Errc::parse, origin, ": payload has ", payload.size(), " bytes, the header announces ", n,
+         " tokens of ", h.bytes_per_token, " bytes");
   }
   const uint64_t sum = fnv1a64(payload);
   if (sum != h.checksum) {
-    fail(Errc::parse, origin, ": checksum mismatch: the header (byte 32) says ", h.checksum, ", the payload gives ", sum);
+    fail(Errc::parse, origin, ": checksum mismatch: the header (byte 32) says ", h.checksum,
+         ", the payload gives ", sum);
   }
   for (uint64_t i = 0; i < n; ++i) {
-    const uint32_t id = h.bytes_per_token == 2 ? load<uint16_t>(payload.data() + 2 * i) : load<uint32_t>(payload.data() + 4 * i);
+    const uint32_t id = h.bytes_per_token == 2 ? load<uint16_t>(payload.data() + 2 * i)
+                                               : load<uint32_t>(payload.data() + 4 * i);
     if (id >= h.vocab_size) {
-      fail(Errc::out_of_range, origin, ": token ", i, " (byte offset ", kTokenFileHeaderBytes + i * h.bytes_per_token,
-           ") has id ", id, ", not below vocab size ", h.vocab_size);
+      fail(Errc::out_of_range, origin, ": token ", i, " (byte offset ",
+           kTokenFileHeaderBytes + i * h.bytes_per_token, ") has id ", id,
+           ", not below vocab size ", h.vocab_size);
     }
   }
 }
@@ -128,7 +141,8 @@ TokenFileWriter::TokenFileWriter(std::string path, uint32_t vocab_size, uint32_t
     : path_(std::move(path)), tmp_path_(path_ + ".tmp") {
   if (vocab_size == 0) fail(Errc::invalid_argument, path_, ": vocab size must be positive");
   if (separator_id >= vocab_size) {
-    fail(Errc::invalid_argument, path_, ": separator id ", separator_id, " is not below vocab size ", vocab_size);
+    fail(Errc::invalid_argument, path_, ": separator id ", separator_id,
+         " is not below vocab size ", vocab_size);
   }
   header_.vocab_size = vocab_size;
   header_.separator_id = separator_id;
@@ -154,7 +168,8 @@ void TokenFileWriter::append(std::span<const int32_t> ids) {
   for (size_t i = 0; i < ids.size(); ++i) {
     const int32_t id = ids[i];
     if (id < 0 || static_cast<uint32_t>(id) >= V) {
-      fail(Errc::out_of_range, path_, ": token ", count_ + i, " has id ", id, ", outside [0, ", V, ")");
+      fail(Errc::out_of_range, path_, ": token ", count_ + i, " has id ", id, ", outside [0, ", V,
+           ")");
     }
   }
   size_t done = 0;
@@ -232,7 +247,8 @@ struct TokenFile::Impl {
     if (fd >= 0) ::close(fd);
   }
   uint32_t at(uint64_t i) const {
-    return header.bytes_per_token == 2 ? load<uint16_t>(payload + 2 * i) : load<uint32_t>(payload + 4 * i);
+    return header.bytes_per_token == 2 ? load<uint16_t>(payload + 2 * i)
+                                       : load<uint32_t>(payload + 4 * i);
   }
 };
 
@@ -263,15 +279,19 @@ TokenFile TokenFile::open(const std::string& path, bool verify_payload) {
     fail(Errc::io, path, ": cannot map: ", errno_text());
   }
   const auto* bytes = static_cast<const uint8_t*>(m->map);
-  m->header = parse_token_file_header(std::span<const uint8_t>(bytes, kTokenFileHeaderBytes), path, size);
+  m->header =
+      parse_token_file_header(std::span<const uint8_t>(bytes, kTokenFileHeaderBytes), path, size);
   m->payload = bytes + kTokenFileHeaderBytes;
   if (verify_payload) {
-    check_token_payload(m->header, std::span<const uint8_t>(m->payload, size - kTokenFileHeaderBytes), path);
+    check_token_payload(m->header,
+                        std::span<const uint8_t>(m->payload, size - kTokenFileHeaderBytes), path);
   }
   return TokenFile(std::move(m));
 }
 
-const TokenFileHeader& TokenFile::header() const { return impl_->header; }
+const TokenFileHeader& TokenFile::header() const {
+  return impl_->header;
+}
 
 uint32_t TokenFile::token(uint64_t i) const {
   assert(i < size());
@@ -281,14 +301,16 @@ uint32_t TokenFile::token(uint64_t i) const {
 void TokenFile::read(uint64_t start, std::span<int32_t> out) const {
   const uint64_t n = size();
   if (start > n || out.size() > n - start) {
-    fail(Errc::out_of_range, impl_->path, ": tokens [", start, ", ", start + out.size(), ") are past the end (", n, " tokens)");
+    fail(Errc::out_of_range, impl_->path, ": tokens [", start, ", ", start + out.size(),
+         ") are past the end (", n, " tokens)");
   }
   if (impl_->header.bytes_per_token == 2) {
     const uint8_t* p = impl_->payload + 2 * start;
     for (size_t i = 0; i < out.size(); ++i) out[i] = load<uint16_t>(p + 2 * i);
   } else {
     const uint8_t* p = impl_->payload + 4 * start;
-    for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<int32_t>(load<uint32_t>(p + 4 * i));
+    for (size_t i = 0; i < out.size(); ++i)
+      out[i] = static_cast<int32_t>(load<uint32_t>(p + 4 * i));
   }
 }
 
@@ -301,14 +323,16 @@ void TokenFile::eval_windows(uint64_t first, int64_t B, int64_t T, std::span<int
   if (B < 1) fail(Errc::invalid_argument, impl_->path, ": batch B = ", B, " must be >= 1");
   const uint64_t count = eval_window_count(T);
   if (first > count || static_cast<uint64_t>(B) > count - first) {
-    fail(Errc::out_of_range, impl_->path, ": eval windows [", first, ", ", first + B, ") of T = ", T, " are past the last (",
-         count, " windows)");
+    fail(Errc::out_of_range, impl_->path, ": eval windows [", first, ", ", first + B,
+         ") of T = ", T, " are past the last (", count, " windows)");
   }
   const auto row = static_cast<size_t>(T + 1);
   if (out.size() != static_cast<size_t>(B) * row) {
-    fail(Errc::invalid_argument, "eval_windows: out holds ", out.size(), " ids, [B, T+1] needs ", B * (T + 1));
+    fail(Errc::invalid_argument, "eval_windows: out holds ", out.size(), " ids, [B, T+1] needs ",
+         B * (T + 1));
   }
-  for (int64_t b = 0; b < B; ++b) read((first + b) * static_cast<uint64_t>(T), out.subspan(b * row, row));
+  for (int64_t b = 0; b < B; ++b)
+    read((first + b) * static_cast<uint64_t>(T), out.subspan(b * row, row));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -316,9 +340,11 @@ void TokenFile::eval_windows(uint64_t first, int64_t B, int64_t T, std::span<int
 
 WindowSampler::WindowSampler(const TokenFile& file, int64_t B, int64_t T, uint64_t seed)
     : file_(&file), B_(B), T_(T), state_(seed) {
-  if (B < 1 || T < 1) fail(Errc::invalid_argument, "window sampler: B = ", B, " and T = ", T, " must be >= 1");
+  if (B < 1 || T < 1)
+    fail(Errc::invalid_argument, "window sampler: B = ", B, " and T = ", T, " must be >= 1");
   if (file.size() < static_cast<uint64_t>(T) + 1) {
-    fail(Errc::invalid_argument, "window sampler: the token file holds ", file.size(), " tokens, a window needs T + 1 = ", T + 1);
+    fail(Errc::invalid_argument, "window sampler: the token file holds ", file.size(),
+         " tokens, a window needs T + 1 = ", T + 1);
   }
 }
 
@@ -341,7 +367,8 @@ uint64_t WindowSampler::bounded(uint64_t n) {
 void WindowSampler::next(std::span<int32_t> out) {
   const auto row = static_cast<size_t>(T_ + 1);
   if (out.size() != static_cast<size_t>(B_) * row) {
-    fail(Errc::invalid_argument, "window sampler: out holds ", out.size(), " ids, [B, T+1] needs ", B_ * (T_ + 1));
+    fail(Errc::invalid_argument, "window sampler: out holds ", out.size(), " ids, [B, T+1] needs ",
+         B_ * (T_ + 1));
   }
   const uint64_t starts = file_->size() - static_cast<uint64_t>(T_);  // offsets 0 .. size - T - 1
   for (int64_t b = 0; b < B_; ++b) file_->read(bounded(starts), out.subspan(b * row, row));

@@ -11,11 +11,12 @@
 
 namespace engram {
 
-TokenizeStats tokenize_corpus(const Tokenizer& tokenizer, const CorpusOptions& corpus, const std::string& path,
-                              int32_t separator_id) {
+TokenizeStats tokenize_corpus(const Tokenizer& tokenizer, const CorpusOptions& corpus,
+                              const std::string& path, int32_t separator_id) {
   const int64_t V = tokenizer.vocab_size();
   if (separator_id < 0 || separator_id >= V) {
-    fail(Errc::out_of_range, "separator id ", separator_id, " is not an id of the tokenizer (vocab size ", V, ")");
+    fail(Errc::out_of_range, "separator id ", separator_id,
+         " is not an id of the tokenizer (vocab size ", V, ")");
   }
   if (V > 0xFFFFFFFFll) fail(Errc::unsupported, "vocab size ", V, " does not fit a token file");
   CorpusReader reader(corpus);

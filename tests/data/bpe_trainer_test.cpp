@@ -18,7 +18,9 @@ namespace {
 using ::testing::HasSubstr;
 
 // Id of byte b in a vocabulary with the default three special tokens.
-int32_t byte_id(char b) { return 3 + static_cast<unsigned char>(b); }
+int32_t byte_id(char b) {
+  return 3 + static_cast<unsigned char>(b);
+}
 
 std::vector<std::pair<int32_t, int32_t>> merge_pairs(const BpeVocab& v) {
   std::vector<std::pair<int32_t, int32_t>> out;
@@ -29,7 +31,9 @@ std::vector<std::pair<int32_t, int32_t>> merge_pairs(const BpeVocab& v) {
 // Zipf-ish random words over a small alphabet, with spaces, digits, punctuation and UTF-8.
 std::string synthetic_text(uint32_t seed, size_t words) {
   std::mt19937 rng(seed);
-  const std::vector<std::string> syll = {"ab", "ra", "ca", "d", "e", "\xc3\xa9", "th", "in", "g", "s", "'s", "7", "42", "!", ",", "\xe6\x97\xa5"};
+  const std::vector<std::string> syll = {"ab", "ra", "ca", "d",           "e",  "\xc3\xa9",
+                                         "th", "in", "g",  "s",           "'s", "7",
+                                         "42", "!",  ",",  "\xe6\x97\xa5"};
   std::string s;
   for (size_t i = 0; i < words; ++i) {
     const int n = 1 + static_cast<int>(rng() % 4);
@@ -52,14 +56,16 @@ TEST(BpeTrainer, MatchesReferenceOnSyntheticText) {
     ASSERT_GT(fast.merges.size(), 50u) << "seed " << seed;
     EXPECT_EQ(merge_pairs(fast), merge_pairs(ref)) << "seed " << seed;
     EXPECT_EQ(fast.tokens, ref.tokens) << "seed " << seed;
-    for (size_t i = 0; i < fast.merges.size(); ++i) ASSERT_EQ(fast.merges[i].count, ref.merges[i].count) << i;
+    for (size_t i = 0; i < fast.merges.size(); ++i)
+      ASSERT_EQ(fast.merges[i].count, ref.merges[i].count) << i;
   }
 }
 
 TEST(BpeTrainer, MatchesReferenceOnBrown) {
   if (!test::have_brown()) GTEST_SKIP() << "assets/brown not fetched";
   CorpusOptions c;
-  c.inputs = {test::brown_dir() + "/ca01", test::brown_dir() + "/cn05", test::brown_dir() + "/cj22"};
+  c.inputs = {test::brown_dir() + "/ca01", test::brown_dir() + "/cn05",
+              test::brown_dir() + "/cj22"};
   c.format = CorpusFormat::brown;
   BpeTrainerOptions o;
   o.vocab_size = 700;
@@ -92,9 +98,13 @@ TEST(BpeTrainer, HandCheckedMergesAndTieBreak) {
   // Now "aa a b" and " aa b": (aa,b) 2, (' ',aa) 2, (aa,a) 1, (a,b) 1. The tie between
   // (' ', aa) and (aa, b) goes to the smaller left id: ' ' is byte 32, aa is a new id.
   EXPECT_EQ(v.merges[1].left, byte_id(' '));
-  EXPECT_EQ(v.tokens[v.merges[1].result], "\xc4\xa0"  "aa");  // Ġaa
+  EXPECT_EQ(v.tokens[v.merges[1].result],
+            "\xc4\xa0"
+            "aa");  // Ġaa
   EXPECT_EQ(v.merges[1].count, 2u);
-  EXPECT_EQ(v.tokens[v.merges[2].result], "\xc4\xa0" "aab");
+  EXPECT_EQ(v.tokens[v.merges[2].result],
+            "\xc4\xa0"
+            "aab");
   EXPECT_EQ(v.merges[2].count, 2u);
 }
 
@@ -117,7 +127,8 @@ TEST(BpeTrainer, MinFrequencyStopsEarly) {
 TEST(BpeTrainer, AddCorpusCountsLikeAddText) {
   test::TempDir d;
   std::vector<std::string> docs;
-  for (uint32_t i = 0; i < 11; ++i) docs.push_back(d.write(str_cat("c/doc", i), synthetic_text(100 + i, 400)));
+  for (uint32_t i = 0; i < 11; ++i)
+    docs.push_back(d.write(str_cat("c/doc", i), synthetic_text(100 + i, 400)));
   CorpusOptions c;
   c.inputs = {d.path("c")};
   c.chunk_bytes = 200;  // many chunks, all cut at line starts (lines are short)
@@ -189,7 +200,8 @@ TEST(BpeTrainer, WrittenJsonLoadsAndRoundTrips) {
   EXPECT_FALSE(tok.is_special(3));
   for (int32_t i = 0; i < tok.vocab_size(); ++i) EXPECT_EQ(tok.id_to_token(i), v.tokens[i]);
 
-  const std::string probe = "abracadabra's 4242 \xe6\x97\xa5\xe6\x97\xa5 caf\xc3\xa9!\r\n\n  x<|eos|>y \xf0\x9f\x98\x80";
+  const std::string probe =
+      "abracadabra's 4242 \xe6\x97\xa5\xe6\x97\xa5 caf\xc3\xa9!\r\n\n  x<|eos|>y \xf0\x9f\x98\x80";
   for (const std::string& s : {text.substr(0, 2000), probe}) {
     const std::vector<int32_t> ids = tok.encode(s, /*add_special_tokens=*/false);
     EXPECT_EQ(tok.decode(ids), s);

@@ -110,17 +110,20 @@ TEST(CorpusReader, BrownDocumentsAreDetagged) {
   const auto chunks = read_all(o);
   ASSERT_EQ(chunks.size(), 1u);
   EXPECT_TRUE(chunks[0].document_end);
-  EXPECT_EQ(chunks[0].text.rfind("The Fulton County Grand Jury said Friday an investigation of Atlanta's recent primary "
-                                 "election produced \"no evidence\" that any irregularities took place.",
-                                 0),
-            0u);
+  EXPECT_EQ(
+      chunks[0].text.rfind(
+          "The Fulton County Grand Jury said Friday an investigation of Atlanta's recent primary "
+          "election produced \"no evidence\" that any irregularities took place.",
+          0),
+      0u);
   EXPECT_EQ(chunks[0].text.find('/'), std::string::npos);
 }
 
 TEST(CorpusReader, ChunksCutAfterNewlineBeforeText) {
   TempDir d;
   std::string text;
-  for (int i = 0; i < 200; ++i) text += str_cat("line ", i, " has  some words\n", i % 7 == 0 ? "\n  indented\n" : "");
+  for (int i = 0; i < 200; ++i)
+    text += str_cat("line ", i, " has  some words\n", i % 7 == 0 ? "\n  indented\n" : "");
   d.write("doc.txt", text);
   d.write("small.txt", "tiny");
   d.write("empty.txt", "");
@@ -173,7 +176,8 @@ TEST(CorpusReader, InvalidUtf8NamesFileAndOffset) {
   o.inputs = {path};
   o.chunk_bytes = 512;
   Errc code{};
-  EXPECT_THAT(error_of([&] { read_all(o); }, &code), HasSubstr(path + ": invalid UTF-8 at byte offset 3210"));
+  EXPECT_THAT(error_of([&] { read_all(o); }, &code),
+              HasSubstr(path + ": invalid UTF-8 at byte offset 3210"));
   EXPECT_EQ(code, Errc::parse);
 }
 
@@ -195,7 +199,8 @@ TEST(CorpusReader, MissingInputsAndNoFiles) {
   CorpusOptions o;
   o.inputs = {d.path("nope")};
   Errc code{};
-  EXPECT_THAT(error_of([&] { CorpusReader r(o); }, &code), HasSubstr("nope: no such file or folder"));
+  EXPECT_THAT(error_of([&] { CorpusReader r(o); }, &code),
+              HasSubstr("nope: no such file or folder"));
   EXPECT_EQ(code, Errc::io);
   o.inputs = {d.path()};
   EXPECT_THAT(error_of([&] { CorpusReader r(o); }), HasSubstr("no files found in " + d.path()));

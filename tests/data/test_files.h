@@ -29,7 +29,8 @@ class TempDir {
   std::string write(const std::string& rel, std::string_view bytes) const {
     const std::filesystem::path p = path_ / rel;
     std::filesystem::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    std::ofstream(p, std::ios::binary)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     return p.string();
   }
   std::string path(const std::string& rel = "") const { return (path_ / rel).string(); }
@@ -43,7 +44,11 @@ inline std::string read_file(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-inline std::string brown_dir() { return std::string(ENGRAM_SOURCE_DIR) + "/assets/brown"; }
-inline bool have_brown() { return std::filesystem::exists(brown_dir() + "/ca01"); }
+inline std::string brown_dir() {
+  return std::string(ENGRAM_SOURCE_DIR) + "/assets/brown";
+}
+inline bool have_brown() {
+  return std::filesystem::exists(brown_dir() + "/ca01");
+}
 
 }  // namespace engram::test

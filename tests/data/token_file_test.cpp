@@ -19,8 +19,8 @@ namespace {
 using test::TempDir;
 using ::testing::HasSubstr;
 
-std::string write_tokens(const TempDir& d, const std::string& name, uint32_t vocab, const std::vector<int32_t>& ids,
-                         uint32_t sep = 0) {
+std::string write_tokens(const TempDir& d, const std::string& name, uint32_t vocab,
+                         const std::vector<int32_t>& ids, uint32_t sep = 0) {
   const std::string path = d.path(name);
   TokenFileWriter w(path, vocab, sep);
   // Several appends, so the writer's buffering is exercised across calls.
@@ -95,7 +95,8 @@ TEST(TokenFile, WriterRejectsBadIdsAndCleansUp) {
     const std::vector<int32_t> ok = {1, 2, 3}, bad = {4, 100};
     w.append(ok);
     Errc code{};
-    EXPECT_THAT(error_of([&] { w.append(bad); }, &code), HasSubstr("token 4 has id 100, outside [0, 100)"));
+    EXPECT_THAT(error_of([&] { w.append(bad); }, &code),
+                HasSubstr("token 4 has id 100, outside [0, 100)"));
     EXPECT_EQ(code, Errc::out_of_range);
     EXPECT_TRUE(std::filesystem::exists(path + ".tmp"));
   }
@@ -108,25 +109,32 @@ TEST(TokenFile, HeaderErrors) {
   TempDir d;
   const std::string good = write_tokens(d, "good.bin", 1000, ramp(100, 1000));
   const std::string raw = test::read_file(good);
-  auto variant = [&](const std::string& name, const std::string& bytes) { return d.write(name, bytes); };
+  auto variant = [&](const std::string& name, const std::string& bytes) {
+    return d.write(name, bytes);
+  };
 
   EXPECT_THAT(error_of([&] { TokenFile::open(variant("short.bin", raw.substr(0, 40))); }),
               HasSubstr("truncated token file: 40 bytes"));
   EXPECT_THAT(error_of([&] { TokenFile::open(variant("cut.bin", raw.substr(0, raw.size() - 3))); }),
-              HasSubstr("truncated token file: the header announces 100 tokens (264 bytes) but the file has 261"));
+              HasSubstr("truncated token file: the header announces 100 tokens (264 bytes) but the "
+                        "file has 261"));
   std::string magic = raw;
   magic[0] = 'X';
-  EXPECT_THAT(error_of([&] { TokenFile::open(variant("magic.bin", magic)); }), HasSubstr("not a token file"));
+  EXPECT_THAT(error_of([&] { TokenFile::open(variant("magic.bin", magic)); }),
+              HasSubstr("not a token file"));
   std::string version = raw;
   version[8] = 2;
-  EXPECT_THAT(error_of([&] { TokenFile::open(variant("version.bin", version)); }), HasSubstr("version 2"));
+  EXPECT_THAT(error_of([&] { TokenFile::open(variant("version.bin", version)); }),
+              HasSubstr("version 2"));
   std::string width = raw;
   width[12] = 3;
-  EXPECT_THAT(error_of([&] { TokenFile::open(variant("width.bin", width)); }), HasSubstr("bytes per token 3"));
+  EXPECT_THAT(error_of([&] { TokenFile::open(variant("width.bin", width)); }),
+              HasSubstr("bytes per token 3"));
   std::string payload = raw;
   payload[70] ^= 1;
   Errc code{};
-  EXPECT_THAT(error_of([&] { TokenFile::open(variant("sum.bin", payload)); }, &code), HasSubstr("checksum mismatch"));
+  EXPECT_THAT(error_of([&] { TokenFile::open(variant("sum.bin", payload)); }, &code),
+              HasSubstr("checksum mismatch"));
   EXPECT_EQ(code, Errc::parse);
   EXPECT_NO_THROW(TokenFile::open(d.path("sum.bin"), /*verify_payload=*/false));
   EXPECT_THROW(TokenFile::open(d.path("missing.bin")), Error);
@@ -143,7 +151,8 @@ TEST(TokenFile, IdAboveVocabNamesPosition) {
   while (ids[first] < 500) ++first;
   Errc code{};
   EXPECT_THAT(error_of([&] { TokenFile::open(path); }, &code),
-              HasSubstr(str_cat("token ", first, " (byte offset ", 64 + 2 * first, ") has id ", ids[first])));
+              HasSubstr(str_cat("token ", first, " (byte offset ", 64 + 2 * first, ") has id ",
+                                ids[first])));
   EXPECT_EQ(code, Errc::out_of_range);
 }
 
@@ -195,7 +204,8 @@ TEST(WindowSampler, SeededWindowsAreSlicesOfTheFile) {
 
 TEST(TokenizeCorpus, DocumentsEncodedWithSeparator) {
   TempDir d;
-  const std::vector<std::string> docs = {"The cat sat.", "On the mat, the cat sat again.\nAnd again!", "x"};
+  const std::vector<std::string> docs = {"The cat sat.",
+                                         "On the mat, the cat sat again.\nAnd again!", "x"};
   for (size_t i = 0; i < docs.size(); ++i) d.write(str_cat("in/doc", i, ".txt"), docs[i]);
   BpeTrainerOptions o;
   o.vocab_size = 300;
