@@ -20,8 +20,12 @@
 //   P_e = (1/N) sum_n p[n, e];  f is treated as a constant (no gradient), as in both papers.
 // The training loss is mean cross-entropy + sum of the layers' aux losses.
 //
-// Engram layers (config.engram.layer_ids) need the EngramLayer of src/nn; until it is built
-// into this model, a config that asks for them is refused with Errc::unsupported.
+// Engram layers (config.engram: the demo-form Engram config of engram/config.h, whose layer_ids
+// pick the layers): in layer l, before attention, x <- x + Engram_l(x, hash_l(ids)) (the demo's
+// block; hc_mult 1). Token ids are hashed with the identity compression (compressed id = token
+// id, compressed vocabulary = vocab_size). Engram parameters are named
+// `model.layers.{l}.engram.<demo state_dict name>`; they live in each layer's own allocation
+// (ParamInfo.offset = -1), and the table's gradient is sparse (engram_tables()).
 //
 // Errors: bad config JSON, token ids outside [0, vocab), T > max_seq_len, unknown parameter names
 // and shape mismatches throw engram::Error naming what and where. Not thread-safe: one model,
@@ -47,7 +51,7 @@ struct MoeOptions {
 
 struct EngramOptions {
   std::vector<int64_t> layer_ids;  // layers that get an Engram block; empty: none
-  std::string config_json = "{}";  // the Engram layer's own config, passed to src/nn as is
+  std::string config_json = "{}";  // the whole "engram" object (demo form, layer_ids included)
 };
 
 struct ModelConfig {
@@ -78,7 +82,7 @@ struct ModelConfig {
 struct ParamInfo {
   std::string name;
   std::vector<int64_t> shape;
-  int64_t offset = 0;  // in floats, into params() and grads()
+  int64_t offset = 0;  // in floats, into params() and grads(); -1 for Engram tensors
   int64_t numel = 0;
   bool weight_decay = false;  // AdamW rule: 2-D projection matrices decay; norms, embeddings don't
 };
@@ -86,9 +90,19 @@ struct ParamInfo {
 // A parameter tensor and its gradient, as the optimizer sees them.
 struct ParamSpan {
   float* param;
-  const float* grad;
+  float* grad;
   int64_t numel;
   bool weight_decay;
+};
+
+// An Engram table and the sparse gradient of the last backward (rows ascending, distinct).
+struct EngramTableView {
+  std::string name;
+  float* table;  // (rows, width)
+  int64_t rows, width;
+  std::span<const int64_t> grad_rows;   // (n)
+  std::span<const float> grad_values;   // (n, width)
+  float grad_scale;  // factor from Model::clip_grad_norm, to apply to grad_values (else 1)
 };
 
 class Model {
@@ -103,11 +117,20 @@ class Model {
   const ModelConfig& config() const;
   const std::vector<ParamInfo>& param_infos() const;
   const ParamInfo& param_info(const std::string& name) const;  // throws Errc::out_of_range
-  std::span<float> params();  // all parameters, contiguous
-  std::span<float> grads();   // all gradients, same layout
+  std::span<float> params();  // all backbone parameters, contiguous (Engram's are separate)
+  std::span<float> grads();   // all backbone gradients, same layout
   std::span<float> param(const std::string& name);
+  // Dense gradient; throws Errc::invalid_argument for an Engram table (see engram_tables()).
   std::span<float> grad(const std::string& name);
-  std::vector<ParamSpan> param_spans();  // one per tensor, for the optimizer
+  // One per dense tensor (backbone and Engram, tables excluded), for AdamW.
+  std::vector<ParamSpan> param_spans();
+  std::vector<EngramTableView> engram_tables();
+  // Engram hash ids of layer `layer` for ids (B, T): out (B, T, columns), per-column values
+  // before the column offsets (what the torch reference's MultiHeadEmbedding takes).
+  std::vector<int64_t> engram_hash_ids(int64_t layer, const int32_t* ids, int64_t B, int64_t T);
+  // Global L2 norm of every gradient (backbone, Engram dense, Engram table rows); when above
+  // max_norm, dense gradients are scaled in place and tables get the factor as grad_scale.
+  float clip_grad_norm(float max_norm);
 
   // Training forward: ids, targets (B, T) row-major; a negative target is ignored. Returns the
   // training loss (mean cross-entropy over counted positions + MoE aux losses); keeps what
@@ -120,7 +143,7 @@ class Model {
   float last_ce_loss() const;   // mean cross-entropy of the last training forward
   float last_aux_loss() const;  // sum of MoE load-balancing losses of the last forward
 
-  void zero_grad();
+  void zero_grad();  // also resets the tables' grad_scale to 1
   // Accumulates (+=) the gradient of the last training forward's loss into grads().
   void backward();
 

@@ -65,7 +65,9 @@ class SparseRowAdam {
   // table (rows, width); row_ids (n) distinct row indices; row_grads (n, width), the summed
   // gradient of each listed row. Throws Errc::out_of_range on an id outside [0, rows) and
   // Errc::invalid_argument on a repeated id (its gradient must be summed first).
-  void step(float* table, const int64_t* row_ids, const float* row_grads, int64_t n, float lr);
+  // grad_scale multiplies every gradient (global-norm clipping of sparse gradients).
+  void step(float* table, const int64_t* row_ids, const float* row_grads, int64_t n, float lr,
+            float grad_scale = 1.0f);
   int32_t row_steps(int64_t row) const { return steps_[row]; }
   int64_t rows() const { return rows_; }
   int64_t width() const { return width_; }
@@ -76,6 +78,20 @@ class SparseRowAdam {
   std::vector<float> m_, v_;
   std::vector<int32_t> steps_;
   std::vector<uint8_t> seen_;  // scratch for the duplicate check
+};
+
+// The paper's recipe for Engram tables: sparse Adam at lr_multiplier x the backbone learning
+// rate, no weight decay, one SparseRowAdam per table of the model.
+class EngramTableAdam {
+ public:
+  EngramTableAdam(Model& model, float lr_multiplier = 5.0f, float beta1 = 0.9f,
+                  float beta2 = 0.95f, float eps = 1e-8f);
+  void step(float lr);  // applies the last backward's table gradients at lr * lr_multiplier
+
+ private:
+  Model* model_;
+  float mult_;
+  std::vector<SparseRowAdam> opts_;
 };
 
 }  // namespace engram

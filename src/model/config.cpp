@@ -73,9 +73,7 @@ ModelConfig ModelConfig::from_json(const std::string& json_text, const std::stri
     const std::string w = where + ".engram";
     if (!it->is_object()) fail(Errc::parse, w, ": expected a JSON object");
     c.engram.layer_ids = get_field<std::vector<int64_t>>(*it, "layer_ids", w, {});
-    json rest = *it;
-    rest.erase("layer_ids");
-    c.engram.config_json = rest.dump();
+    c.engram.config_json = it->dump();
   }
   c.validate(where);
   return c;
@@ -96,9 +94,7 @@ std::string ModelConfig::to_json() const {
                 {"aux_loss_coef", moe.aux_loss_coef}};
   }
   if (!engram.layer_ids.empty()) {
-    json e = json::parse(engram.config_json);
-    e["layer_ids"] = engram.layer_ids;
-    j["engram"] = e;
+    j["engram"] = json::parse(engram.config_json);
   }
   return j.dump(2);
 }

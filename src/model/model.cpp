@@ -11,7 +11,12 @@
 #include <limits>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
+#include "engram/config.h"
+#include "engram/engram_layer.h"
 #include "engram/error.h"
+#include "engram/hasher.h"
 #include "engram/model.h"
 #include "model/kernels.h"
 
@@ -46,6 +51,7 @@ struct ParamTensors {
 // Activations of one layer for N = B*T rows (MoE: A = N*k routed (token, slot) assignments).
 struct LayerActs {
   float* x;       // (N, C)    residual stream entering the layer
+  float* xe;      // (N, C)    x + Engram(x) in Engram layers, else x itself
   float* rstd1;   // (N)
   float* xn1;     // (N, C)
   float* qkv;     // (N, QKV)  q and k after RoPE
@@ -167,6 +173,21 @@ struct Model::Impl {
   float ce_loss = 0.0f, aux_loss = 0.0f;
   int64_t counted = 0;
 
+  // Engram layers: engram_of[l] indexes `engrams`, -1 for a layer without one.
+  struct EngramSlot {
+    int64_t layer;
+    std::unique_ptr<EngramLayer> mod;
+    std::vector<int64_t> hash;  // (N, cols) of the last forward
+    std::vector<float> out;     // (N, C)
+    std::vector<NamedTensor> params, grads;  // grads: table excluded
+    HashState dec_state;
+  };
+  std::unique_ptr<NgramHasher> hasher;
+  std::vector<EngramSlot> engrams;
+  std::vector<int64_t> engram_of;
+  std::vector<int64_t> raw_ids;  // (N) int64 copy of the last forward's ids, for hashing
+  float table_grad_scale = 1.0f;
+
   // decode state
   Acts dec;
   std::vector<float> kcache, vcache;  // (L, max_seq_len, KV*D)
@@ -175,11 +196,6 @@ struct Model::Impl {
 
   explicit Impl(const ModelConfig& c) : cfg(c) {
     cfg.validate();
-    if (!cfg.engram.layer_ids.empty()) {
-      fail(Errc::unsupported,
-           "config.engram.layer_ids: Engram layers are not wired into the transformer yet; "
-           "train without them or use engram.EngramLayer directly");
-    }
     V = cfg.vocab_size;
     C = cfg.hidden_size;
     L = cfg.n_layers;
@@ -194,6 +210,7 @@ struct Model::Impl {
     Fe = cfg.moe.expert_ffn_hidden;
     Fs = cfg.moe.shared_ffn_hidden;
     layout();
+    engram_of.assign(L, -1);
     rope_cos.resize(cfg.max_seq_len * D / 2);
     rope_sin.resize(cfg.max_seq_len * D / 2);
     rope_tables(rope_cos.data(), rope_sin.data(), cfg.max_seq_len, D, cfg.rope_theta);
@@ -272,12 +289,78 @@ struct Model::Impl {
     bind(g, grad_mem.data());
   }
 
+  // Builds the Engram layers (after init_weights, so the backbone's random stream does not
+  // depend on whether Engram is on).
+  void build_engram(uint64_t seed) {
+    if (cfg.engram.layer_ids.empty()) return;
+    nlohmann::json j = nlohmann::json::parse(cfg.engram.config_json);
+    j["layer_ids"] = cfg.engram.layer_ids;
+    EngramConfig ec = EngramConfig::from_json(j.dump(), "config.engram");
+    if (ec.hidden_size && *ec.hidden_size != C) {
+      fail(Errc::mismatch, "config.engram.hidden_size ", *ec.hidden_size,
+           " differs from the model's hidden_size ", C);
+    }
+    if (ec.hc_mult && *ec.hc_mult != 1) {
+      fail(Errc::unsupported, "config.engram.hc_mult ", *ec.hc_mult,
+           ": the transformer has one residual stream (hc_mult 1)");
+    }
+    std::vector<int64_t> lookup(V);
+    for (int64_t i = 0; i < V; i++) lookup[i] = i;  // identity compression
+    hasher = std::make_unique<NgramHasher>(ec, std::move(lookup), V);
+    for (int64_t l : ec.layer_ids) {
+      if (l >= L) {
+        fail(Errc::invalid_argument, "config.engram.layer_ids: layer ", l, " is outside [0, ", L,
+             ")");
+      }
+      EngramLayerShape shape;
+      shape.hidden = C;
+      shape.hc = 1;
+      shape.row_width = ec.row_dim();
+      auto primes = hasher->primes(l);
+      shape.primes.assign(primes.begin(), primes.end());
+      shape.kernel = ec.kernel_size > 0 ? ec.kernel_size : 4;
+      shape.dilation = ec.max_ngram;
+      EngramSlot slot;
+      slot.layer = l;
+      slot.mod = std::make_unique<EngramLayer>(shape, seed * 1000003 + 7919 * (l + 1));
+      slot.params = slot.mod->named_parameters();
+      slot.grads = slot.mod->named_grads();
+      const std::string pre = "model.layers." + std::to_string(l) + ".engram.";
+      for (const NamedTensor& t : slot.params) {
+        const bool is_table = t.name == "multi_head_embedding.embedding.weight";
+        infos.push_back(ParamInfo{pre + t.name, t.shape, -1, t.numel(),
+                                  !is_table && t.shape.size() == 2});
+      }
+      engram_of[l] = static_cast<int64_t>(engrams.size());
+      engrams.push_back(std::move(slot));
+    }
+  }
+
+  // Engram tensor by full name: its data and (dense) gradient, or nulls when not an Engram name.
+  std::pair<float*, float*> engram_tensor(const std::string& name) {
+    for (EngramSlot& s : engrams) {
+      const std::string pre = "model.layers." + std::to_string(s.layer) + ".engram.";
+      if (name.rfind(pre, 0) != 0) continue;
+      const std::string rest = name.substr(pre.size());
+      for (const NamedTensor& t : s.params) {
+        if (t.name != rest) continue;
+        float* g = nullptr;
+        for (const NamedTensor& gt : s.grads) {
+          if (gt.name == rest) g = gt.data;
+        }
+        return {t.data, g};
+      }
+    }
+    return {nullptr, nullptr};
+  }
+
   void init_weights(uint64_t seed) {
     std::mt19937_64 rng(seed);
     double spare = 0.0;
     bool has_spare = false;
     const double out_std = 0.02 / std::sqrt(2.0 * double(L));
     for (const ParamInfo& info : infos) {
+      if (info.offset < 0) continue;  // Engram layers initialize their own
       float* w = param_mem.data() + info.offset;
       if (info.shape.size() == 1) {
         std::fill(w, w + info.numel, 1.0f);
@@ -303,6 +386,7 @@ struct Model::Impl {
     for (int64_t l = 0; l < L; l++) {
       LayerActs& la = a.layers[l];
       la.x = ar.f(N * C);
+      la.xe = engram_of[l] >= 0 ? ar.f(N * C) : la.x;
       la.rstd1 = ar.f(N);
       la.xn1 = ar.f(N * C);
       la.qkv = ar.f(N * QKV);
@@ -539,18 +623,32 @@ struct Model::Impl {
     ensure_acts(acts, B, T);
     Acts& a = acts;
     std::memcpy(a.ids, ids, N * sizeof(int32_t));
+    if (!engrams.empty()) {
+      raw_ids.assign(ids, ids + N);
+      for (EngramSlot& s : engrams) {
+        s.hash.resize(N * hasher->num_columns());
+        s.out.resize(N * C);
+        hasher->hash(s.layer, raw_ids, B, T, s.hash);
+      }
+    }
     embedding_forward(a.layers[0].x, a.ids, p.wte, N, C);
     aux_loss = 0.0f;
     for (int64_t l = 0; l < L; l++) {
       LayerActs& la = a.layers[l];
       const LayerParams& w = p.layers[l];
       float* next = l + 1 < L ? a.layers[l + 1].x : a.xf;
-      rmsnorm_forward(la.xn1, la.rstd1, la.x, w.attn_norm, N, C, cfg.norm_eps);
+      if (engram_of[l] >= 0) {
+        EngramSlot& s = engrams[engram_of[l]];
+        s.mod->forward(s.out.data(), la.x, s.hash.data(), B, T);
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < N * C; i++) la.xe[i] = la.x[i] + s.out[i];
+      }
+      rmsnorm_forward(la.xn1, la.rstd1, la.xe, w.attn_norm, N, C, cfg.norm_eps);
       matmul_forward(la.qkv, la.xn1, w.wqkv, N, C, QKV);
       rope_forward(la.qkv, rope_cos.data(), rope_sin.data(), B, T, H, D, QKV);
       rope_forward(la.qkv + H * D, rope_cos.data(), rope_sin.data(), B, T, KV, D, QKV);
       attention_forward(la.atty, la.att, la.qkv, B, T, H, KV, D);
-      std::memcpy(la.h, la.x, N * C * sizeof(float));
+      std::memcpy(la.h, la.xe, N * C * sizeof(float));
       matmul_forward(la.h, la.atty, w.wo, N, H * D, C, true);
       rmsnorm_forward(la.xn2, la.rstd2, la.h, w.mlp_norm, N, C, cfg.norm_eps);
       std::memcpy(next, la.h, N * C * sizeof(float));
@@ -617,7 +715,12 @@ struct Model::Impl {
       rope_backward(a.dqkv + H * D, rope_cos.data(), rope_sin.data(), B, T, KV, D, QKV);
       std::fill(a.dxn, a.dxn + N * C, 0.0f);
       matmul_backward(a.dxn, gw.wqkv, a.dqkv, la.xn1, w.wqkv, N, C, QKV);
-      rmsnorm_backward(a.dres, gw.attn_norm, a.dxn, la.x, w.attn_norm, la.rstd1, N, C);
+      rmsnorm_backward(a.dres, gw.attn_norm, a.dxn, la.xe, w.attn_norm, la.rstd1, N, C);
+      if (engram_of[l] >= 0) {
+        // x_e = x + Engram(x): d x = d x_e + Engram'(x)^T d x_e (dxn holds a copy of d x_e).
+        std::memcpy(a.dxn, a.dres, N * C * sizeof(float));
+        engrams[engram_of[l]].mod->backward(a.dres, a.dxn);
+      }
     }
     embedding_backward(g.wte, a.dres, a.ids, N, C);
   }
@@ -638,12 +741,29 @@ struct Model::Impl {
     ensure_acts(dec, 1, 1);
     Acts& a = dec;
     const int64_t pos = cache_len;
+    const int64_t raw = token;
+    if (pos == 0) {
+      for (EngramSlot& s : engrams) {
+        s.mod->reset_decode(1);
+        s.dec_state = HashState{};
+      }
+    }
+    for (EngramSlot& s : engrams) {
+      s.hash.resize(hasher->num_columns());
+      s.out.resize(C);
+      hasher->hash_chunk(s.dec_state, s.layer, {&raw, 1}, s.hash);
+    }
     embedding_forward(a.layers[0].x, &token, p.wte, 1, C);
     for (int64_t l = 0; l < L; l++) {
       LayerActs& la = a.layers[l];
       const LayerParams& w = p.layers[l];
       float* next = l + 1 < L ? a.layers[l + 1].x : a.xf;
-      rmsnorm_forward(la.xn1, la.rstd1, la.x, w.attn_norm, 1, C, cfg.norm_eps);
+      if (engram_of[l] >= 0) {
+        EngramSlot& s = engrams[engram_of[l]];
+        s.mod->decode_step(s.out.data(), la.x, s.hash.data(), 1);
+        for (int64_t i = 0; i < C; i++) la.xe[i] = la.x[i] + s.out[i];
+      }
+      rmsnorm_forward(la.xn1, la.rstd1, la.xe, w.attn_norm, 1, C, cfg.norm_eps);
       matmul_forward(la.qkv, la.xn1, w.wqkv, 1, C, QKV);
       rope_forward(la.qkv, rope_cos.data(), rope_sin.data(), 1, 1, H, D, QKV, pos);
       rope_forward(la.qkv + H * D, rope_cos.data(), rope_sin.data(), 1, 1, KV, D, QKV, pos);
@@ -652,7 +772,7 @@ struct Model::Impl {
       std::memcpy(kc + pos * KV * D, la.qkv + H * D, KV * D * sizeof(float));
       std::memcpy(vc + pos * KV * D, la.qkv + (H + KV) * D, KV * D * sizeof(float));
       attention_decode(la.atty, la.qkv, kc, vc, pos + 1, H, KV, D, dec_scratch.data());
-      std::memcpy(la.h, la.x, C * sizeof(float));
+      std::memcpy(la.h, la.xe, C * sizeof(float));
       matmul_forward(la.h, la.atty, w.wo, 1, H * D, C, true);
       rmsnorm_forward(la.xn2, la.rstd2, la.h, w.mlp_norm, 1, C, cfg.norm_eps);
       std::memcpy(next, la.h, C * sizeof(float));
@@ -660,6 +780,7 @@ struct Model::Impl {
     }
     rmsnorm_forward(a.xnf, a.rstdf, a.xf, p.norm, 1, C, cfg.norm_eps);
     matmul_forward(a.logits, a.xnf, p.lm_head, 1, C, V);
+    for (EngramSlot& s : engrams) hasher->advance(s.dec_state, {&raw, 1});
     cache_len++;
     return a.logits;
   }
@@ -672,7 +793,10 @@ struct Model::Impl {
     } else {
       proj += double(E) * C + double(K) * 3.0 * Fe * C + 3.0 * double(Fs) * C;
     }
-    const double per_token = double(L) * proj + double(V) * C;
+    double per_token = double(L) * proj + double(V) * C;
+    for (const EngramSlot& s : engrams) {  // value and key projections of the gathered rows
+      per_token += 2.0 * double(C) * double(s.mod->shape().emb_dim());
+    }
     // Causal attention: QK^T and PV each 2*D flops per (query, key<=query) pair, x3 for backward.
     const double attn = 3.0 * 2.0 * 2.0 * double(L) * B * H * D * (double(T) * (T + 1) / 2.0);
     return 6.0 * per_token * tokens + attn;
@@ -683,6 +807,7 @@ struct Model::Impl {
 
 Model::Model(const ModelConfig& config, uint64_t seed) : impl_(std::make_unique<Impl>(config)) {
   impl_->init_weights(seed);
+  impl_->build_engram(seed);
 }
 Model::~Model() = default;
 Model::Model(Model&&) noexcept = default;
@@ -703,22 +828,80 @@ std::span<float> Model::grads() { return impl_->grad_mem; }
 
 std::span<float> Model::param(const std::string& name) {
   const ParamInfo& info = param_info(name);
+  if (info.offset < 0) return {impl_->engram_tensor(name).first, static_cast<size_t>(info.numel)};
   return {impl_->param_mem.data() + info.offset, static_cast<size_t>(info.numel)};
 }
 
 std::span<float> Model::grad(const std::string& name) {
   const ParamInfo& info = param_info(name);
+  if (info.offset < 0) {
+    float* g = impl_->engram_tensor(name).second;
+    if (g == nullptr) {
+      fail(Errc::invalid_argument, name, " has a sparse gradient: read it from engram_tables()");
+    }
+    return {g, static_cast<size_t>(info.numel)};
+  }
   return {impl_->grad_mem.data() + info.offset, static_cast<size_t>(info.numel)};
 }
 
 std::vector<ParamSpan> Model::param_spans() {
   std::vector<ParamSpan> out;
   for (const ParamInfo& info : impl_->infos) {
+    if (info.offset < 0) {
+      auto [w, g] = impl_->engram_tensor(info.name);
+      if (g != nullptr) out.push_back(ParamSpan{w, g, info.numel, info.weight_decay});
+      continue;
+    }
     out.push_back(ParamSpan{impl_->param_mem.data() + info.offset,
                             impl_->grad_mem.data() + info.offset, info.numel,
                             info.weight_decay});
   }
   return out;
+}
+
+std::vector<EngramTableView> Model::engram_tables() {
+  std::vector<EngramTableView> out;
+  for (Impl::EngramSlot& s : impl_->engrams) {
+    const EngramLayerShape& sh = s.mod->shape();
+    const nn::RowGrads& g = s.mod->table_grad();
+    out.push_back(EngramTableView{
+        "model.layers." + std::to_string(s.layer) + ".engram.multi_head_embedding.embedding.weight",
+        s.mod->params().table, sh.table_rows(), sh.row_width, g.rows, g.grads,
+        impl_->table_grad_scale});
+  }
+  return out;
+}
+
+std::vector<int64_t> Model::engram_hash_ids(int64_t layer, const int32_t* ids, int64_t B,
+                                            int64_t T) {
+  if (!impl_->hasher || layer < 0 || layer >= impl_->L || impl_->engram_of[layer] < 0) {
+    fail(Errc::out_of_range, "engram_hash_ids: layer ", layer, " has no Engram block");
+  }
+  std::vector<int64_t> raw(ids, ids + B * T);
+  std::vector<int64_t> out(B * T * impl_->hasher->num_columns());
+  impl_->hasher->hash(layer, raw, B, T, out);
+  return out;
+}
+
+float Model::clip_grad_norm(float max_norm) {
+  double ss = 0.0;
+  for (const ParamSpan& ps : param_spans()) {
+    for (int64_t i = 0; i < ps.numel; i++) ss += double(ps.grad[i]) * ps.grad[i];
+  }
+  for (const EngramTableView& t : engram_tables()) {
+    for (float g : t.grad_values) ss += double(g) * g;
+  }
+  const double norm = std::sqrt(ss);
+  impl_->table_grad_scale = 1.0f;
+  if (max_norm > 0.0f && norm > max_norm) {
+    const float scale = static_cast<float>(max_norm / (norm + 1e-6));
+    for (const ParamSpan& ps : param_spans()) {
+      float* g = ps.grad;
+      for (int64_t i = 0; i < ps.numel; i++) g[i] *= scale;
+    }
+    impl_->table_grad_scale = scale;
+  }
+  return static_cast<float>(norm);
 }
 
 float Model::forward(const int32_t* ids, const int32_t* targets, int64_t B, int64_t T) {
@@ -739,13 +922,17 @@ std::span<const float> Model::logits() const {
 float Model::last_ce_loss() const { return impl_->ce_loss; }
 float Model::last_aux_loss() const { return impl_->aux_loss; }
 
-void Model::zero_grad() { std::fill(impl_->grad_mem.begin(), impl_->grad_mem.end(), 0.0f); }
+void Model::zero_grad() {
+  std::fill(impl_->grad_mem.begin(), impl_->grad_mem.end(), 0.0f);
+  for (Impl::EngramSlot& s : impl_->engrams) s.mod->zero_grad();
+  impl_->table_grad_scale = 1.0f;
+}
 void Model::backward() { impl_->backward(); }
 
 std::span<const float> Model::decode_step(int32_t token) {
   return {impl_->decode(token), static_cast<size_t>(impl_->V)};
 }
-void Model::reset_cache() { impl_->cache_len = 0; }
+void Model::reset_cache() { impl_->cache_len = 0; }  // Engram decode state resets at position 0
 int64_t Model::cache_length() const { return impl_->cache_len; }
 
 double Model::train_flops(int64_t B, int64_t T) const { return impl_->train_flops(B, T); }

@@ -76,7 +76,7 @@ SparseRowAdam::SparseRowAdam(int64_t rows, int64_t width, float beta1, float bet
 }
 
 void SparseRowAdam::step(float* table, const int64_t* row_ids, const float* row_grads, int64_t n,
-                         float lr) {
+                         float lr, float grad_scale) {
   for (int64_t i = 0; i < n; i++) {
     const int64_t r = row_ids[i];
     if (r < 0 || r >= rows_) {
@@ -103,10 +103,28 @@ void SparseRowAdam::step(float* table, const int64_t* row_ids, const float* row_
     float* v = v_.data() + r * width_;
     const float* g = row_grads + i * width_;
     for (int64_t j = 0; j < width_; j++) {
-      m[j] = m[j] * b1_ + (1.0f - b1_) * g[j];
-      v[j] = v[j] * b2_ + (1.0f - b2_) * g[j] * g[j];
+      const float gj = g[j] * grad_scale;
+      m[j] = m[j] * b1_ + (1.0f - b1_) * gj;
+      v[j] = v[j] * b2_ + (1.0f - b2_) * gj * gj;
       p[j] -= step_size * (m[j] / (std::sqrt(v[j]) / bc2_sqrt + eps_));
     }
+  }
+}
+
+EngramTableAdam::EngramTableAdam(Model& model, float lr_multiplier, float beta1, float beta2,
+                                 float eps)
+    : model_(&model), mult_(lr_multiplier) {
+  for (const EngramTableView& t : model.engram_tables()) {
+    opts_.emplace_back(t.rows, t.width, beta1, beta2, eps);
+  }
+}
+
+void EngramTableAdam::step(float lr) {
+  std::vector<EngramTableView> tables = model_->engram_tables();
+  for (size_t i = 0; i < tables.size(); i++) {
+    const EngramTableView& t = tables[i];
+    opts_[i].step(t.table, t.grad_rows.data(), t.grad_values.data(),
+                  static_cast<int64_t>(t.grad_rows.size()), lr * mult_, t.grad_scale);
   }
 }
 

@@ -7,6 +7,8 @@
 #include <omp.h>
 
 #include <cmath>
+#include <map>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -25,7 +27,10 @@ const bool single_threaded = [] {
   return true;
 }();
 
-ModelConfig tiny_config(bool moe) {
+enum Kind { kDense = 0, kMoe = 1, kEngram = 2 };
+
+ModelConfig tiny_config(int kind) {
+  const bool moe = kind == kMoe;
   ModelConfig c;
   c.vocab_size = 23;
   c.hidden_size = 16;
@@ -42,7 +47,33 @@ ModelConfig tiny_config(bool moe) {
     c.moe.shared_ffn_hidden = 6;
     c.moe.aux_loss_coef = 0.1f;
   }
+  if (kind == kEngram) {
+    c.engram.layer_ids = {1};
+    c.engram.config_json = R"({"engram_vocab_size": [31, 37], "max_ngram_size": 3,
+        "n_embed_per_ngram": 8, "n_head_per_ngram": 2, "pad_id": 0, "seed": 0,
+        "kernel_size": 4})";
+  }
   return c;
+}
+
+// Every gradient of the last backward by parameter name (Engram tables densified).
+std::map<std::string, std::vector<float>> all_grads(Model& m) {
+  std::map<std::string, std::vector<float>> out;
+  for (const ParamInfo& info : m.param_infos()) {
+    if (info.name.ends_with("multi_head_embedding.embedding.weight")) continue;
+    auto g = m.grad(info.name);
+    out[info.name].assign(g.begin(), g.end());
+  }
+  for (const EngramTableView& t : m.engram_tables()) {
+    std::vector<float> dense(t.rows * t.width, 0.0f);
+    for (size_t r = 0; r < t.grad_rows.size(); r++) {
+      for (int64_t j = 0; j < t.width; j++) {
+        dense[t.grad_rows[r] * t.width + j] = t.grad_values[r * t.width + j];
+      }
+    }
+    out[t.name] = std::move(dense);
+  }
+  return out;
 }
 
 // Widens the init so that gradients are well above fp32 noise.
@@ -90,16 +121,17 @@ TEST(ModelConfig, ParsesValidatesAndRoundTrips) {
   expect_error(R"({"vocab_size": 10, "hidden_size": 8, "n_layers": 1, "n_heads": 2,
                    "ffn_hidden": 8, "max_seq_len": 4, "engram": {"layer_ids": [3]}})", "layer 3");
   expect_error("[1, 2", "invalid JSON");
-}
-
-TEST(Model, EngramLayersAreRefusedUntilWiredIn) {
-  ModelConfig c = tiny_config(false);
-  c.engram.layer_ids = {1};
-  EXPECT_THROW(Model m(c), Error);
+  ModelConfig hc2 = tiny_config(kEngram);
+  hc2.engram.config_json = R"({"engram_vocab_size": [31, 37], "max_ngram_size": 3,
+      "n_embed_per_ngram": 8, "n_head_per_ngram": 2, "hc_mult": 2})";
+  EXPECT_THROW(Model m(hc2), Error);
+  ModelConfig typo = tiny_config(kEngram);
+  typo.engram.config_json = R"({"engram_vocab_size": [31, 37], "max_ngram": 3})";
+  EXPECT_THROW(Model m(typo), Error);
 }
 
 TEST(Model, ParametersHaveHuggingFaceNamesAndTheDecayRule) {
-  Model m(tiny_config(false));
+  Model m(tiny_config(kDense));
   const ParamInfo& q = m.param_info("model.layers.1.self_attn.q_proj.weight");
   EXPECT_EQ(q.shape, (std::vector<int64_t>{16, 16}));
   EXPECT_TRUE(q.weight_decay);
@@ -116,7 +148,7 @@ TEST(Model, ParametersHaveHuggingFaceNamesAndTheDecayRule) {
   EXPECT_EQ(total, static_cast<int64_t>(m.params().size()));
   EXPECT_THROW(m.param("lm_head.bias"), Error);
 
-  ModelConfig tied = tiny_config(true);
+  ModelConfig tied = tiny_config(kMoe);
   tied.tie_word_embeddings = true;
   Model t(tied);
   EXPECT_THROW(t.param_info("lm_head.weight"), Error);
@@ -124,7 +156,7 @@ TEST(Model, ParametersHaveHuggingFaceNamesAndTheDecayRule) {
             (std::vector<int64_t>{16, 8}));
 }
 
-class ModelGradTest : public ::testing::TestWithParam<bool> {};
+class ModelGradTest : public ::testing::TestWithParam<int> {};
 
 // loss(params) by finite differences against backward(), on sampled coordinates of every tensor.
 // Tolerance: |fd - an| <= 3e-2 * max(|fd|, |an|) + 1e-3 with central differences, eps = 1e-2
@@ -132,8 +164,8 @@ class ModelGradTest : public ::testing::TestWithParam<bool> {};
 // flips a top-k choice the loss has a kink, seen as one-sided slopes that disagree; such
 // coordinates are skipped, and at most a tenth of them may be.
 TEST_P(ModelGradTest, WholeModelGradientsMatchFiniteDifferences) {
-  const bool moe = GetParam();
-  ModelConfig c = tiny_config(moe);
+  const bool moe = GetParam() == kMoe;
+  ModelConfig c = tiny_config(GetParam());
   Model m(c, 1);
   randomize(m, 2, 0.3f);
   const int64_t B = 2, T = 6;
@@ -143,13 +175,25 @@ TEST_P(ModelGradTest, WholeModelGradientsMatchFiniteDifferences) {
   const double l0 = m.forward(ids.data(), targets.data(), B, T);
   m.zero_grad();
   m.backward();
-  std::vector<float> grads(m.grads().begin(), m.grads().end());
+  auto grads = all_grads(m);
+  std::map<std::string, std::vector<int64_t>> coords;  // Engram tables: the rows read
+  for (const EngramTableView& t : m.engram_tables()) {
+    ASSERT_FALSE(t.grad_rows.empty());
+    for (size_t r = 0; r < t.grad_rows.size(); r += 3) {
+      coords[t.name].push_back(t.grad_rows[r] * t.width + static_cast<int64_t>(r) % t.width);
+    }
+  }
   const float eps = 1e-2f;
   int checked = 0, kinks = 0;
   for (const ParamInfo& info : m.param_infos()) {
     auto w = m.param(info.name);
-    const int64_t step = std::max<int64_t>(1, info.numel / 6);
-    for (int64_t i = 0; i < info.numel; i += step) {
+    std::vector<int64_t> where = coords[info.name];
+    if (where.empty()) {
+      for (int64_t i = 0; i < info.numel; i += std::max<int64_t>(1, info.numel / 6)) {
+        where.push_back(i);
+      }
+    }
+    for (int64_t i : where) {
       const float orig = w[i];
       w[i] = orig + eps;
       const double lp = m.forward(ids.data(), targets.data(), B, T);
@@ -162,7 +206,7 @@ TEST_P(ModelGradTest, WholeModelGradientsMatchFiniteDifferences) {
         continue;
       }
       const double fd = (lp - lm) / (2.0 * eps);
-      const double an = grads[info.offset + i];
+      const double an = grads.at(info.name)[i];
       checked++;
       EXPECT_LE(std::abs(fd - an), 3e-2 * std::max(std::abs(fd), std::abs(an)) + 1e-3)
           << info.name << "[" << i << "]: fd " << fd << " vs analytic " << an;
@@ -173,9 +217,9 @@ TEST_P(ModelGradTest, WholeModelGradientsMatchFiniteDifferences) {
   if (!moe) EXPECT_EQ(kinks, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(DenseAndMoe, ModelGradTest, ::testing::Values(false, true));
+INSTANTIATE_TEST_SUITE_P(DenseMoeEngram, ModelGradTest, ::testing::Values(kDense, kMoe, kEngram));
 
-class ModelDecodeTest : public ::testing::TestWithParam<bool> {};
+class ModelDecodeTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(ModelDecodeTest, IncrementalDecodeLogitsEqualTheFullForward) {
   ModelConfig c = tiny_config(GetParam());
@@ -198,11 +242,12 @@ TEST_P(ModelDecodeTest, IncrementalDecodeLogitsEqualTheFullForward) {
   EXPECT_THROW(m.decode_step(static_cast<int32_t>(c.vocab_size)), Error);
 }
 
-INSTANTIATE_TEST_SUITE_P(DenseAndMoe, ModelDecodeTest, ::testing::Values(false, true));
+INSTANTIATE_TEST_SUITE_P(DenseMoeEngram, ModelDecodeTest,
+                         ::testing::Values(kDense, kMoe, kEngram));
 
 TEST(Model, TrainingIsDeterministicForASeedAndLearns) {
   auto run = [](uint64_t seed) {
-    ModelConfig c = tiny_config(true);
+    ModelConfig c = tiny_config(kMoe);
     Model m(c, seed);
     AdamW opt(m.param_spans(), AdamWOptions{});
     LrSchedule sched{1e-2f, 1e-3f, 3, 20};
@@ -222,6 +267,49 @@ TEST(Model, TrainingIsDeterministicForASeedAndLearns) {
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
   EXPECT_LT(a.back(), 0.5f * a.front());
+}
+
+TEST(Model, EngramModelTrainsWithSparseTableUpdatesDeterministically) {
+  auto run = [](std::vector<float>* table_out) {
+    ModelConfig c = tiny_config(kEngram);
+    Model m(c, 3);
+    AdamW opt(m.param_spans(), AdamWOptions{});
+    EngramTableAdam table_opt(m, 5.0f);
+    auto ids = tokens(2 * 10, c.vocab_size, 9);
+    std::vector<float> losses;
+    for (int step = 0; step < 15; step++) {
+      losses.push_back(m.forward(ids.data(), ids.data(), 2, 10));
+      m.zero_grad();
+      m.backward();
+      m.clip_grad_norm(1.0f);
+      opt.step(1e-2f);
+      table_opt.step(1e-2f);
+    }
+    auto t = m.engram_tables().at(0);
+    table_out->assign(t.table, t.table + t.rows * t.width);
+    return losses;
+  };
+  std::vector<float> t1, t2;
+  auto a = run(&t1), b = run(&t2);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(t1, t2);
+  EXPECT_LT(a.back(), 0.5f * a.front());
+  // Rows never read keep their initial values: compare against a fresh model's table.
+  Model fresh(tiny_config(kEngram), 3);
+  auto t0 = fresh.engram_tables().at(0);
+  auto ids = tokens(2 * 10, fresh.config().vocab_size, 9);
+  auto hashed = fresh.engram_hash_ids(1, ids.data(), 2, 10);
+  const int64_t cols = static_cast<int64_t>(hashed.size()) / 20;
+  int64_t changed = 0, unchanged_unused = 0;
+  for (int64_t r = 0; r < t0.rows; r++) {
+    bool same = true;
+    for (int64_t j = 0; j < t0.width; j++) same &= t0.table[r * t0.width + j] == t1[r * t0.width + j];
+    changed += !same;
+    unchanged_unused += same;
+  }
+  EXPECT_GT(changed, 0);
+  EXPECT_LE(changed, 20 * cols);  // at most one row per (position, column)
+  EXPECT_GT(unchanged_unused, 0);
 }
 
 TEST(Optim, LrScheduleWarmsUpThenDecaysByCosine) {
