@@ -8,6 +8,7 @@
 
 #include "data/test_files.h"
 #include "engram/bpe_trainer.h"
+#include "engram/compressor.h"
 #include "engram/data.h"
 #include "engram/error.h"
 #include "engram/tokenizer.h"
@@ -77,6 +78,29 @@ TEST(BpeTrainer, MatchesReferenceOnBrown) {
   EXPECT_EQ(fast.tokens.size(), 700u);
   EXPECT_EQ(merge_pairs(fast), merge_pairs(ref));
   EXPECT_EQ(fast.tokens, ref.tokens);
+}
+
+// The trained tokenizer feeds Engram's tokenizer compression (DESIGN 2.1) unchanged.
+TEST(BpeTrainer, TrainedTokenizerCompresses) {
+  if (!test::have_brown()) GTEST_SKIP() << "assets/brown not fetched";
+  CorpusOptions c;
+  c.inputs = {test::brown_dir() + "/ca01", test::brown_dir() + "/ca02"};
+  c.format = CorpusFormat::brown;
+  BpeTrainerOptions o;
+  o.vocab_size = 1000;
+  BpeTrainer t(o);
+  t.add_corpus(c);
+  const Tokenizer tok = Tokenizer::from_json(BpeTrainer::tokenizer_json(t.train(), o));
+  const TokenCompressor comp = TokenCompressor::from_tokenizer(tok);
+  EXPECT_EQ(comp.vocab_size(), tok.vocab_size());
+  EXPECT_LT(comp.compressed_vocab_size(), comp.vocab_size());
+  // " The" and " the" share a key ("the"); the special tokens keep ids 0, 1, 2.
+  const auto upper = tok.token_to_id("\xc4\xa0The"), lower = tok.token_to_id("\xc4\xa0the");
+  ASSERT_TRUE(upper && lower);
+  EXPECT_EQ(comp.lookup()[*upper], comp.lookup()[*lower]);
+  EXPECT_EQ(comp.lookup()[0], 0);
+  EXPECT_EQ(comp.lookup()[1], 1);
+  EXPECT_EQ(comp.lookup()[2], 2);
 }
 
 TEST(BpeTrainer, HandCheckedMergesAndTieBreak) {
