@@ -13,6 +13,6 @@ text=${1:-data/sample.txt}
 echo "== text: $text ($(wc -c <"$text") bytes)"
 build/engram encode --tokenizer "$tok" --input "$text" --output "$out/ids.json"
 build/engram compress --tokenizer "$tok" --output "$out/lookup.json"
-build/engram hash --config configs/demo_engram.json --tokenizer "$tok" --input "$out/ids.json" \
+build/engram hash --config configs/engram_demo.json --tokenizer "$tok" --input "$out/ids.json" \
   --output "$out/hash.json"
 /usr/bin/python3 scripts/demo_summary.py "$out/ids.json" "$out/lookup.json" "$out/hash.json" "$tok"
