@@ -1,8 +1,9 @@
 // Fast versions of the Engram layer kernels (engram/nn_kernels.h): projections through OpenBLAS
 // SGEMM, everything else as OpenMP loops over token positions with contiguous inner loops.
 // Each function here has a `_ref` twin in kernels_ref.cpp that the tests compare against.
-// fp32 throughout; reductions accumulate in fp32 (well within the 1e-4 relative tolerance the
-// parity tests use at the layer's widths).
+// fp32 data; the per-row reductions (sums of squares, gate dot products) accumulate in double:
+// the gate's signed square root has slope 1/(2 sqrt|s|), so near s = 0 it amplifies any rounding
+// in s, and double sums keep the gate at least as accurate as PyTorch's fp32 reductions.
 #include <cblas.h>
 
 #include <algorithm>
@@ -103,10 +104,10 @@ void rmsnorm_forward(float* out, int64_t ldo, float* rstd, const float* x, int64
 #pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     const float* xr = x + n * ldx;
-    float ss = 0.0f;
+    double ss = 0.0;
 #pragma omp simd reduction(+ : ss)
-    for (int64_t j = 0; j < C; j++) ss += xr[j] * xr[j];
-    const float r = 1.0f / std::sqrt(ss / static_cast<float>(C) + eps);
+    for (int64_t j = 0; j < C; j++) ss += double(xr[j]) * xr[j];
+    const float r = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(C) + eps));
     rstd[n] = r;
     float* o = out + n * ldo;
 #pragma omp simd
@@ -123,10 +124,10 @@ void rmsnorm_backward(float* dx, int64_t lddx, float* dweight, const float* dout
       const float* xr = x + n * ldx;
       const float* dr = dout + n * lddo;
       const float r = rstd[n];
-      float dot = 0.0f;
+      double dot = 0.0;
 #pragma omp simd reduction(+ : dot)
-      for (int64_t j = 0; j < C; j++) dot += dr[j] * weight[j] * xr[j];
-      const float coef = r * r * r * dot / static_cast<float>(C);
+      for (int64_t j = 0; j < C; j++) dot += double(dr[j] * weight[j]) * xr[j];
+      const float coef = static_cast<float>(double(r) * r * r * dot / static_cast<double>(C));
       float* d = dx + n * lddx;
 #pragma omp simd
       for (int64_t j = 0; j < C; j++) d[j] += r * dr[j] * weight[j] - coef * xr[j];
@@ -155,15 +156,14 @@ void rmsnorm_backward(float* dx, int64_t lddx, float* dweight, const float* dout
 
 void gate_forward(float* gate, float* score, int64_t ldg, const float* k, int64_t ldk,
                   const float* q, int64_t ldq, int64_t N, int64_t C, GateSign sign) {
-  const float inv_sqrt_c = 1.0f / std::sqrt(static_cast<float>(C));
 #pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     const float* kr = k + n * ldk;
     const float* qr = q + n * ldq;
-    float dot = 0.0f;
+    double dot = 0.0;
 #pragma omp simd reduction(+ : dot)
-    for (int64_t j = 0; j < C; j++) dot += kr[j] * qr[j];
-    const float s = dot * inv_sqrt_c;
+    for (int64_t j = 0; j < C; j++) dot += double(kr[j]) * qr[j];
+    const float s = static_cast<float>(dot / std::sqrt(static_cast<double>(C)));
     const float mag = std::sqrt(std::max(std::fabs(s), kGateClamp));
     float signed_mag;
     if (sign == GateSign::copysign)
@@ -222,10 +222,10 @@ void gated_value_backward(float* dgate, float* dvalue, int64_t lddval, const flo
     for (int64_t b = 0; b < H; b++) {
       const float* d = dv + (n * H + b) * C;
       if (dgate) {
-        float dot = 0.0f;
+        double dot = 0.0;
 #pragma omp simd reduction(+ : dot)
-        for (int64_t j = 0; j < C; j++) dot += d[j] * val[j];
-        dgate[n * H + b] += dot;
+        for (int64_t j = 0; j < C; j++) dot += double(d[j]) * val[j];
+        dgate[n * H + b] += static_cast<float>(dot);
       }
       if (dvalue) {
         const float g = gate[n * H + b];
