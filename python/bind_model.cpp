@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "engram/error.h"
@@ -103,14 +104,47 @@ void bind_model(::py::module_& m) {
              }
              return d;
            })
-      .def("grads",
-           [](Model& self) {
-             ::py::dict d;
-             for (const ParamInfo& info : self.param_infos()) {
-               d[::py::str(info.name)] = to_array(self.grad(info.name), info.shape);
-             }
-             return d;
-           })
+      .def(
+          "grads",
+          [](Model& self) {
+            ::py::dict d;
+            std::vector<EngramTableView> tables = self.engram_tables();
+            for (const ParamInfo& info : self.param_infos()) {
+              const EngramTableView* table = nullptr;
+              for (const EngramTableView& t : tables) {
+                if (t.name == info.name) table = &t;
+              }
+              if (table == nullptr) {
+                d[::py::str(info.name)] = to_array(self.grad(info.name), info.shape);
+                continue;
+              }
+              ::py::array_t<float> dense(info.shape);
+              float* out = dense.mutable_data();
+              std::fill(out, out + info.numel, 0.0f);
+              for (size_t r = 0; r < table->grad_rows.size(); r++) {
+                std::memcpy(out + table->grad_rows[r] * table->width,
+                            table->grad_values.data() + r * table->width,
+                            table->width * sizeof(float));
+              }
+              d[::py::str(info.name)] = dense;
+            }
+            return d;
+          },
+          "Every gradient by name; Engram tables' sparse gradients are returned densified.")
+      .def(
+          "engram_hash_ids",
+          [](Model& self, int64_t layer, const I64Array& ids) {
+            int64_t B, T;
+            std::vector<int32_t> i = to_ids(ids, "ids", B, T);
+            std::vector<int64_t> h = self.engram_hash_ids(layer, i.data(), B, T);
+            const int64_t cols = static_cast<int64_t>(h.size()) / (B * T);
+            ::py::array_t<int64_t> out(std::vector<int64_t>{B, T, cols});
+            std::memcpy(out.mutable_data(), h.data(), h.size() * sizeof(int64_t));
+            return out;
+          },
+          "layer"_a, "ids"_a)
+      .def("clip_grad_norm", &Model::clip_grad_norm, "max_norm"_a,
+           "Global L2 norm over every gradient (Engram tables included), clipped to max_norm.")
       .def(
           "forward",
           [](Model& self, const I64Array& ids, const I64Array& targets) {
@@ -165,9 +199,15 @@ void bind_model(::py::module_& m) {
       .def_property_readonly("steps", &AdamW::steps);
 
   m.def(
-      "clip_grad_norm",
-      [](Model& model, float max_norm) { return clip_grad_norm(model.grads(), max_norm); },
-      "model"_a, "max_norm"_a, "Global L2 norm of the model's gradients, clipped to max_norm.");
+      "clip_grad_norm", [](Model& model, float max_norm) { return model.clip_grad_norm(max_norm); },
+      "model"_a, "max_norm"_a, "Global L2 norm of all the model's gradients, clipped to max_norm.");
+
+  ::py::class_<EngramTableAdam>(m, "EngramTableAdam",
+                                "Sparse Adam for the model's Engram tables: lr_multiplier x lr, "
+                                "no weight decay, per-row bias correction.")
+      .def(::py::init<Model&, float, float, float, float>(), "model"_a, "lr_multiplier"_a = 5.0f,
+           "beta1"_a = 0.9f, "beta2"_a = 0.95f, "eps"_a = 1e-8f, ::py::keep_alive<1, 2>())
+      .def("step", &EngramTableAdam::step, "lr"_a, ::py::call_guard<::py::gil_scoped_release>());
 
   ::py::class_<LrSchedule>(m, "LrSchedule")
       .def(::py::init([](float max_lr, float min_lr, int64_t warmup, int64_t total) {

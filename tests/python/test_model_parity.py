@@ -10,14 +10,23 @@ max|g_engram - g_torch| <= 1e-4 * max|g_torch| (relative to the tensor's scale: 
 relative error is meaningless for entries that are ~0). Optimizer: AdamW parameters after three
 steps within 1e-6 * (1 + |p|) of torch.optim.AdamW given identical gradients.
 """
+import importlib.util
 import json
 import math
+import os
 
 import numpy as np
 import pytest
 import torch
 
 import engram
+
+# The Engram layer's PyTorch module (deepseek-ai/Engram demo, line for line) lives with the layer's
+# own tests; the whole-model reference reuses it.
+_spec = importlib.util.spec_from_file_location(
+    "engram_layer_ref", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test_layer.py"))
+layer_ref = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(layer_ref)
 
 
 def rmsnorm(x, w, eps):
@@ -45,14 +54,37 @@ class TorchRef(torch.nn.Module):
         self.p = torch.nn.ParameterDict()
         self.names = list(params.keys())
         for name, arr in params.items():
-            self.p[name.replace(".", "__")] = torch.nn.Parameter(torch.tensor(arr, dtype=dtype))
+            if ".engram." not in name:
+                self.p[name.replace(".", "__")] = torch.nn.Parameter(torch.tensor(arr, dtype=dtype))
         self.dtype = dtype
+        self.eng = torch.nn.ModuleDict()
+        ec = cfg.get("engram", {})
+        if ec.get("layer_ids"):
+            V = cfg["vocab_size"]
+            self.hasher = engram.NgramHasher(engram.EngramConfig.from_json(json.dumps(ec)),
+                                             np.arange(V), V)  # identity compression
+            for l in ec["layer_ids"]:
+                mod = layer_ref.TorchEngram(list(self.hasher.primes(l)),
+                                            ec["n_embed_per_ngram"] // ec["n_head_per_ngram"],
+                                            cfg["hidden_size"], 1, ec.get("kernel_size", 4),
+                                            ec["max_ngram_size"]).to(dtype)
+                for norm in list(mod.norm1) + list(mod.norm2):
+                    norm.eps = float(np.finfo(np.float32).eps)  # what the fp32 module resolves
+                with torch.no_grad():
+                    for n, prm in mod.named_parameters():
+                        prm.copy_(torch.tensor(params[f"model.layers.{l}.engram.{n}"], dtype=dtype))
+                self.eng[str(l)] = mod
 
     def w(self, name):
+        if ".engram." in name:
+            layer = name.split(".")[2]
+            return self.eng[layer].get_parameter(name.split(".engram.", 1)[1])
         return self.p[name.replace(".", "__")]
 
     def grads(self):
-        return {n: self.w(n).grad.detach().cpu().numpy() for n in self.names}
+        """Gradients by name; a tensor the loss did not reach (an expert no token picked) is 0."""
+        return {n: (self.w(n).grad.detach().cpu().numpy() if self.w(n).grad is not None
+                    else np.zeros(tuple(self.w(n).shape))) for n in self.names}
 
     def ffn(self, pre, x):
         silu = torch.nn.functional.silu
@@ -93,8 +125,11 @@ class TorchRef(torch.nn.Module):
         x = self.w("model.embed_tokens.weight")[ids]  # (B, T, C)
         mask = torch.ones(T, T, dtype=torch.bool).tril()
         aux_total = torch.zeros((), dtype=self.dtype)
+        hashes = self.hasher.hash(ids.numpy()) if len(self.eng) else {}
         for l in range(cfg["n_layers"]):
             pre = f"model.layers.{l}."
+            if str(l) in self.eng:  # the demo's block: h = engram(h, ids) + h, before attention
+                x = x + self.eng[str(l)](x.unsqueeze(2), torch.tensor(hashes[l])).squeeze(2)
             xn = rmsnorm(x, self.w(pre + "input_layernorm.weight"), eps)
             q = (xn @ self.w(pre + "self_attn.q_proj.weight").T).view(B, T, H, D).transpose(1, 2)
             k = (xn @ self.w(pre + "self_attn.k_proj.weight").T).view(B, T, KV, D).transpose(1, 2)
@@ -133,6 +168,14 @@ CONFIGS = {
                                        shared_ffn_hidden=16, aux_loss_coef=0.05)),
     "moe_norm_topk": dict(DENSE, moe=dict(n_experts=5, top_k=3, expert_ffn_hidden=12,
                                           norm_topk_prob=True, aux_loss_coef=0.1)),
+    "engram": dict(DENSE, engram=dict(engram_vocab_size=[37, 41], max_ngram_size=3,
+                                      n_embed_per_ngram=16, n_head_per_ngram=2, layer_ids=[1],
+                                      pad_id=0, seed=0, kernel_size=4)),
+    "engram_moe": dict(DENSE, n_layers=3,
+                       moe=dict(n_experts=4, top_k=2, expert_ffn_hidden=24, shared_ffn_hidden=16),
+                       engram=dict(engram_vocab_size=[29, 31, 43], max_ngram_size=4,
+                                   n_embed_per_ngram=12, n_head_per_ngram=3, layer_ids=[0, 2],
+                                   pad_id=3, seed=5, kernel_size=3)),
 }
 
 
@@ -181,14 +224,46 @@ def test_loss_and_every_gradient_match_pytorch(name):
     assert set(grads) == set(ref_grads)
     for n in grads:
         scale = np.abs(ref_grads[n]).max()
-        assert scale > 0, n
+        if scale == 0:  # unused expert: no gradient on either side
+            assert not grads[n].any(), n
+            continue
         err = np.abs(grads[n] - ref_grads[n]).max()
         assert err <= 1e-4 * scale, f"{name}: {n}: max err {err:.3g} vs scale {scale:.3g}"
     if "moe" in cfg:
         assert model.last_aux_loss > 0
 
 
-@pytest.mark.parametrize("name", ["dense_gqa", "moe_shared"])
+def test_engram_hash_ids_match_the_hasher_and_tables_get_sparse_updates():
+    cfg = CONFIGS["engram_moe"]
+    model, params = make_model(cfg)
+    ids, targets = batch(cfg, 2, 9, seed=5)
+    ref = TorchRef(cfg, params)
+    expected = ref.hasher.hash(ids)
+    for l in (0, 2):
+        np.testing.assert_array_equal(model.engram_hash_ids(l, ids), expected[l])
+    with pytest.raises(IndexError):
+        model.engram_hash_ids(1, ids)
+    table = "model.layers.2.engram.multi_head_embedding.embedding.weight"
+    before = model.get_param(table)
+    opt, topt = engram.AdamW(model), engram.EngramTableAdam(model, lr_multiplier=5.0)
+    model.forward(ids, targets)
+    model.zero_grad()
+    model.backward()
+    grad = model.grads()[table]
+    touched = np.abs(grad).sum(axis=1) > 0
+    model.clip_grad_norm(1.0)
+    opt.step(1e-3)
+    topt.step(1e-3)
+    after = model.get_param(table)
+    changed = np.abs(after - before).sum(axis=1) > 0
+    np.testing.assert_array_equal(changed, touched)
+    # A first Adam step moves an entry by 5 x lr against its gradient's sign (eps aside).
+    big = np.abs(grad) > 1e-4
+    assert big.sum() > 10
+    np.testing.assert_allclose((before - after)[big], 5e-3 * np.sign(grad[big]), rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["dense_gqa", "moe_shared", "engram_moe"])
 def test_logits_match_pytorch_and_decode_matches_full_forward(name):
     cfg = CONFIGS[name]
     model, params = make_model(cfg, seed=3)
