@@ -11,5 +11,6 @@ void add_compress_command(CLI::App& app);   // compress              (cmd_compre
 void add_hash_command(CLI::App& app);       // hash                  (cmd_hash.cpp)
 void add_tokenizer_command(CLI::App& app);  // tokenizer train       (cmd_tokenizer.cpp)
 void add_data_command(CLI::App& app);       // data tokenize/text/info (cmd_data.cpp)
+void add_bench_store_command(CLI::App& app);  // bench store         (cmd_bench_store.cpp)
 
 }  // namespace engram::cli

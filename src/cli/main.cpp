@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   engram::cli::add_hash_command(app);
   engram::cli::add_tokenizer_command(app);
   engram::cli::add_data_command(app);
+  engram::cli::add_bench_store_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
