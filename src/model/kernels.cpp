@@ -182,6 +182,15 @@ static void softmax_inplace(float* __restrict p, int64_t n) {
   for (int64_t j = 0; j < n; j++) p[j] *= inv;
 }
 
+// Per-thread scratch that survives calls. A per-call std::vector of T*T floats (256 KB at
+// T = 256) is above glibc's mmap threshold, so it would be mapped, page-faulted and unmapped on
+// every call. Slot k of the calling thread holds at least n floats (contents unspecified).
+static float* thread_scratch(int slot, size_t n) {
+  thread_local std::vector<float> bufs[8];
+  if (bufs[slot].size() < n) bufs[slot].resize(n);
+  return bufs[slot].data();
+}
+
 // y[0..n) += sum_r a[r] * X[r][0..n) for r < 4, rows X[r] = x + r * ldx: four rank-1 updates per
 // pass over y, so y is loaded and stored a quarter as often as with one axpy per row.
 static inline void axpy4(float* __restrict y, const float* __restrict x, int64_t ldx,
@@ -215,9 +224,9 @@ void attention_forward(float* out, float* att, const float* qkv, int64_t B, int6
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 #pragma omp parallel
   {
-    std::vector<float> kt(D * T);  // K of one (b, kv head) block, transposed: (D, T)
-    std::vector<float> vb(T * D);  // V of the block, contiguous (T, D)
-    std::vector<float> qs(D);      // scaled query row
+    float* kt = thread_scratch(0, D * T);  // K of one (b, kv head) block, transposed: (D, T)
+    float* vb = thread_scratch(1, T * D);  // V of the block, contiguous (T, D)
+    float* qs = thread_scratch(2, D);      // scaled query row
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++) {
       for (int64_t g = 0; g < KV; g++) {
@@ -226,7 +235,7 @@ void attention_forward(float* out, float* att, const float* qkv, int64_t B, int6
           const float* k = base + j * stride + (H + g) * D;
           const float* v = base + j * stride + (H + KV + g) * D;
           for (int64_t d = 0; d < D; d++) kt[d * T + j] = k[d];
-          std::memcpy(vb.data() + j * D, v, D * sizeof(float));
+          std::memcpy(vb + j * D, v, D * sizeof(float));
         }
         for (int64_t h = g * group; h < (g + 1) * group; h++) {
           for (int64_t i = 0; i < T; i++) {
@@ -235,11 +244,11 @@ void attention_forward(float* out, float* att, const float* qkv, int64_t B, int6
             float* p = att + ((b * H + h) * T + i) * T;
             const int64_t n = i + 1;
             std::fill(p, p + T, 0.0f);
-            gemv_t(p, kt.data(), T, qs.data(), D, n);  // p = K q (scaled), causal prefix
+            gemv_t(p, kt, T, qs, D, n);  // p = K q (scaled), causal prefix
             softmax_inplace(p, n);
             float* o = out + (b * T + i) * H * D + h * D;
             std::fill(o, o + D, 0.0f);
-            gemv_t(o, vb.data(), D, p, n, D);  // o = V^T p
+            gemv_t(o, vb, D, p, n, D);  // o = V^T p
           }
         }
       }
@@ -259,12 +268,15 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 #pragma omp parallel
   {
-    std::vector<float> vt(D * T);              // V^T (D, T)
-    std::vector<float> kb(T * D), qb(T * D);   // K (T, D); this head's Q (T, D)
-    std::vector<float> dob(T * D);             // this head's dO (T, D)
-    std::vector<float> dst(T * T), pt(T * T);  // dS^T, P^T (T, T)
-    std::vector<float> dk(T * D), dv(T * D);   // accumulators (T, D)
-    std::vector<float> ds(T);
+    float* vt = thread_scratch(0, D * T);   // V^T (D, T)
+    float* kb = thread_scratch(1, T * D);   // K (T, D)
+    float* qb = thread_scratch(2, T * D);   // this head's Q (T, D)
+    float* dob = thread_scratch(3, T * D);  // this head's dO (T, D)
+    float* dst = thread_scratch(4, T * T);  // dS^T (T, T)
+    float* pt = thread_scratch(5, T * T);   // P^T (T, T)
+    float* dk = thread_scratch(6, 2 * T * D);  // dK accumulator (T, D), then dV (T, D)
+    float* dv = dk + T * D;
+    float* ds = thread_scratch(7, T);
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++) {
       for (int64_t g = 0; g < KV; g++) {
@@ -272,35 +284,34 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
         float* dbase = dqkv + b * T * stride;
         for (int64_t j = 0; j < T; j++) {
           const float* v = base + j * stride + (H + KV + g) * D;
-          std::memcpy(kb.data() + j * D, base + j * stride + (H + g) * D, D * sizeof(float));
+          std::memcpy(kb + j * D, base + j * stride + (H + g) * D, D * sizeof(float));
           for (int64_t d = 0; d < D; d++) vt[d * T + j] = v[d];
         }
-        std::fill(dk.begin(), dk.end(), 0.0f);
-        std::fill(dv.begin(), dv.end(), 0.0f);
+        std::fill(dk, dk + 2 * T * D, 0.0f);  // dK and dV
         for (int64_t h = g * group; h < (g + 1) * group; h++) {
           for (int64_t i = 0; i < T; i++) {
-            std::memcpy(qb.data() + i * D, base + i * stride + h * D, D * sizeof(float));
-            std::memcpy(dob.data() + i * D, dout + (b * T + i) * H * D + h * D, D * sizeof(float));
+            std::memcpy(qb + i * D, base + i * stride + h * D, D * sizeof(float));
+            std::memcpy(dob + i * D, dout + (b * T + i) * H * D + h * D, D * sizeof(float));
           }
           for (int64_t i = 0; i < T; i++) {
             const int64_t n = i + 1;
             const float* p = att + ((b * H + h) * T + i) * T;
-            std::fill(ds.begin(), ds.begin() + n, 0.0f);
-            gemv_t(ds.data(), vt.data(), T, dob.data() + i * D, D, n);  // dP_i = V dO_i
+            std::fill(ds, ds + n, 0.0f);
+            gemv_t(ds, vt, T, dob + i * D, D, n);  // dP_i = V dO_i
             float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
             for (int64_t j = 0; j < n; j++) dot += p[j] * ds[j];
 #pragma omp simd
             for (int64_t j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
-            gemv_t(dbase + i * stride + h * D, kb.data(), D, ds.data(), n, D);  // dQ_i += dS_i K
+            gemv_t(dbase + i * stride + h * D, kb, D, ds, n, D);  // dQ_i += dS_i K
             for (int64_t j = 0; j < n; j++) {
               dst[j * T + i] = ds[j];
               pt[j * T + i] = p[j];
             }
           }
           for (int64_t j = 0; j < T; j++) {
-            gemv_t(dk.data() + j * D, qb.data() + j * D, D, dst.data() + j * T + j, T - j, D);
-            gemv_t(dv.data() + j * D, dob.data() + j * D, D, pt.data() + j * T + j, T - j, D);
+            gemv_t(dk + j * D, qb + j * D, D, dst + j * T + j, T - j, D);
+            gemv_t(dv + j * D, dob + j * D, D, pt + j * T + j, T - j, D);
           }
         }
         for (int64_t j = 0; j < T; j++) {
