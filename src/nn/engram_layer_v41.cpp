@@ -60,9 +60,9 @@ void EngramLayerV41::forward_rows(float* out, const float* hidden, const float* 
   const int64_t D = shape_.hidden, H = shape_.hc, KV = (H + 1) * D;
   kv_.resize(N * KV);
   nn::linear_forward(kv_.data(), rows, wkv_.data(), nullptr, N, shape_.emb_dim(), KV);
-  const float inv_d = 1.0f / static_cast<float>(D);
+  const double inv_d = 1.0 / static_cast<double>(D);
   const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(D));
-  const float eps = shape_.norm_eps;
+  const double eps = shape_.norm_eps;
 #pragma omp parallel for schedule(static) if (N * (H + 1) * D >= (int64_t{1} << 15))
   for (int64_t n = 0; n < N; n++) {
     const float* value = kv_.data() + n * KV + H * D;
@@ -74,16 +74,17 @@ void EngramLayerV41::forward_rows(float* out, const float* hidden, const float* 
       float* o = out + (n * H + b) * D;
       float gate = 0.0f;
       if (on) {
-        float hh = 0.0f, kk = 0.0f, dot = 0.0f;
+        // Sums in double: see kernels.cpp on the signed square root near a zero dot.
+        double hh = 0.0, kk = 0.0, dot = 0.0;
 #pragma omp simd reduction(+ : hh, kk, dot)
         for (int64_t j = 0; j < D; j++) {
-          hh += h[j] * h[j];
-          kk += key[j] * key[j];
-          dot += h[j] * w[j] * key[j];
+          hh += double(h[j]) * h[j];
+          kk += double(key[j]) * key[j];
+          dot += double(h[j] * w[j]) * key[j];
         }
-        const float rstd =
-            (1.0f / std::sqrt(hh * inv_d + eps)) * (1.0f / std::sqrt(kk * inv_d + eps));
-        const float s = dot * rstd * inv_sqrt_d;
+        const float rstd = static_cast<float>((1.0 / std::sqrt(hh * inv_d + eps)) *
+                                              (1.0 / std::sqrt(kk * inv_d + eps)));
+        const float s = static_cast<float>(dot) * rstd * inv_sqrt_d;
         const float mag = std::sqrt(std::max(std::fabs(s), nn::kGateClamp));
         gate = 1.0f / (1.0f + std::exp(-std::copysign(mag, s)));
       }
