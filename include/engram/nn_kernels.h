@@ -2,8 +2,10 @@
 //
 // Plain free functions in the style of llm.c: a forward writes its output, a backward
 // ACCUMULATES (+=) into every gradient it is given, so a tensor used twice needs no special
-// case and callers zero gradients themselves. Every fast kernel (OpenMP / OpenBLAS) has a
-// plain single-threaded `_ref` twin with the same signature that the tests hold it against.
+// case and callers zero gradients themselves. Every kernel whose fast path is restructured
+// (BLAS, sorting, gathers, strided reductions) has a plain single-threaded `_ref` twin with the
+// same signature that the tests hold it against; the one-loop elementwise kernels (gated value,
+// SiLU) and the decode helpers are checked by finite differences and against the full conv.
 // Shapes are in the comments; N is the number of token positions (B*T). A gradient pointer
 // may be null when that gradient is not wanted. These functions do not validate shapes or
 // ids: the layer classes (engram_layer.h) check inputs before calling them.
