@@ -67,6 +67,11 @@ void bind_model(::py::module_& m) {
            }),
            "config_json"_a, "seed"_a = 0)
       .def_property_readonly("config_json", [](const Model& self) { return self.config().to_json(); })
+      .def("save", &Model::save, "dir"_a,
+           "Writes config.json and model.safetensors (F32) into dir, atomically per file.")
+      .def_static("load", &Model::load, "dir"_a,
+                  "A model from config.json + model.safetensors; strict about tensor names, "
+                  "shapes and dtype.")
       .def("param_names",
            [](const Model& self) {
              std::vector<std::string> names;

@@ -114,6 +114,13 @@ class Model {
   Model(Model&&) noexcept;
   Model& operator=(Model&&) noexcept;
 
+  // A Hugging Face-style directory: config.json and model.safetensors (F32, every parameter by
+  // name). save() creates the directory and replaces both files atomically; load() refuses a
+  // missing, extra, mis-shaped or non-F32 tensor (Errc::mismatch / unsupported, naming it) and
+  // unreadable files (Errc::io). tokenizer.json is the caller's to copy alongside.
+  void save(const std::string& dir);
+  static Model load(const std::string& dir);
+
   const ModelConfig& config() const;
   const std::vector<ParamInfo>& param_infos() const;
   const ParamInfo& param_info(const std::string& name) const;  // throws Errc::out_of_range

@@ -94,7 +94,9 @@ std::string ModelConfig::to_json() const {
                 {"aux_loss_coef", moe.aux_loss_coef}};
   }
   if (!engram.layer_ids.empty()) {
-    j["engram"] = json::parse(engram.config_json);
+    json e = json::parse(engram.config_json);
+    e["layer_ids"] = engram.layer_ids;  // the field is authoritative over config_json's copy
+    j["engram"] = e;
   }
   return j.dump(2);
 }

@@ -6,7 +6,11 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <random>
@@ -310,6 +314,38 @@ TEST(Model, EngramModelTrainsWithSparseTableUpdatesDeterministically) {
   EXPECT_GT(changed, 0);
   EXPECT_LE(changed, 20 * cols);  // at most one row per (position, column)
   EXPECT_GT(unchanged_unused, 0);
+}
+
+TEST(Model, SavesAndLoadsAHuggingFaceStyleDirectory) {
+  const std::string dir = (std::filesystem::temp_directory_path() /
+                           ("engram_model_test_" + std::to_string(::getpid()))).string();
+  ModelConfig c = tiny_config(kEngram);
+  Model m(c, 21);
+  randomize(m, 22, 0.2f);
+  m.save(dir);
+  Model back = Model::load(dir);
+  EXPECT_EQ(back.config().to_json(), c.to_json());
+  auto ids = tokens(2 * 8, c.vocab_size, 23);
+  EXPECT_EQ(m.forward(ids.data(), ids.data(), 2, 8), back.forward(ids.data(), ids.data(), 2, 8));
+  for (const ParamInfo& info : m.param_infos()) {
+    auto a = m.param(info.name), b = back.param(info.name);
+    ASSERT_TRUE(std::equal(a.begin(), a.end(), b.begin())) << info.name;
+  }
+  // A config that implies other shapes than the file holds is refused, naming the tensor.
+  ModelConfig wider = c;
+  wider.ffn_hidden = 24;
+  {
+    std::ofstream(dir + "/config.json") << wider.to_json();
+  }
+  try {
+    Model::load(dir);
+    ADD_FAILURE() << "loaded a mismatched checkpoint";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::mismatch);
+    EXPECT_NE(std::string(e.what()).find("mlp.gate_proj.weight"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+  EXPECT_THROW(Model::load(dir), Error);
 }
 
 TEST(Optim, LrScheduleWarmsUpThenDecaysByCosine) {
