@@ -2,11 +2,13 @@
 // kernel has an AVX-512 body, an AVX2 body and a scalar (lookup-table) body; which one is
 // compiled follows the target flags (-march=native by default). All of them compute the same
 // IEEE operations as engram::reference (row_convert.cpp), so results are equal bit for bit.
-// The e4m3 decode avoids fp32 subnormal arithmetic, so it stays exact even if a caller runs
-// with denormals-are-zero; the scale multiply itself is a plain fp32 multiply like PyTorch's.
-// Gathers prefetch a few rows ahead (ids are random; each row is a DRAM miss) and split large
-// batches across OpenMP threads.
+// The e4m3 decode avoids fp32 subnormal arithmetic; the scale multiply itself is a plain fp32
+// multiply like PyTorch's (so, like PyTorch, it assumes the default MXCSR: no FTZ/DAZ).
+// Gathers touch the next group of rows before converting the current one (ids are random; each
+// row is a DRAM and TLB miss) and split large batches across OpenMP threads.
+#include <algorithm>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -41,17 +43,12 @@ const Luts& luts() {
   return l;
 }
 
-constexpr int kPrefetchAhead = 8;          // rows
 constexpr int64_t kParallelMinValues = 1 << 16;  // below this a gather stays on one thread
-
-inline void prefetch_row(const uint8_t* p, int64_t bytes) {
-  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 0);
-}
 
 // ---- bf16 -> f32 ----------------------------------------------------------------------------
 void row_bf16_to_f32(const uint8_t* src, int64_t width, float* out) {
   int64_t i = 0;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512BW__)
   for (; i + 16 <= width; i += 16) {
     const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * i));
     const __m512i w = _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
@@ -72,23 +69,42 @@ void row_bf16_to_f32(const uint8_t* src, int64_t width, float* out) {
 }
 
 // ---- e4m3 * e8m0 -> f32 ---------------------------------------------------------------------
-#if defined(__AVX512F__)
-// 16 e4m3 bytes -> 16 floats, without touching fp32 subnormals.
-inline __m512 e4m3x16_to_f32(__m128i bytes) {
-  const __m512i v = _mm512_cvtepu8_epi32(bytes);
-  const __m512i mag = _mm512_and_si512(v, _mm512_set1_epi32(0x7F));
-  const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x80)), 24);
-  // Normal: exponent rebiased 7 -> 127, mantissa to the top of the fp32 mantissa.
-  __m512i bits = _mm512_add_epi32(_mm512_slli_epi32(mag, 20), _mm512_set1_epi32(120 << 23));
-  // Subnormal (exponent field 0): man * 2^-9, computed from an exact int -> float conversion.
-  const __mmask16 sub = _mm512_cmplt_epi32_mask(mag, _mm512_set1_epi32(8));
-  const __m512 subv = _mm512_mul_ps(_mm512_cvtepi32_ps(mag), _mm512_set1_ps(1.0f / 512.0f));
-  bits = _mm512_mask_mov_epi32(bits, sub, _mm512_castps_si512(subv));
-  const __mmask16 nan = _mm512_cmpeq_epi32_mask(mag, _mm512_set1_epi32(0x7F));
-  bits = _mm512_mask_mov_epi32(bits, nan, _mm512_set1_epi32(0x7FF00000));
-  return _mm512_castsi512_ps(_mm512_or_si512(bits, sign));
+// AVX-512 route: an e4m3fn byte s.eeee.mmm becomes the fp16 bits s.0eeee.mmm0000000, an fp16
+// whose value is exactly 2^-8 times the e4m3 value (subnormals included, both formats put them
+// at the bottom of the exponent range); vcvtph2ps widens it exactly. The missing 2^8 is folded
+// into the scale when that stays exact (scale byte <= 246, or NaN), so one rounding happens,
+// the one of the product itself, exactly as in e4m3_to_f32(q) * e8m0_to_f32(s). The e4m3 NaN
+// codes (fp16 1.875) are patched to NaN after the multiply.
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+inline void block_f8_to_f32(const uint8_t* q, float s, bool fold, float* o) {
+  const __m512i x = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+  const __m512i w = _mm512_slli_epi16(x, 7);  // magnitude to bits 7..13, sign to bit 14
+  const __m512i h = _mm512_add_epi16(w, _mm512_and_si512(w, _mm512_set1_epi16(0x4000)));
+  const __mmask32 nan = _mm512_cmpeq_epi16_mask(_mm512_and_si512(x, _mm512_set1_epi16(0x7F)),
+                                                _mm512_set1_epi16(0x7F));
+  __m512 lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+  __m512 hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+  if (fold) {
+    const __m512 sv = _mm512_set1_ps(s * 256.0f);
+    lo = _mm512_mul_ps(lo, sv);
+    hi = _mm512_mul_ps(hi, sv);
+  } else {  // 2^8 * scale would overflow: two multiplies, the first exact
+    const __m512 two8 = _mm512_set1_ps(256.0f), sv = _mm512_set1_ps(s);
+    lo = _mm512_mul_ps(_mm512_mul_ps(lo, two8), sv);
+    hi = _mm512_mul_ps(_mm512_mul_ps(hi, two8), sv);
+  }
+  const __m512i nan_bits = _mm512_set1_epi32(0x7FF00000);
+  lo = _mm512_castsi512_ps(_mm512_mask_or_epi32(_mm512_castps_si512(lo), static_cast<__mmask16>(nan),
+                                                _mm512_castps_si512(lo), nan_bits));
+  hi = _mm512_castsi512_ps(_mm512_mask_or_epi32(_mm512_castps_si512(hi),
+                                                static_cast<__mmask16>(nan >> 16),
+                                                _mm512_castps_si512(hi), nan_bits));
+  _mm512_storeu_ps(o, lo);
+  _mm512_storeu_ps(o + 16, hi);
 }
 #elif defined(__AVX2__)
+// AVX2 route: 8 bytes -> 8 floats by integer rebiasing; subnormals from an exact int -> float
+// conversion, so no fp32 subnormal arithmetic is involved before the scale multiply.
 inline __m256 e4m3x8_to_f32(__m128i bytes) {
   const __m256i v = _mm256_cvtepu8_epi32(bytes);
   const __m256i mag = _mm256_and_si256(v, _mm256_set1_epi32(0x7F));
@@ -109,12 +125,8 @@ void row_f8_to_f32(const uint8_t* src, const uint8_t* scale, int64_t width, floa
     const uint8_t* q = src + b * kScaleBlock;
     float* o = out + b * kScaleBlock;
     const float s = L.e8m0[scale[b]];
-#if defined(__AVX512F__)
-    const __m512 sv = _mm512_set1_ps(s);
-    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-    const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16));
-    _mm512_storeu_ps(o, _mm512_mul_ps(e4m3x16_to_f32(lo), sv));
-    _mm512_storeu_ps(o + 16, _mm512_mul_ps(e4m3x16_to_f32(hi), sv));
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    block_f8_to_f32(q, s, scale[b] <= 246 || scale[b] == 255, o);
 #elif defined(__AVX2__)
     const __m256 sv = _mm256_set1_ps(s);
     for (int k = 0; k < 4; ++k) {
@@ -131,7 +143,7 @@ void row_f8_to_f32(const uint8_t* src, const uint8_t* scale, int64_t width, floa
 // x may be unaligned (an f32 row inside a packed table), hence bytes + loadu / memcpy.
 void f32_to_bf16_n(const uint8_t* x, int64_t n, uint16_t* out) {
   int64_t i = 0;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512BW__)
   const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
   const __m512i inf = _mm512_set1_epi32(0x7F800000);
   for (; i + 16 <= n; i += 16) {
@@ -195,19 +207,54 @@ void check_ids(int64_t num_rows, std::span<const int64_t> ids, const char* who) 
   }
 }
 
-// Runs body(i) for i in [0, n), on OpenMP threads when the batch is large. `body` never throws
-// (all checks happen before).
+// Runs body(begin, end) over [0, n) split into one contiguous range per OpenMP thread when the
+// batch is large. `body` never throws (all checks happen before).
 template <typename Body>
-void for_rows(int64_t n, int64_t width, Body&& body) {
+void for_row_ranges(int64_t n, int64_t width, Body&& body) {
 #ifdef _OPENMP
   if (n > 1 && n * width >= kParallelMinValues && omp_get_max_threads() > 1 &&
       !omp_in_parallel()) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) body(i);
+#pragma omp parallel
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      body(n * t / nt, n * (t + 1) / nt);
+    }
     return;
   }
 #endif
-  for (int64_t i = 0; i < n; ++i) body(i);
+  body(0, n);
+}
+
+// Reads one byte of every cache line of rows [b, e) (values and scales). These are plain loads:
+// a loop of them keeps many DRAM misses in flight, and unlike prefetch hints they are never
+// dropped (e.g. on a TLB miss, which a random row in a table of GBs nearly always is).
+template <typename RowAt>
+inline void touch_rows(const RowFormat& fmt, int64_t b, int64_t e, RowAt&& row_at) {
+  uint32_t sink = 0;
+  for (int64_t i = b; i < e; ++i) {
+    const auto [d, s] = row_at(i);
+    for (int64_t off = 0; off < fmt.data_bytes; off += 64) sink += d[off];
+    sink += d[fmt.data_bytes - 1];  // the last line of a row that does not start on a line
+    if (s != nullptr) sink += s[0] + s[fmt.scale_bytes - 1];
+  }
+  asm volatile("" : : "r"(sink));
+}
+
+// Converts rows [b, e) in groups of kTouchGroup, touching group g+1 before converting group g,
+// so the misses of the next group overlap the arithmetic of this one.
+constexpr int64_t kTouchGroup = 16;
+template <typename RowAt, typename Emit>
+inline void pipelined_rows(const RowFormat& fmt, int64_t b, int64_t e, RowAt&& row_at,
+                           Emit&& emit) {
+  touch_rows(fmt, b, std::min(e, b + kTouchGroup), row_at);
+  for (int64_t g = b; g < e; g += kTouchGroup) {
+    const int64_t ge = std::min(e, g + kTouchGroup);
+    touch_rows(fmt, ge, std::min(e, ge + kTouchGroup), row_at);
+    for (int64_t i = g; i < ge; ++i) {
+      const auto [d, s] = row_at(i);
+      emit(i, d, s);
+    }
+  }
 }
 
 }  // namespace
@@ -222,9 +269,11 @@ void dequantize_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* s
   if (n < 0) fail(Errc::invalid_argument, "dequantize_rows: negative row count ", n);
   if (n == 0) return;
   check_format(fmt, data, scale, "dequantize_rows");
-  for_rows(n, fmt.width, [&](int64_t i) {
-    row_to_f32(fmt, data + i * fmt.data_bytes, scale ? scale + i * fmt.scale_bytes : nullptr,
-               out + i * fmt.width);
+  for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      row_to_f32(fmt, data + i * fmt.data_bytes, scale ? scale + i * fmt.scale_bytes : nullptr,
+                 out + i * fmt.width);
+    }
   });
 }
 
@@ -233,11 +282,12 @@ void dequantize_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8
   if (n < 0) fail(Errc::invalid_argument, "dequantize_rows_bf16: negative row count ", n);
   if (n == 0) return;
   check_format(fmt, data, scale, "dequantize_rows_bf16");
-  for_rows(n, fmt.width, [&](int64_t i) {
-    thread_local std::vector<float> tmp;
-    if (static_cast<int64_t>(tmp.size()) < fmt.width) tmp.resize(static_cast<size_t>(fmt.width));
-    row_to_bf16(fmt, data + i * fmt.data_bytes, scale ? scale + i * fmt.scale_bytes : nullptr,
-                out + i * fmt.width, tmp.data());
+  for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
+    std::vector<float> tmp(static_cast<size_t>(fmt.width));
+    for (int64_t i = b; i < e; ++i) {
+      row_to_bf16(fmt, data + i * fmt.data_bytes, scale ? scale + i * fmt.scale_bytes : nullptr,
+                  out + i * fmt.width, tmp.data());
+    }
   });
 }
 
@@ -256,12 +306,13 @@ void dequantize_row_ptrs(const RowFormat& fmt, std::span<const uint8_t* const> d
     }
   }
   check_format(fmt, data_rows[0], f8 ? scale_rows[0] : nullptr, "dequantize_row_ptrs");
-  for_rows(n, fmt.width, [&](int64_t i) {
-    if (i + kPrefetchAhead < n) {
-      prefetch_row(data_rows[i + kPrefetchAhead], fmt.data_bytes);
-      if (f8) __builtin_prefetch(scale_rows[i + kPrefetchAhead], 0, 0);
-    }
-    row_to_f32(fmt, data_rows[i], f8 ? scale_rows[i] : nullptr, out + i * fmt.width);
+  const auto row_at = [&](int64_t i) {
+    return std::pair<const uint8_t*, const uint8_t*>(data_rows[i], f8 ? scale_rows[i] : nullptr);
+  };
+  for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
+    pipelined_rows(fmt, b, e, row_at, [&](int64_t i, const uint8_t* d, const uint8_t* s) {
+      row_to_f32(fmt, d, s, out + i * fmt.width);
+    });
   });
 }
 
@@ -272,15 +323,15 @@ void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale
   check_format(fmt, data, scale, "gather_rows");
   check_ids(num_rows, row_ids, "gather_rows");
   const bool f8 = fmt.dtype == RowDtype::f8_e4m3;
-  for_rows(n, fmt.width, [&](int64_t i) {
-    if (i + kPrefetchAhead < n) {
-      const int64_t r = row_ids[i + kPrefetchAhead];
-      prefetch_row(data + r * fmt.data_bytes, fmt.data_bytes);
-      if (f8) __builtin_prefetch(scale + r * fmt.scale_bytes, 0, 0);
-    }
+  const auto row_at = [&](int64_t i) {
     const int64_t r = row_ids[i];
-    row_to_f32(fmt, data + r * fmt.data_bytes, f8 ? scale + r * fmt.scale_bytes : nullptr,
-               out + i * fmt.width);
+    return std::pair<const uint8_t*, const uint8_t*>(data + r * fmt.data_bytes,
+                                                     f8 ? scale + r * fmt.scale_bytes : nullptr);
+  };
+  for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
+    pipelined_rows(fmt, b, e, row_at, [&](int64_t i, const uint8_t* d, const uint8_t* s) {
+      row_to_f32(fmt, d, s, out + i * fmt.width);
+    });
   });
 }
 
@@ -291,17 +342,16 @@ void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* 
   check_format(fmt, data, scale, "gather_rows_bf16");
   check_ids(num_rows, row_ids, "gather_rows_bf16");
   const bool f8 = fmt.dtype == RowDtype::f8_e4m3;
-  for_rows(n, fmt.width, [&](int64_t i) {
-    thread_local std::vector<float> tmp;
-    if (static_cast<int64_t>(tmp.size()) < fmt.width) tmp.resize(static_cast<size_t>(fmt.width));
-    if (i + kPrefetchAhead < n) {
-      const int64_t r = row_ids[i + kPrefetchAhead];
-      prefetch_row(data + r * fmt.data_bytes, fmt.data_bytes);
-      if (f8) __builtin_prefetch(scale + r * fmt.scale_bytes, 0, 0);
-    }
+  const auto row_at = [&](int64_t i) {
     const int64_t r = row_ids[i];
-    row_to_bf16(fmt, data + r * fmt.data_bytes, f8 ? scale + r * fmt.scale_bytes : nullptr,
-                out + i * fmt.width, tmp.data());
+    return std::pair<const uint8_t*, const uint8_t*>(data + r * fmt.data_bytes,
+                                                     f8 ? scale + r * fmt.scale_bytes : nullptr);
+  };
+  for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
+    std::vector<float> tmp(static_cast<size_t>(fmt.width));
+    pipelined_rows(fmt, b, e, row_at, [&](int64_t i, const uint8_t* d, const uint8_t* s) {
+      row_to_bf16(fmt, d, s, out + i * fmt.width, tmp.data());
+    });
   });
 }
 
@@ -317,12 +367,14 @@ void dequantize_blocks(const uint8_t* w, const uint8_t* s, int64_t rows, int64_t
   const int64_t scols = (cols + kScaleBlock - 1) / kScaleBlock;
   const int64_t full = cols / kScaleBlock * kScaleBlock;
   const Luts& L = luts();
-  for_rows(rows, cols, [&](int64_t r) {
-    const uint8_t* srow = s + (r / kScaleBlock) * scols;
-    // A full-width row is a packed f8 row whose scales are the block row's scales.
-    if (full > 0) row_f8_to_f32(w + r * cols, srow, full, out + r * cols);
-    for (int64_t c = full; c < cols; ++c) {
-      out[r * cols + c] = L.e4m3[w[r * cols + c]] * L.e8m0[srow[c / kScaleBlock]];
+  for_row_ranges(rows, cols, [&](int64_t rb, int64_t re) {
+    for (int64_t r = rb; r < re; ++r) {
+      const uint8_t* srow = s + (r / kScaleBlock) * scols;
+      // A full-width row is a packed f8 row whose scales are the block row's scales.
+      if (full > 0) row_f8_to_f32(w + r * cols, srow, full, out + r * cols);
+      for (int64_t c = full; c < cols; ++c) {
+        out[r * cols + c] = L.e4m3[w[r * cols + c]] * L.e8m0[srow[c / kScaleBlock]];
+      }
     }
   });
 }

@@ -1,0 +1,218 @@
+// bench_gather: random-row gathers from a table larger than the last-level cache, per row
+// format, beside the peer every gather must at least match: a plain memcpy loop that copies
+// the same rows' bytes (values + scales) into a packed buffer.
+//
+//   bench_gather [--table-mb 1024] [--width 256] [--batch 4096] [--ids 1048576]
+//                [--zipf 0 (uniform) | s > 0] [--threads N] [--reps 3]
+//
+// Each format gets its own table of about --table-mb MiB (f32: 1 KiB rows; bf16: 512 B;
+// f8_e4m3: 256 B + 8 scale bytes at width 256). Ids are drawn once (uniform or Zipf(s) over
+// rows, ranks scattered over the table) and gathered in batches of --batch rows into one reused
+// output buffer, as a layer would. Reported: rows/s, GB/s of output written and of table bytes
+// read, and the ratio of rows/s to the memcpy loop on the same ids and threads (best of --reps).
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engram/row_format.h"
+
+namespace {
+
+struct Args {
+  int64_t table_mb = 1024;
+  int64_t width = 256;
+  int64_t batch = 4096;
+  int64_t ids = 1 << 20;
+  double zipf = 0.0;
+  int threads = 0;  // 0: omp_get_max_threads()
+  int reps = 3;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto next = [&]() -> const char* {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "missing value for %s\n", k.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (k == "--table-mb") a.table_mb = std::atoll(next());
+    else if (k == "--width") a.width = std::atoll(next());
+    else if (k == "--batch") a.batch = std::atoll(next());
+    else if (k == "--ids") a.ids = std::atoll(next());
+    else if (k == "--zipf") a.zipf = std::atof(next());
+    else if (k == "--threads") a.threads = std::atoi(next());
+    else if (k == "--reps") a.reps = std::atoi(next());
+    else {
+      std::fprintf(stderr, "unknown option %s (see the comment at the top of bench_gather.cpp)\n",
+                   k.c_str());
+      std::exit(2);
+    }
+  }
+  return a;
+}
+
+// Zipf(s) ranks by inverting the continuous approximation of the CDF, then scattered over the
+// table by an odd multiplier so hot rows are not neighbours.
+std::vector<int64_t> make_ids(int64_t n, int64_t rows, double s, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<int64_t> ids(static_cast<size_t>(n));
+  for (auto& id : ids) {
+    if (s <= 0) {
+      id = static_cast<int64_t>(rng() % static_cast<uint64_t>(rows));
+      continue;
+    }
+    double rank;
+    const double x = u(rng);
+    if (std::fabs(s - 1.0) < 1e-9) {
+      rank = std::pow(static_cast<double>(rows), x);
+    } else {
+      const double a = 1.0 - s;
+      rank = std::pow(x * (std::pow(static_cast<double>(rows), a) - 1.0) + 1.0, 1.0 / a);
+    }
+    const uint64_t r = std::min<uint64_t>(static_cast<uint64_t>(rank) - 1, rows - 1);
+    id = static_cast<int64_t>((r * 0x9E3779B97F4A7C15ull) % static_cast<uint64_t>(rows));
+  }
+  return ids;
+}
+
+double best_seconds(int reps, const std::function<void()>& f) {
+  f();  // warm-up: page in, spin up threads
+  double best = 1e300;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    const auto t1 = std::chrono::steady_clock::now();
+    best = std::min(best, std::chrono::duration<double>(t1 - t0).count());
+  }
+  return best;
+}
+
+struct Row {
+  std::string format, kernel;
+  int threads;
+  double seconds, out_bytes, read_bytes, rows;
+};
+
+void print(const Row& r, double memcpy_seconds) {
+  std::printf("%-8s %-18s %7d %10.2f %10.2f %10.2f %8.2f\n", r.format.c_str(), r.kernel.c_str(),
+              r.threads, r.rows / r.seconds / 1e6, r.out_bytes / r.seconds / 1e9,
+              r.read_bytes / r.seconds / 1e9, memcpy_seconds / r.seconds);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace engram;
+  const Args a = parse(argc, argv);
+  const int max_threads = a.threads > 0 ? a.threads : omp_get_max_threads();
+  std::vector<int> thread_counts = {1};
+  if (max_threads > 1) thread_counts.push_back(max_threads);
+
+  std::printf("bench_gather: table %lld MiB per format, width %lld, %lld ids in batches of %lld, "
+              "%s, best of %d\n",
+              static_cast<long long>(a.table_mb), static_cast<long long>(a.width),
+              static_cast<long long>(a.ids), static_cast<long long>(a.batch),
+              a.zipf > 0 ? ("zipf s=" + std::to_string(a.zipf)).c_str() : "uniform ids", a.reps);
+  std::printf("%-8s %-18s %7s %10s %10s %10s %8s\n", "format", "kernel", "threads", "Mrows/s",
+              "GB/s out", "GB/s read", "x memcpy");
+
+  for (RowDtype dt : {RowDtype::f32, RowDtype::bf16, RowDtype::f8_e4m3}) {
+    const RowFormat fmt = RowFormat::make(dt, a.width);
+    const int64_t rows = a.table_mb * (1 << 20) / fmt.row_bytes();
+    std::vector<uint8_t> data(static_cast<size_t>(rows * fmt.data_bytes));
+    std::vector<uint8_t> scale(static_cast<size_t>(rows * fmt.scale_bytes));
+    {
+      // Finite, normal values: random e4m3 codes without NaN, scales near 1, bf16/f32 from
+      // random normals (values do not change the speed of these kernels; NaN/denormals could).
+      std::mt19937 rng(1);
+      if (dt == RowDtype::f8_e4m3) {
+        for (auto& b : data) b = static_cast<uint8_t>(rng() % 0x7F) | static_cast<uint8_t>(rng() & 0x80);
+        for (auto& b : scale) b = static_cast<uint8_t>(120 + rng() % 16);
+      } else {
+        std::normal_distribution<float> nd;
+        std::vector<float> row(static_cast<size_t>(a.width));
+        for (int64_t r = 0; r < rows; ++r) {
+          if (r < 4096) for (auto& v : row) v = nd(rng);
+          quantize_row(fmt, row.data(), data.data() + r * fmt.data_bytes, nullptr);
+        }
+      }
+    }
+    const std::vector<int64_t> ids = make_ids(a.ids, rows, a.zipf, 42);
+    const int64_t batches = a.ids / a.batch;
+    const double nrows = static_cast<double>(batches * a.batch);
+    const double read_bytes = nrows * static_cast<double>(fmt.row_bytes());
+    std::vector<float> out(static_cast<size_t>(a.batch * a.width));
+    std::vector<uint16_t> out16(static_cast<size_t>(a.batch * a.width));
+    std::vector<uint8_t> packed(static_cast<size_t>(a.batch * fmt.row_bytes()));
+    const uint8_t* sc = fmt.scale_bytes ? scale.data() : nullptr;
+
+    for (int t : thread_counts) {
+      omp_set_num_threads(t);
+      const double t_memcpy = best_seconds(a.reps, [&] {
+        for (int64_t b = 0; b < batches; ++b) {
+          const int64_t* bid = ids.data() + b * a.batch;
+#pragma omp parallel for schedule(static) num_threads(t)
+          for (int64_t i = 0; i < a.batch; ++i) {
+            uint8_t* dst = packed.data() + i * fmt.row_bytes();
+            std::memcpy(dst, data.data() + bid[i] * fmt.data_bytes,
+                        static_cast<size_t>(fmt.data_bytes));
+            if (sc) {
+              std::memcpy(dst + fmt.data_bytes, sc + bid[i] * fmt.scale_bytes,
+                          static_cast<size_t>(fmt.scale_bytes));
+            }
+          }
+        }
+      });
+      const Row peer{row_dtype_name(dt), "memcpy (peer)", t, t_memcpy,
+                     nrows * static_cast<double>(fmt.row_bytes()), read_bytes, nrows};
+      print(peer, t_memcpy);
+
+      const double t_f32 = best_seconds(a.reps, [&] {
+        for (int64_t b = 0; b < batches; ++b) {
+          gather_rows(fmt, data.data(), sc, rows,
+                      std::span<const int64_t>(ids.data() + b * a.batch, a.batch), out.data());
+        }
+      });
+      print({row_dtype_name(dt), "gather_rows ->f32", t, t_f32, nrows * a.width * 4.0, read_bytes,
+             nrows},
+            t_memcpy);
+      const double t_bf16 = best_seconds(a.reps, [&] {
+        for (int64_t b = 0; b < batches; ++b) {
+          gather_rows_bf16(fmt, data.data(), sc, rows,
+                           std::span<const int64_t>(ids.data() + b * a.batch, a.batch),
+                           out16.data());
+        }
+      });
+      print({row_dtype_name(dt), "gather_rows ->bf16", t, t_bf16, nrows * a.width * 2.0,
+             read_bytes, nrows},
+            t_memcpy);
+      if (t == 1) {
+        const double t_ref = best_seconds(a.reps, [&] {
+          for (int64_t b = 0; b < batches; ++b) {
+            reference::gather_rows(fmt, data.data(), sc, rows,
+                                   std::span<const int64_t>(ids.data() + b * a.batch, a.batch),
+                                   out.data());
+          }
+        });
+        print({row_dtype_name(dt), "reference ->f32", t, t_ref, nrows * a.width * 4.0, read_bytes,
+               nrows},
+              t_memcpy);
+      }
+    }
+  }
+  return 0;
+}
