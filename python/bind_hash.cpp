@@ -5,7 +5,8 @@
 //   engram.NgramHasher(config, lookup, compressed_vocab_size=None)
 //        config: a path or an EngramConfig; lookup: int64 raw id -> compressed id (so tests need
 //        no tokenizer); compressed_vocab_size defaults to max(lookup) + 1
-//     .hash(input_ids [B,T], dead_mask=None) -> {layer_id: int64 [B,T,columns]}  (no offsets)
+//     .hash(input_ids [B,T], dead_mask=None, out=None) -> {layer_id: int64 [B,T,columns]}
+//          (no offsets); out: {layer_id: array} to write into instead of fresh arrays
 //     .hash_rows(...) -> the same plus column offsets (rows of each layer's flat table)
 //     .primes(layer) / .offsets(layer) / .multipliers(layer) / .total_rows(layer)
 //     .layer_ids, .num_columns, .max_ngram, .n_head, .pad_compressed, .num_threads (settable)
@@ -104,27 +105,41 @@ NgramHasher hasher_from_lookup(EngramConfig config, const pyb::object& lookup_ob
   return NgramHasher(std::move(config), std::move(lookup), vocab);
 }
 
+// out: None (fresh arrays) or {layer_id: writable C-contiguous int64 [B,T,C]} reused by the
+// caller across calls, which saves the kernel's page zeroing of fresh output memory.
 pyb::dict hash_all_layers(const NgramHasher& h, const pyb::object& ids_obj,
-                         const pyb::object& dead_obj, bool add_offsets) {
+                          const pyb::object& dead_obj, const pyb::object& out_obj,
+                          bool add_offsets) {
   const i64_array ids = as_int64(ids_obj, "input_ids", 2);
   const std::vector<uint8_t> dead = as_dead_mask(dead_obj, ids);
   const int64_t B = ids.shape(0), T = ids.shape(1), C = h.num_columns();
-  std::vector<i64_array> outs;
-  for (size_t i = 0; i < h.layer_ids().size(); ++i) outs.emplace_back(std::vector<int64_t>{B, T, C});
-  std::vector<int64_t*> out_ptrs;
-  for (auto& a : outs) out_ptrs.push_back(a.mutable_data());
+  pyb::dict result;
+  std::vector<std::span<int64_t>> outs;
+  const size_t n = static_cast<size_t>(B * T * C);
+  for (int64_t layer : h.layer_ids()) {
+    if (out_obj.is_none()) {
+      i64_array a(std::vector<int64_t>{B, T, C});
+      outs.emplace_back(a.mutable_data(), n);
+      result[pyb::int_(layer)] = a;
+      continue;
+    }
+    const pyb::dict out = out_obj.cast<pyb::dict>();
+    if (!out.contains(pyb::int_(layer))) fail(Errc::invalid_argument, "out: no array for layer ", layer);
+    pyb::array a = out[pyb::int_(layer)].cast<pyb::array>();
+    const bool ok = a.dtype().is(pyb::dtype::of<int64_t>()) && a.ndim() == 3 && a.shape(0) == B &&
+                    a.shape(1) == T && a.shape(2) == C && a.writeable() &&
+                    (a.flags() & pyb::array::c_style);
+    if (!ok) {
+      fail(Errc::invalid_argument, "out[", layer, "]: expected a writable C-contiguous int64 array [",
+           B, ", ", T, ", ", C, "]");
+    }
+    outs.emplace_back(static_cast<int64_t*>(a.mutable_data()), n);
+    result[pyb::int_(layer)] = a;
+  }
   {
     pyb::gil_scoped_release release;
-    std::vector<int64_t> compressed(static_cast<size_t>(B * T));
-    const std::span<const int64_t> raw(ids.data(), static_cast<size_t>(B * T));
-    h.compress(raw, B, T, compressed, dead);
-    for (size_t i = 0; i < out_ptrs.size(); ++i) {
-      h.hash_compressed(h.layer_ids()[i], compressed, B, T,
-                        {out_ptrs[i], static_cast<size_t>(B * T * C)}, dead, add_offsets);
-    }
+    h.hash_layers({ids.data(), static_cast<size_t>(B * T)}, B, T, outs, dead, add_offsets);
   }
-  pyb::dict result;
-  for (size_t i = 0; i < outs.size(); ++i) result[pyb::int_(h.layer_ids()[i])] = outs[i];
   return result;
 }
 
@@ -187,17 +202,16 @@ void bind_hash(pybind11::module_& m) {
            pyb::arg("config"), pyb::arg("lookup"), pyb::arg("compressed_vocab_size") = pyb::none())
       .def(
           "hash",
-          [](const NgramHasher& h, const pyb::object& ids, const pyb::object& dead) {
-            return hash_all_layers(h, ids, dead, false);
-          },
-          pyb::arg("input_ids"), pyb::arg("dead_mask") = pyb::none(),
-          "input_ids int [B,T] (raw ids) -> {layer_id: int64 [B,T,columns]}, before offsets")
+          [](const NgramHasher& h, const pyb::object& ids, const pyb::object& dead,
+             const pyb::object& out) { return hash_all_layers(h, ids, dead, out, false); },
+          pyb::arg("input_ids"), pyb::arg("dead_mask") = pyb::none(), pyb::arg("out") = pyb::none(),
+          "input_ids int [B,T] (raw ids) -> {layer_id: int64 [B,T,columns]}, before offsets; "
+          "out: optional {layer_id: int64 [B,T,columns]} to write into")
       .def(
           "hash_rows",
-          [](const NgramHasher& h, const pyb::object& ids, const pyb::object& dead) {
-            return hash_all_layers(h, ids, dead, true);
-          },
-          pyb::arg("input_ids"), pyb::arg("dead_mask") = pyb::none(),
+          [](const NgramHasher& h, const pyb::object& ids, const pyb::object& dead,
+             const pyb::object& out) { return hash_all_layers(h, ids, dead, out, true); },
+          pyb::arg("input_ids"), pyb::arg("dead_mask") = pyb::none(), pyb::arg("out") = pyb::none(),
           "like hash() plus column offsets: rows of each layer's flat table")
       .def("primes", [](const NgramHasher& h, int64_t l) { return to_array(h.primes(l)); })
       .def("offsets", [](const NgramHasher& h, int64_t l) { return to_array(h.offsets(l)); })

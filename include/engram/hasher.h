@@ -101,7 +101,14 @@ class NgramHasher {
   void hash_rows(int64_t layer_id, std::span<const int64_t> raw_ids, int64_t batch, int64_t time,
                  std::span<int64_t> out, std::span<const uint8_t> dead = {}) const;
 
-  // The two steps of hash(), for hashing every layer after one compression:
+  // Every layer at once (one pass over the ids, one OpenMP region): outs[i] receives layer
+  // layer_ids()[i], [B, T, C] each; add_offsets as in hash_rows(). The fastest way to hash a
+  // step's ids for all layers; errors as in hash() (outs are then partly written).
+  void hash_layers(std::span<const int64_t> raw_ids, int64_t batch, int64_t time,
+                   std::span<const std::span<int64_t>> outs, std::span<const uint8_t> dead,
+                   bool add_offsets) const;
+
+  // The two steps of hash(), for callers that keep compressed ids:
   // compress(): out [B, T] compressed ids (dead positions get pad').
   void compress(std::span<const int64_t> raw_ids, int64_t batch, int64_t time,
                 std::span<int64_t> out, std::span<const uint8_t> dead = {}) const;
@@ -127,6 +134,10 @@ class NgramHasher {
 
  private:
   size_t layer_index(int64_t layer_id) const;
+  // hash_layers() for the kernels of `layers` (indices into layer_ids()), outs[i] for layers[i].
+  void hash_fused(std::span<const int64_t> raw_ids, int64_t batch, int64_t time,
+                  std::span<const size_t> layers, std::span<const std::span<int64_t>> outs,
+                  std::span<const uint8_t> dead, bool add_offsets) const;
   // compress() for one streamed chunk; errors name the position in the whole sequence.
   void compress_chunk(std::span<const int64_t> raw_ids, std::span<const uint8_t> dead,
                       int64_t first_position, std::span<int64_t> out) const;

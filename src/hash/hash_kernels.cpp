@@ -45,45 +45,169 @@ inline int64_t floor_mod_barrett(int64_t a, int64_t p, uint64_t barrett, int64_t
   return s;
 }
 
-// Writes one position's C columns from its N-1 mixes.
-inline void emit_columns(const LayerKernel& k, const int64_t* mixes, int64_t* out,
-                         bool add_offsets) {
-  const int orders = k.max_ngram - 1;
-  const int64_t heads = k.n_head;
+// Positions per block: the fast kernel first computes a block's mixes (kOrders x kBlock), then
+// reduces them modulo every column's prime.
+constexpr int64_t kBlock = 128;
+constexpr int kMaxOrders = EngramConfig::kMaxNgram - 1;
+
+struct MixBlock {
+  alignas(64) int64_t mix[kMaxOrders * kBlock];  // [order][position in block]
+  alignas(64) double dmix[kMaxOrders * kBlock];  // the same as doubles (AVX-512 path)
+};
+
+// Mixes of positions [a, b) of the block starting at `base`, all of whose lookbacks are inside the
+// row and live: mix_o[t] = XOR_{s <= o+1} x[t-s] * m[s].
+void mix_straight(const LayerKernel& k, const int64_t* x, int64_t a, int64_t b, int64_t base,
+                  MixBlock& blk) {
+  const int n = k.max_ngram;
 #if ENGRAM_HASH_AVX512
   if (k.use_simd) {
-    // Across heads, 8 lanes: q = floor(mix * (1/p)) is within 1 of floor(mix / p) because
-    // |mix / p| < 2^63 / 2^16 and the double product's relative error is < 2^-51, so the
-    // remainder mix - q p (exact in wrapping int64) lies in [-p, 2p): two masked fixes.
-    const __m512i zero = _mm512_setzero_si512();
-    for (int o = 0; o < orders; ++o) {
-      const __m512i vmix = _mm512_set1_epi64(mixes[o]);
-      const __m512d dmix = _mm512_set1_pd(static_cast<double>(mixes[o]));
-      const int64_t base = o * k.n_head_padded;
-      for (int64_t h = 0; h < heads; h += 8) {
-        const __m512i p = _mm512_loadu_si512(k.primes.data() + base + h);
-        const __m512d inv = _mm512_loadu_pd(k.inverse.data() + base + h);
-        const __m512i q = _mm512_cvt_roundpd_epi64(_mm512_mul_pd(dmix, inv),
-                                                   _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-        __m512i r = _mm512_sub_epi64(vmix, _mm512_mullo_epi64(q, p));
-        r = _mm512_mask_add_epi64(r, _mm512_cmplt_epi64_mask(r, zero), r, p);
-        r = _mm512_mask_sub_epi64(r, _mm512_cmpge_epi64_mask(r, p), r, p);
-        if (add_offsets) r = _mm512_add_epi64(r, _mm512_loadu_si512(k.offsets.data() + base + h));
-        const int64_t lanes = std::min<int64_t>(8, heads - h);
-        const __mmask8 mask = static_cast<__mmask8>((1u << lanes) - 1u);
-        _mm512_mask_storeu_epi64(out + o * heads + h, mask, r);
+    __m512i m[EngramConfig::kMaxNgram];
+    for (int s = 0; s < n; ++s) m[s] = _mm512_set1_epi64(static_cast<int64_t>(k.multipliers[s]));
+    for (int64_t t = a; t < b; t += 8) {
+      const __mmask8 mask = static_cast<__mmask8>((1u << std::min<int64_t>(8, b - t)) - 1u);
+      __m512i acc = _mm512_mullo_epi64(_mm512_maskz_loadu_epi64(mask, x + t), m[0]);
+      for (int s = 1; s < n; ++s) {
+        acc = _mm512_xor_si512(acc,
+                               _mm512_mullo_epi64(_mm512_maskz_loadu_epi64(mask, x + t - s), m[s]));
+        const int64_t i = (s - 1) * kBlock + (t - base);
+        _mm512_mask_storeu_epi64(blk.mix + i, mask, acc);
+        _mm512_mask_storeu_pd(blk.dmix + i, mask, _mm512_cvtepi64_pd(acc));
       }
     }
     return;
   }
 #endif
-  for (int o = 0; o < orders; ++o) {
-    const int64_t base = o * k.n_head_padded;
-    for (int64_t h = 0; h < heads; ++h) {
-      int64_t r = floor_mod_barrett(mixes[o], k.primes[base + h], k.barrett[base + h],
-                                    k.wrap[base + h]);
-      if (add_offsets) r += k.offsets[base + h];
-      out[o * heads + h] = r;
+  for (int64_t t = a; t < b; ++t) {
+    uint64_t acc = static_cast<uint64_t>(x[t]) * k.multipliers[0];
+    for (int s = 1; s < n; ++s) {
+      acc ^= static_cast<uint64_t>(x[t - s]) * k.multipliers[s];
+      blk.mix[(s - 1) * kBlock + (t - base)] = static_cast<int64_t>(acc);  // dmix: SIMD only
+    }
+  }
+}
+
+// Mixes of one position t whose walk back meets the row start or a dead position.
+void mix_walk(const LayerKernel& k, const int64_t* x, const uint8_t* dead, int64_t t,
+              const History& history, int64_t base, MixBlock& blk) {
+  bool blocked = false;
+  uint64_t acc = 0;
+  for (int s = 0; s < k.max_ngram; ++s) {
+    const int64_t src = t - s;
+    int64_t value = k.pad;
+    if (!blocked) {
+      if (src >= 0) {
+        blocked = dead != nullptr && dead[src] != 0;
+        if (!blocked) value = x[src];
+      } else {
+        const int64_t i = -src - 1;
+        blocked = i >= history.avail || (history.dead != nullptr && history.dead[i] != 0);
+        if (!blocked) value = history.ids[i];
+      }
+    }
+    acc ^= static_cast<uint64_t>(value) * k.multipliers[s];
+    if (s > 0) {
+      blk.mix[(s - 1) * kBlock + (t - base)] = static_cast<int64_t>(acc);
+      blk.dmix[(s - 1) * kBlock + (t - base)] = static_cast<double>(static_cast<int64_t>(acc));
+    }
+  }
+}
+
+#if ENGRAM_HASH_AVX512
+// floor(mix / p) for 8 heads, minus 0 or 1: q = floor(mix * (1/p) - 0.5). The double product is
+// within 2^-4 of mix / p because |mix / p| < 2^63 / 2^16 = 2^47 and its relative error is below
+// 2^-51, so subtracting 0.5 makes the estimate one-sided; r = mix - q p (exact in wrapping int64)
+// then lies in [0, 2p) and one masked subtraction finishes the floor modulo.
+inline __m512i floor_mod8(__m512i vmix, __m512d dmix, __m512i p, __m512d inv) {
+  const __m512d q = _mm512_fmsub_pd(dmix, inv, _mm512_set1_pd(0.5));
+  const __m512i qi = _mm512_cvt_roundpd_epi64(q, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m512i r = _mm512_sub_epi64(vmix, _mm512_mullo_epi64(qi, p));
+  return _mm512_mask_sub_epi64(r, _mm512_cmpge_epi64_mask(r, p), r, p);
+}
+
+// Up to 8 heads and kOrders orders: each order's primes stay in registers for the whole block.
+template <int kOrders, bool kOffsets>
+void emit_block_h8(const LayerKernel& k, const MixBlock& blk, int64_t count, int64_t* out) {
+  const int64_t heads = k.n_head, columns = kOrders * heads;
+  const __mmask8 mask = static_cast<__mmask8>((1u << heads) - 1u);
+  __m512i p[kOrders], off[kOrders];
+  __m512d inv[kOrders];
+  for (int o = 0; o < kOrders; ++o) {
+    p[o] = _mm512_loadu_si512(k.primes.data() + o * 8);
+    inv[o] = _mm512_loadu_pd(k.inverse.data() + o * 8);
+    off[o] = _mm512_loadu_si512(k.offsets.data() + o * 8);
+  }
+  for (int64_t t = 0; t < count; ++t) {
+    for (int o = 0; o < kOrders; ++o) {
+      __m512i r = floor_mod8(_mm512_set1_epi64(blk.mix[o * kBlock + t]),
+                             _mm512_set1_pd(blk.dmix[o * kBlock + t]), p[o], inv[o]);
+      if (kOffsets) r = _mm512_add_epi64(r, off[o]);
+      _mm512_mask_storeu_epi64(out + t * columns + o * heads, mask, r);
+    }
+  }
+}
+
+// Any number of heads and orders.
+void emit_block_generic(const LayerKernel& k, const MixBlock& blk, int64_t count, int64_t* out,
+                        bool add_offsets) {
+  const int orders = k.max_ngram - 1;
+  const int64_t heads = k.n_head, columns = orders * heads;
+  for (int64_t t = 0; t < count; ++t) {
+    for (int o = 0; o < orders; ++o) {
+      const __m512i vmix = _mm512_set1_epi64(blk.mix[o * kBlock + t]);
+      const __m512d dmix = _mm512_set1_pd(blk.dmix[o * kBlock + t]);
+      const int64_t base = o * k.n_head_padded;
+      for (int64_t h = 0; h < heads; h += 8) {
+        __m512i r = floor_mod8(vmix, dmix, _mm512_loadu_si512(k.primes.data() + base + h),
+                               _mm512_loadu_pd(k.inverse.data() + base + h));
+        if (add_offsets) r = _mm512_add_epi64(r, _mm512_loadu_si512(k.offsets.data() + base + h));
+        const __mmask8 mask = static_cast<__mmask8>((1u << std::min<int64_t>(8, heads - h)) - 1u);
+        _mm512_mask_storeu_epi64(out + t * columns + o * heads + h, mask, r);
+      }
+    }
+  }
+}
+
+template <bool kOffsets>
+void emit_block_avx512(const LayerKernel& k, const MixBlock& blk, int64_t count, int64_t* out) {
+  if (k.n_head <= 8) {
+    switch (k.max_ngram - 1) {
+      case 1: return emit_block_h8<1, kOffsets>(k, blk, count, out);
+      case 2: return emit_block_h8<2, kOffsets>(k, blk, count, out);
+      case 3: return emit_block_h8<3, kOffsets>(k, blk, count, out);
+      case 4: return emit_block_h8<4, kOffsets>(k, blk, count, out);
+      default: break;
+    }
+  }
+  emit_block_generic(k, blk, count, out, kOffsets);
+}
+#endif
+
+// Writes out[t, c] for the block's count positions from their mixes.
+void emit_block(const LayerKernel& k, const MixBlock& blk, int64_t count, int64_t* out,
+                bool add_offsets) {
+#if ENGRAM_HASH_AVX512
+  if (k.use_simd) {
+    if (add_offsets) {
+      emit_block_avx512<true>(k, blk, count, out);
+    } else {
+      emit_block_avx512<false>(k, blk, count, out);
+    }
+    return;
+  }
+#endif
+  const int orders = k.max_ngram - 1;
+  const int64_t heads = k.n_head, columns = orders * heads;
+  for (int64_t t = 0; t < count; ++t) {
+    for (int o = 0; o < orders; ++o) {
+      const int64_t mix = blk.mix[o * kBlock + t];
+      const int64_t base = o * k.n_head_padded;
+      for (int64_t h = 0; h < heads; ++h) {
+        int64_t r = floor_mod_barrett(mix, k.primes[base + h], k.barrett[base + h],
+                                      k.wrap[base + h]);
+        if (add_offsets) r += k.offsets[base + h];
+        out[t * columns + o * heads + h] = r;
+      }
     }
   }
 }
@@ -159,45 +283,29 @@ void hash_row_fast(const LayerKernel& k, const int64_t* x, const uint8_t* dead, 
                    int64_t t1, History history, int64_t* out, bool add_offsets) {
   const int n = k.max_ngram;
   const int64_t columns = (n - 1) * k.n_head;
-  const uint64_t* m = k.multipliers.data();
-  int64_t mixes[EngramConfig::kMaxNgram];
-  // The most recent dead position at or before t; a window [t-n+1, t] without one, inside the
-  // row, is hashed on the straight path.
+  MixBlock blk;
+  // The most recent dead position at or before t: a window [t-n+1, t] inside the row and without
+  // one takes the straight path.
   int64_t last_dead = INT64_MIN / 2;
   if (dead != nullptr) {
     for (int64_t s = std::max<int64_t>(0, t0 - n + 1); s < t0; ++s) {
       if (dead[s]) last_dead = s;
     }
   }
-  for (int64_t t = t0; t < t1; ++t) {
-    if (dead != nullptr && dead[t]) last_dead = t;
-    if (t >= n - 1 && t - last_dead >= n) {
-      uint64_t mix = static_cast<uint64_t>(x[t]) * m[0];
-      for (int s = 1; s < n; ++s) {
-        mix ^= static_cast<uint64_t>(x[t - s]) * m[s];
-        mixes[s - 1] = static_cast<int64_t>(mix);
+  for (int64_t base = t0; base < t1; base += kBlock) {
+    const int64_t end = std::min(t1, base + kBlock);
+    mix_straight(k, x, std::max<int64_t>(base, n - 1), end, base, blk);
+    if (dead == nullptr) {
+      for (int64_t t = base; t < std::min<int64_t>(end, n - 1); ++t) {
+        mix_walk(k, x, dead, t, history, base, blk);
       }
     } else {
-      bool blocked = false;
-      uint64_t mix = 0;
-      for (int s = 0; s < n; ++s) {
-        const int64_t src = t - s;
-        int64_t value = k.pad;
-        if (!blocked) {
-          if (src >= 0) {
-            blocked = dead != nullptr && dead[src] != 0;
-            if (!blocked) value = x[src];
-          } else {
-            const int64_t i = -src - 1;
-            blocked = i >= history.avail || (history.dead != nullptr && history.dead[i] != 0);
-            if (!blocked) value = history.ids[i];
-          }
-        }
-        mix ^= static_cast<uint64_t>(value) * m[s];
-        if (s > 0) mixes[s - 1] = static_cast<int64_t>(mix);
+      for (int64_t t = base; t < end; ++t) {
+        if (dead[t]) last_dead = t;
+        if (t < n - 1 || t - last_dead < n) mix_walk(k, x, dead, t, history, base, blk);
       }
     }
-    emit_columns(k, mixes, out + t * columns, add_offsets);
+    emit_block(k, blk, end - base, out + base * columns, add_offsets);
   }
 }
 

@@ -38,7 +38,7 @@ struct LayerKernel {
   std::vector<double> inverse;        // [N-1, n_head_padded] 1.0 / p
   bool use_simd = false;              // AVX-512 available and every prime >= kSimdMinPrime
 
-  // The floating-point quotient is within 1 of the true one only when |mix| / p < 2^47.
+  // The floating-point quotient is within 2^-4 of the true one only when |mix| / p < 2^47.
   static constexpr int64_t kSimdMinPrime = int64_t{1} << 16;
 
   LayerKernel(const LayerHashLayout& layout, int max_ngram, int64_t n_head, int64_t pad);

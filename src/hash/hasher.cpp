@@ -218,19 +218,93 @@ void NgramHasher::hash_compressed(int64_t layer_id, std::span<const int64_t> com
   }
 }
 
+void NgramHasher::hash_layers(std::span<const int64_t> raw_ids, int64_t batch, int64_t time,
+                              std::span<const std::span<int64_t>> outs,
+                              std::span<const uint8_t> dead, bool add_offsets) const {
+  check_size("output list", outs.size(), static_cast<int64_t>(layouts_.size()));
+  std::vector<size_t> all(layouts_.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  hash_fused(raw_ids, batch, time, all, outs, dead, add_offsets);
+}
+
+void NgramHasher::hash_fused(std::span<const int64_t> raw_ids, int64_t batch, int64_t time,
+                             std::span<const size_t> layers,
+                             std::span<const std::span<int64_t>> outs,
+                             std::span<const uint8_t> dead, bool add_offsets) const {
+  const int64_t total = checked_product(batch, time, "input");
+  const int64_t columns = num_columns();
+  check_size("raw_ids", raw_ids.size(), total);
+  for (const auto& out : outs) {
+    check_size("hash output", out.size(), checked_product(total, columns, "output"));
+  }
+  if (!dead.empty()) check_size("dead mask", dead.size(), total);
+  if (total == 0) return;
+  // Work items are chunks of one row. Each compresses its chunk plus the max_ngram-1 positions
+  // before it into a private buffer, then hashes every layer from there: no barrier, and the
+  // ids stay in L1 across layers.
+  const int64_t history = config_.max_ngram - 1;
+  const int64_t chunks_per_row = (time + kChunkPositions - 1) / kChunkPositions;
+  const int64_t items = batch * chunks_per_row;
+  const int64_t vocab = vocab_size();
+  const int64_t* lookup = lookup_.data();
+  const int64_t* in = raw_ids.data();
+  const uint8_t* dm = dead.empty() ? nullptr : dead.data();
+  int64_t first_bad = total;  // smallest flat index of an id >= vocab at a live position
+  [[maybe_unused]] const int threads = thread_count(num_threads_);
+#pragma omp parallel num_threads(threads) if (threads > 1 && total >= kParallelMinPositions)
+  {
+    std::vector<int64_t> local(static_cast<size_t>(kChunkPositions + history));
+#pragma omp for schedule(static) reduction(min : first_bad)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t b = item / chunks_per_row;
+      const int64_t t0 = (item % chunks_per_row) * kChunkPositions;
+      const int64_t t1 = std::min(time, t0 + kChunkPositions);
+      const int64_t lead = std::min(t0, history);  // positions before t0 kept for lookbacks
+      const int64_t begin = b * time + t0 - lead, count = t1 - t0 + lead;
+      bool ok = true;
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t id = in[begin + i];
+        if (dm != nullptr && dm[begin + i]) {
+          local[static_cast<size_t>(i)] = pad_;
+        } else if (id < 0) {
+          local[static_cast<size_t>(i)] = id;  // padding / mask ids pass through, as in the demo
+        } else if (id < vocab) {
+          local[static_cast<size_t>(i)] = lookup[id];
+        } else {
+          first_bad = std::min(first_bad, begin + i);
+          ok = false;
+        }
+      }
+      if (!ok) continue;
+      // Local position i is row position t0 - lead + i; when lead < history, local 0 is the row
+      // start and the kernel pads before it.
+      for (size_t li = 0; li < layers.size(); ++li) {
+        hash_detail::hash_row_fast(*kernels_[layers[li]], local.data(), dm ? dm + begin : nullptr,
+                                   lead, count, History{}, outs[li].data() + begin * columns,
+                                   add_offsets);
+      }
+    }
+  }
+  if (first_bad < total) {
+    fail(Errc::out_of_range, "input id ", in[first_bad], " at (batch ", first_bad / time,
+         ", position ", first_bad % time, ") is outside the tokenizer's vocabulary of ", vocab,
+         " ids");
+  }
+}
+
 void NgramHasher::hash(int64_t layer_id, std::span<const int64_t> raw_ids, int64_t batch,
                        int64_t time, std::span<int64_t> out, std::span<const uint8_t> dead) const {
-  std::vector<int64_t> compressed(raw_ids.size());
-  compress(raw_ids, batch, time, compressed, dead);
-  hash_compressed(layer_id, compressed, batch, time, out, dead, /*add_offsets=*/false);
+  const size_t layer = layer_index(layer_id);
+  const std::span<int64_t> outs[] = {out};
+  hash_fused(raw_ids, batch, time, {&layer, 1}, outs, dead, /*add_offsets=*/false);
 }
 
 void NgramHasher::hash_rows(int64_t layer_id, std::span<const int64_t> raw_ids, int64_t batch,
                             int64_t time, std::span<int64_t> out,
                             std::span<const uint8_t> dead) const {
-  std::vector<int64_t> compressed(raw_ids.size());
-  compress(raw_ids, batch, time, compressed, dead);
-  hash_compressed(layer_id, compressed, batch, time, out, dead, /*add_offsets=*/true);
+  const size_t layer = layer_index(layer_id);
+  const std::span<int64_t> outs[] = {out};
+  hash_fused(raw_ids, batch, time, {&layer, 1}, outs, dead, /*add_offsets=*/true);
 }
 
 void NgramHasher::compress_chunk(std::span<const int64_t> raw_ids, std::span<const uint8_t> dead,

@@ -175,6 +175,40 @@ TEST(NgramHasher, HashEqualsReferenceAndThreadsAgree) {
   }
 }
 
+TEST(NgramHasher, AllLayersAtOnceEqualsOneByOne) {
+  std::mt19937_64 rng(5);
+  RandomHasher s = random_setup(rng, 4, 3, true);
+  NgramHasher& h = s.hasher;
+  const int64_t B = 2, T = 5000, C = h.num_columns();
+  const auto raw = random_ids(rng, static_cast<size_t>(B * T), h.vocab_size(), 0.01);
+  const auto dead = random_dead(rng, static_cast<size_t>(B * T), 0.05);
+  std::vector<std::vector<int64_t>> all(h.layer_ids().size(),
+                                        std::vector<int64_t>(static_cast<size_t>(B * T * C)));
+  std::vector<std::span<int64_t>> outs(all.begin(), all.end());
+  for (int threads : {1, 2}) {
+    h.set_num_threads(threads);
+    h.hash_layers(raw, B, T, outs, dead, /*add_offsets=*/true);
+    for (size_t i = 0; i < all.size(); ++i) {
+      std::vector<int64_t> one(all[i].size());
+      h.hash_rows(h.layer_ids()[i], raw, B, T, one, dead);
+      ASSERT_EQ(all[i], one) << "layer " << h.layer_ids()[i] << " threads " << threads;
+    }
+  }
+  // A bad id just before a work-item boundary is reported once, at its own position.
+  auto bad = raw;
+  bad[static_cast<size_t>(T + 2047)] = h.vocab_size() + 5;
+  bad[static_cast<size_t>(T + 4000)] = h.vocab_size() + 6;
+  std::vector<uint8_t> live(dead.size(), 0);
+  try {
+    h.hash_layers(bad, B, T, outs, live, false);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::out_of_range);
+    EXPECT_THAT(e.what(), HasSubstr("at (batch 1, position 2047)"));
+  }
+  EXPECT_THROW(h.hash_layers(raw, B, T, std::span(outs).first(1), dead, false), Error);
+}
+
 TEST(NgramHasher, StreamingInRandomChunksEqualsWhole) {
   std::mt19937_64 rng(3);
   for (int max_ngram : {2, 3, 4, 6}) {

@@ -230,3 +230,27 @@ def test_v41_config_layout_and_dead_semantics(tmp_path):
     path.write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="engram_num_embeddings"):
         engram.NgramHasher(str(path), lookup, compressed)
+
+
+def test_hash_into_caller_arrays():
+    rng = np.random.default_rng(31)
+    ours, ref = make_pair(rng, 4, 8, big=True)
+    ids = rng.integers(0, ours.vocab_size, size=(2, 45))
+    out = {layer: np.full((2, 45, ours.num_columns), -1, dtype=np.int64)
+           for layer in ours.layer_ids}
+    result = ours.hash(ids, out=out)
+    want = ref.hash(ids)
+    for layer in ours.layer_ids:
+        assert result[layer] is out[layer]
+        np.testing.assert_array_equal(out[layer], want[layer])
+    ours.hash_rows(ids, out=out)
+    for layer in ours.layer_ids:
+        np.testing.assert_array_equal(out[layer], want[layer] + ref.offsets(layer))
+    layer = ours.layer_ids[0]
+    for bad in (np.zeros((2, 45, ours.num_columns), dtype=np.int32),
+                np.zeros((2, 44, ours.num_columns), dtype=np.int64),
+                np.zeros((2, ours.num_columns, 45), dtype=np.int64).transpose(0, 2, 1)):
+        with pytest.raises(ValueError, match=r"out\["):
+            ours.hash(ids, out={**out, layer: bad})
+    with pytest.raises(ValueError, match="no array for layer"):
+        ours.hash(ids, out={})
