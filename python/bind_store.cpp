@@ -70,8 +70,7 @@ class PyTableStore {
  public:
   static std::unique_ptr<PyTableStore> open(const std::string& path, const std::string& tier,
                                             uint64_t cache_bytes, const std::string& policy,
-                                            bool direct,
-                                            std::optional<std::string> shared_path) {
+                                            bool direct, std::optional<std::string> shared_path) {
     auto s = std::make_unique<PyTableStore>();
     s->ck_ = V41Checkpoint::open(path);
     const EngramConfig& c = s->ck_->config();
@@ -104,7 +103,8 @@ class PyTableStore {
     }
     s->tier_ = tier;
     if (cache_bytes > 0) {
-      s->cached_ = std::make_shared<CachedStore>(tierstore, cache_bytes, parse_cache_policy(policy));
+      s->cached_ =
+          std::make_shared<CachedStore>(tierstore, cache_bytes, parse_cache_policy(policy));
       s->store_ = s->cached_;
     } else {
       s->store_ = tierstore;
@@ -200,8 +200,8 @@ class PyTableStore {
     for (size_t i = 0; i < rows.size(); ++i) {
       const int64_t c = static_cast<int64_t>(i) % C;
       if (p[i] < 0 || p[i] >= lay.primes[c])
-        fail(Errc::out_of_range, "hash_ids: value ", p[i], " at flat position ", i, " (column ",
-             c, ") is outside [0, ", lay.primes[c], ") for layer ", layer_id);
+        fail(Errc::out_of_range, "hash_ids: value ", p[i], " at flat position ", i, " (column ", c,
+             ") is outside [0, ", lay.primes[c], ") for layer ", layer_id);
       rows[i] = p[i] + lay.offsets[c];
     }
     return rows;

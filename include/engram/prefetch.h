@@ -34,7 +34,7 @@ namespace engram {
 enum class RowOutput { packed, f32, bf16 };
 
 struct PrefetchOptions {
-  unsigned threads = 2;                  // fetch workers (V4.1 has 2 Engram layers)
+  unsigned threads = 2;                   // fetch workers (V4.1 has 2 Engram layers)
   uint64_t staging_bytes = 256ull << 20;  // budget for all live steps' staged rows
   RowOutput output = RowOutput::f32;
 };
@@ -51,7 +51,7 @@ struct StagedRows {
   size_t n = 0;
   size_t row_bytes = 0;
   RowOutput output = RowOutput::f32;
-  std::span<const float> f32() const;     // Errc::invalid_argument unless output == f32
+  std::span<const float> f32() const;      // Errc::invalid_argument unless output == f32
   std::span<const uint16_t> bf16() const;  // likewise for bf16
 };
 

@@ -34,8 +34,8 @@ namespace engram {
 
 // What a store knows about one of its tables.
 struct TableDesc {
-  std::string name;    // e.g. "layers.1.engram.embed"
-  RowFormat format;    // dtype, width, data_bytes, scale_bytes
+  std::string name;  // e.g. "layers.1.engram.embed"
+  RowFormat format;  // dtype, width, data_bytes, scale_bytes
   int64_t rows = 0;
   uint32_t row_bytes() const { return static_cast<uint32_t>(format.row_bytes()); }
 };
@@ -79,8 +79,7 @@ class RowStore {
 
 // Dequantizes packed rows (as gather_packed writes them): packed [n, row_bytes] -> out [n, width].
 void dequantize_packed(const RowFormat& fmt, const std::byte* packed, size_t n, float* out);
-void dequantize_packed_bf16(const RowFormat& fmt, const std::byte* packed, size_t n,
-                            uint16_t* out);
+void dequantize_packed_bf16(const RowFormat& fmt, const std::byte* packed, size_t n, uint16_t* out);
 
 // ---- File tier --------------------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ namespace engram {
 // filesystem accepts it (tmpfs and overlayfs refuse it; then every read is buffered).
 class ReadFile {
  public:
-  static constexpr uint32_t kDirectAlign = 4096;  // offset, length and buffer alignment for O_DIRECT
+  static constexpr uint32_t kDirectAlign =
+      4096;  // offset, length and buffer alignment for O_DIRECT
 
   // Throws Errc::io naming the path when the file cannot be opened or is not a regular file.
   explicit ReadFile(const std::string& path, bool try_direct = true);
@@ -60,7 +61,8 @@ struct ReadRequest {
 // rest of a short read included) with the attempt's file offset and length. Return 0 to do the
 // read, a negative errno to make the attempt fail with that error without touching the file, or
 // a positive count below `length` to let the attempt deliver only that many bytes.
-using IoFaultHook = std::function<int64_t(const ReadRequest& req, uint64_t offset, uint32_t length)>;
+using IoFaultHook =
+    std::function<int64_t(const ReadRequest& req, uint64_t offset, uint32_t length)>;
 
 struct IoStats {
   uint64_t requests = 0;      // ReadRequests completed

@@ -79,11 +79,16 @@ double percentile(std::vector<double> v, double p) {
 
 // V4.1's config.json keys with the given geometry, for hashing without a checkpoint.
 EngramConfig v41_config(int64_t vocab, int64_t compressed, const std::vector<int64_t>& rows) {
-  json c = {{"hidden_size", 64},          {"hc_mult", 4},
-            {"rms_norm_eps", 1e-20},      {"engram_layer_ids", {1, 14}},
-            {"engram_max_ngram_size", 4}, {"engram_vocab_size", vocab},
-            {"engram_n_heads", 8},        {"engram_head_dim", 256},
-            {"engram_pad_token_id", 2},   {"engram_compressed_vocab_size", compressed},
+  json c = {{"hidden_size", 64},
+            {"hc_mult", 4},
+            {"rms_norm_eps", 1e-20},
+            {"engram_layer_ids", {1, 14}},
+            {"engram_max_ngram_size", 4},
+            {"engram_vocab_size", vocab},
+            {"engram_n_heads", 8},
+            {"engram_head_dim", 256},
+            {"engram_pad_token_id", 2},
+            {"engram_compressed_vocab_size", compressed},
             {"engram_num_embeddings", rows.empty() ? std::vector<int64_t>{1, 1} : rows}};
   EngramConfig cfg = EngramConfig::from_json(c.dump(), "<bench v4.1 geometry>");
   if (rows.empty()) cfg.num_embeddings.clear();
@@ -178,24 +183,26 @@ TierResult time_gather(const std::string& tier, const std::string& stream_name,
 }
 
 void print_tier(const TierResult& r) {
-  std::printf("  %-28s %-8s %12.0f rows/s  p50 %9.1f us  p99 %9.1f us  cpu %7.1f ns/row", r.tier.c_str(),
-              r.stream.c_str(), r.rows_per_s, r.p50_us, r.p99_us, r.cpu_ns_per_row);
+  std::printf("  %-28s %-8s %12.0f rows/s  p50 %9.1f us  p99 %9.1f us  cpu %7.1f ns/row",
+              r.tier.c_str(), r.stream.c_str(), r.rows_per_s, r.p50_us, r.p99_us, r.cpu_ns_per_row);
   if (r.reads_per_s > 0) std::printf("  %10.0f reads/s", r.reads_per_s);
   if (r.hit_rate >= 0) std::printf("  hit %5.1f%%", 100 * r.hit_rate);
   std::printf("\n");
 }
 
 json tier_json(const TierResult& r) {
-  return {{"tier", r.tier},       {"stream", r.stream}, {"rows_per_s", r.rows_per_s},
-          {"p50_us", r.p50_us},   {"p99_us", r.p99_us}, {"cpu_ns_per_row", r.cpu_ns_per_row},
-          {"hit_rate", r.hit_rate}, {"reads_per_s", r.reads_per_s}};
+  return {
+      {"tier", r.tier},         {"stream", r.stream},          {"rows_per_s", r.rows_per_s},
+      {"p50_us", r.p50_us},     {"p99_us", r.p99_us},          {"cpu_ns_per_row", r.cpu_ns_per_row},
+      {"hit_rate", r.hit_rate}, {"reads_per_s", r.reads_per_s}};
 }
 
 // fio's random-read IOPS on `file`, or a negative value when fio is missing or fails.
 double run_fio(const std::string& file, unsigned bs, unsigned qd, double seconds) {
-  std::string cmd = str_cat("fio --name=r --filename='", file, "' --rw=randread --bs=", bs,
-                            " --iodepth=", qd, " --ioengine=io_uring --direct=1 --runtime=",
-                            int(seconds), " --time_based --output-format=json 2>/dev/null");
+  std::string cmd =
+      str_cat("fio --name=r --filename='", file, "' --rw=randread --bs=", bs, " --iodepth=", qd,
+              " --ioengine=io_uring --direct=1 --runtime=", int(seconds),
+              " --time_based --output-format=json 2>/dev/null");
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return -1;
   std::string out;
@@ -212,6 +219,7 @@ double run_fio(const std::string& file, unsigned bs, unsigned qd, double seconds
 
 void run_bench_store(const BenchOptions& o) {
   json report;
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows when piped to a file
   // ---- Checkpoint and streams -----------------------------------------------------------------
   std::printf("engram bench store\n");
   const Tokenizer tok = Tokenizer::from_file(o.tokenizer);
@@ -244,9 +252,10 @@ void run_bench_store(const BenchOptions& o) {
   const auto real_rows = hash_rows(table_hasher, tokens);
   const int64_t C = table_hasher.num_columns();
   const size_t step_rows = size_t(o.batch * C);
-  std::printf("streams: real = %zu Brown tokens hashed (%lld columns), zipf s=%.2f, uniform; "
-              "one step = %lld tokens = %zu rows per layer\n",
-              tokens.size(), (long long)C, o.zipf, (long long)o.batch, step_rows);
+  std::printf(
+      "streams: real = %zu Brown tokens hashed (%lld columns), zipf s=%.2f, uniform; "
+      "one step = %lld tokens = %zu rows per layer\n",
+      tokens.size(), (long long)C, o.zipf, (long long)o.batch, step_rows);
   const size_t n_synth = step_rows * size_t(o.steps);
   std::map<std::string, std::vector<int64_t>> streams = {
       {"real", real_rows[0]},
@@ -257,10 +266,9 @@ void run_bench_store(const BenchOptions& o) {
   std::printf("\ntiers (table of layer %lld, %lld steps each):\n",
               (long long)ck->layers()[0].layer_id, (long long)o.steps);
   std::vector<TierResult> results;
-  auto file = std::shared_ptr<FileStore>(
-      FileStore::open(ck->table_sources(), {true, true, o.qd}));
-  auto file_pread = std::shared_ptr<FileStore>(
-      FileStore::open(ck->table_sources(), {false, false, o.qd}));
+  auto file = std::shared_ptr<FileStore>(FileStore::open(ck->table_sources(), {true, true, o.qd}));
+  auto file_pread =
+      std::shared_ptr<FileStore>(FileStore::open(ck->table_sources(), {false, false, o.qd}));
   auto dram_thp = DramStore::load(*file, {true});
   auto dram_4k = DramStore::load(*file, {false});
   // The plain baseline: one contiguous vector and a memcpy per row, no checks.
@@ -276,9 +284,8 @@ void run_bench_store(const BenchOptions& o) {
                       for (size_t i = 0; i < ids.size(); ++i)
                         std::memcpy(out + i * rb, plain.data() + ids[i] * rb, rb);
                     }));
-    add(time_gather(dram_thp->huge_pages() ? "dram (huge pages)" : "dram (THP refused)", sname,
-                    st, step_rows, o.steps, rb,
-                    [&](std::span<const int64_t> ids, std::byte* out) {
+    add(time_gather(dram_thp->huge_pages() ? "dram (huge pages)" : "dram (THP refused)", sname, st,
+                    step_rows, o.steps, rb, [&](std::span<const int64_t> ids, std::byte* out) {
                       dram_thp->gather_packed(0, ids, out);
                     }));
     add(time_gather("dram (4 KiB pages)", sname, st, step_rows, o.steps, rb,
@@ -288,10 +295,9 @@ void run_bench_store(const BenchOptions& o) {
     {
       const IoStats before = file->io_stats();
       auto t0 = Clock::now();
-      TierResult r = time_gather(file->describe(), sname, st, step_rows, o.steps / 4 + 1, rb,
-                                 [&](std::span<const int64_t> ids, std::byte* out) {
-                                   file->gather_packed(0, ids, out);
-                                 });
+      TierResult r = time_gather(
+          file->describe(), sname, st, step_rows, o.steps / 4 + 1, rb,
+          [&](std::span<const int64_t> ids, std::byte* out) { file->gather_packed(0, ids, out); });
       r.reads_per_s = double(file->io_stats().reads - before.reads) / seconds_since(t0);
       add(r);
     }
@@ -302,11 +308,10 @@ void run_bench_store(const BenchOptions& o) {
     for (CachePolicy p : {CachePolicy::s3fifo, CachePolicy::lru}) {
       const uint64_t cache_bytes = uint64_t(rows0) * rb / 10;  // a tenth of the table
       CachedStore cached(file, cache_bytes, p);
-      TierResult r = time_gather(str_cat("cache ", cache_policy_name(p), " 10% -> file"), sname,
-                                 st, step_rows, o.steps, rb,
-                                 [&](std::span<const int64_t> ids, std::byte* out) {
-                                   cached.gather_packed(0, ids, out);
-                                 });
+      TierResult r = time_gather(
+          str_cat("cache ", cache_policy_name(p), " 10% -> file"), sname, st, step_rows, o.steps,
+          rb,
+          [&](std::span<const int64_t> ids, std::byte* out) { cached.gather_packed(0, ids, out); });
       r.hit_rate = cached.cache_stats().hit_rate();
       add(r);
     }
@@ -321,9 +326,10 @@ void run_bench_store(const BenchOptions& o) {
   };
   const TierResult base = find("memcpy", "uniform"), thp = find("dram (huge", "uniform"),
                    small = find("dram (4", "uniform");
-  std::printf("\nDRAM gather vs plain memcpy gather (uniform): %.2fx; huge pages vs 4 KiB pages: "
-              "%.2fx\n",
-              thp.rows_per_s / base.rows_per_s, thp.rows_per_s / small.rows_per_s);
+  std::printf(
+      "\nDRAM gather vs plain memcpy gather (uniform): %.2fx; huge pages vs 4 KiB pages: "
+      "%.2fx\n",
+      thp.rows_per_s / base.rows_per_s, thp.rows_per_s / small.rows_per_s);
   report["dram_vs_memcpy"] = thp.rows_per_s / base.rows_per_s;
   report["huge_page_gain"] = thp.rows_per_s / small.rows_per_s;
 
@@ -333,9 +339,10 @@ void run_bench_store(const BenchOptions& o) {
     const std::string shard = ck->table_sources()[0].data_path;
     double iops = run_fio(shard, 4096, o.qd, o.fio_seconds);
     if (iops > 0) {
-      std::printf("fio randread bs=4k iodepth=%u io_uring direct on %s: %.0f IOPS; file tier "
-                  "(uniform, uncached): %.0f reads/s = %.1f%% of fio\n",
-                  o.qd, shard.c_str(), iops, fu.reads_per_s, 100 * fu.reads_per_s / iops);
+      std::printf(
+          "fio randread bs=4k iodepth=%u io_uring direct on %s: %.0f IOPS; file tier "
+          "(uniform, uncached): %.0f reads/s = %.1f%% of fio\n",
+          o.qd, shard.c_str(), iops, fu.reads_per_s, 100 * fu.reads_per_s / iops);
       report["fio_iops"] = iops;
       report["file_tier_reads_per_s"] = fu.reads_per_s;
       report["file_vs_fio"] = fu.reads_per_s / iops;
@@ -381,12 +388,12 @@ void run_bench_store(const BenchOptions& o) {
       }
     }
     const double hidden = 1.0 - wait_total / fetch_total;
-    std::printf("overlap (file tier, uncached, real stream, both layers): fetch alone %.0f us/step "
-                "median, %.0f max; compute %.0f us/step; %.2f%% of fetch time hidden\n",
-                median_fetch, percentile(fetch_us, 1.0), compute, 100 * hidden);
-    report["overlap"] = {{"fetch_us_median", median_fetch},
-                         {"compute_us", compute},
-                         {"hidden_share", hidden}};
+    std::printf(
+        "overlap (file tier, uncached, real stream, both layers): fetch alone %.0f us/step "
+        "median, %.0f max; compute %.0f us/step; %.2f%% of fetch time hidden\n",
+        median_fetch, percentile(fetch_us, 1.0), compute, 100 * hidden);
+    report["overlap"] = {
+        {"fetch_us_median", median_fetch}, {"compute_us", compute}, {"hidden_share", hidden}};
   }
 
   // ---- Cache hit-rate curve on V4.1's full table geometry ---------------------------------------
@@ -401,9 +408,10 @@ void run_bench_store(const BenchOptions& o) {
           real_keys.push_back((uint64_t(l) << 48) | uint64_t(full_rows[l][p * C + c]));
     auto zipf = zipf_ids(h.total_rows(1), o.zipf, real_keys.size(), 3);
     std::vector<uint64_t> zipf_keys(zipf.begin(), zipf.end());
-    std::printf("\ncache hit rate vs size (V4.1 geometry: %lld + %lld rows; %zu accesses; "
-                "264 bytes a row):\n",
-                (long long)h.total_rows(1), (long long)h.total_rows(14), real_keys.size());
+    std::printf(
+        "\ncache hit rate vs size (V4.1 geometry: %lld + %lld rows; %zu accesses; "
+        "264 bytes a row):\n",
+        (long long)h.total_rows(1), (long long)h.total_rows(14), real_keys.size());
     json curve = json::array();
     std::map<std::string, int64_t> first90;
     for (int k = 10; k <= 24; k += 2) {
@@ -458,18 +466,22 @@ void add_bench_store_command(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = bench->add_subcommand("store", "row store tiers, cache, prefetch overlap, fio");
   cmd->add_option("--checkpoint", o->checkpoint, "DeepSeek-V4.1 checkpoint directory");
-  cmd->add_option("--work", o->work, "where a synthetic checkpoint is written")->capture_default_str();
-  cmd->add_option("--vocab", o->vocab, "synthetic: engram_vocab_size (rows ~ 24x)")->capture_default_str();
+  cmd->add_option("--work", o->work, "where a synthetic checkpoint is written")
+      ->capture_default_str();
+  cmd->add_option("--vocab", o->vocab, "synthetic: engram_vocab_size (rows ~ 24x)")
+      ->capture_default_str();
   cmd->add_option("--corpus", o->corpus, "Brown corpus folder")->capture_default_str();
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.json")->capture_default_str();
   cmd->add_option("--tokens", o->tokens, "tokens of real text to hash")->capture_default_str();
-  cmd->add_option("--zipf", o->zipf, "Zipf exponent of the synthetic stream")->capture_default_str();
+  cmd->add_option("--zipf", o->zipf, "Zipf exponent of the synthetic stream")
+      ->capture_default_str();
   cmd->add_option("--batch", o->batch, "tokens per step")->capture_default_str();
   cmd->add_option("--steps", o->steps, "steps per measurement")->capture_default_str();
   cmd->add_option("--qd", o->qd, "io_uring queue depth (and fio iodepth)")->capture_default_str();
   cmd->add_option("--fio-seconds", o->fio_seconds, "fio runtime")->capture_default_str();
   cmd->add_flag("--no-fio", o->no_fio, "skip the fio comparison");
-  cmd->add_option("--compute-us", o->compute_us, "simulated compute per step (0: slowest lone fetch)");
+  cmd->add_option("--compute-us", o->compute_us,
+                  "simulated compute per step (0: slowest lone fetch)");
   cmd->add_option("--json", o->json_out, "also write the numbers as JSON here");
   cmd->callback([o] { run_bench_store(*o); });
 }

@@ -11,8 +11,10 @@ namespace engram {
 
 const char* cache_policy_name(CachePolicy p) {
   switch (p) {
-    case CachePolicy::lru: return "lru";
-    case CachePolicy::s3fifo: return "s3fifo";
+    case CachePolicy::lru:
+      return "lru";
+    case CachePolicy::s3fifo:
+      return "s3fifo";
   }
   return "?";
 }
@@ -50,10 +52,14 @@ void CacheIndex::push_front(List& l, uint32_t i) {
 
 void CacheIndex::unlink(List& l, uint32_t i) {
   Node& n = nodes_[i];
-  if (n.prev != kNone) nodes_[n.prev].next = n.next;
-  else l.head = n.next;
-  if (n.next != kNone) nodes_[n.next].prev = n.prev;
-  else l.tail = n.prev;
+  if (n.prev != kNone)
+    nodes_[n.prev].next = n.next;
+  else
+    l.head = n.next;
+  if (n.next != kNone)
+    nodes_[n.next].prev = n.prev;
+  else
+    l.tail = n.prev;
   n.prev = n.next = kNone;
   --l.size;
 }

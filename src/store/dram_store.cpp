@@ -43,9 +43,9 @@ struct ShmHeader {
   uint32_t header_bytes;
   uint64_t total_bytes;  // the file's size
   uint32_t num_tables;
-  uint32_t complete;        // kCompleteMarker once every row is written
-  uint64_t data_checksum;   // checksum64 over every table's bytes, in table order
-  uint64_t header_checksum; // checksum64 over this header with this field zero
+  uint32_t complete;         // kCompleteMarker once every row is written
+  uint64_t data_checksum;    // checksum64 over every table's bytes, in table order
+  uint64_t header_checksum;  // checksum64 over this header with this field zero
   ShmTable tables[kMaxTables];
 };
 static_assert(sizeof(ShmHeader) <= kPage);
@@ -68,7 +68,9 @@ uint64_t header_checksum(const ShmHeader& h) {
   return checksum64(reinterpret_cast<const std::byte*>(&c), sizeof(c));
 }
 
-uint64_t round_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+uint64_t round_up(uint64_t x, uint64_t a) {
+  return (x + a - 1) / a * a;
+}
 
 std::vector<TableDesc> tables_of(const RowStore& s) {
   std::vector<TableDesc> v;
@@ -138,7 +140,9 @@ void fill(RowStore& from, std::byte* base, const std::vector<uint64_t>& offsets)
   }
 }
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 }  // namespace
 
@@ -242,8 +246,7 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
   h.complete = kCompleteMarker;
   h.header_checksum = header_checksum(h);
   std::memcpy(rw.bytes(), &h, sizeof(h));
-  if (::msync(rw.base, total, MS_SYNC) != 0)
-    fail(Errc::io, path, ": msync failed: ", errno_text());
+  if (::msync(rw.base, total, MS_SYNC) != 0) fail(Errc::io, path, ": msync failed: ", errno_text());
 
   const std::string proc = "/proc/self/fd/" + std::to_string(fd);
   if (!replace) {
@@ -251,8 +254,8 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
       fail(Errc::io, path, ": cannot publish the shared table file: ", errno_text());
   } else {
     // Link under a private name, then rename over `path`: readers see the old or the new file.
-    std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
-                      std::to_string(std::random_device{}());
+    std::string tmp =
+        path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(std::random_device{}());
     if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0)
       fail(Errc::io, tmp, ": cannot link the shared table file: ", errno_text());
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -332,8 +335,7 @@ std::unique_ptr<DramStore> DramStore::attach_shared(const std::string& path, boo
 }
 
 std::string DramStore::describe() const {
-  return str_cat("dram(", shared_ ? "shared" : "anonymous", huge_pages_ ? ", huge pages" : "",
-                 ")");
+  return str_cat("dram(", shared_ ? "shared" : "anonymous", huge_pages_ ? ", huge pages" : "", ")");
 }
 
 const std::byte* DramStore::table_bytes(size_t t) const {

@@ -12,7 +12,7 @@ namespace engram {
 struct FileStore::Impl {
   FileStoreOptions options;
   std::map<std::string, std::unique_ptr<ReadFile>> files;  // by path
-  std::vector<const ReadFile*> data_file, scale_file;       // per table
+  std::vector<const ReadFile*> data_file, scale_file;      // per table
   std::mutex mu;
   std::vector<std::unique_ptr<IoEngine>> idle;  // engines not in use
   IoFaultHook hook;
@@ -66,8 +66,8 @@ void check_span(const TableSource& s, const char* part, const ReadFile& f, uint6
   const uint64_t rows = static_cast<uint64_t>(s.desc.rows);
   const uint64_t rb = static_cast<uint64_t>(row_bytes);
   if (rb != 0 && rows > (UINT64_MAX - offset) / rb)
-    fail(Errc::mismatch, "table ", s.desc.name, ": ", part, " span overflows (", rows,
-         " rows of ", rb, " bytes at offset ", offset, ")");
+    fail(Errc::mismatch, "table ", s.desc.name, ": ", part, " span overflows (", rows, " rows of ",
+         rb, " bytes at offset ", offset, ")");
   const uint64_t end = offset + rows * rb;
   if (end > f.size())
     fail(Errc::mismatch, "table ", s.desc.name, ": ", part, " bytes [", offset, ", ", end,
@@ -123,8 +123,8 @@ std::string FileStore::describe() const {
   bool direct = impl_->options.direct;
   for (auto& [path, f] : impl_->files) direct = direct && f->direct();
   const bool uring = impl_->options.use_uring && uring_available();
-  return str_cat("file(", uring ? "io_uring" : "pread", direct ? ", O_DIRECT" : ", buffered",
-                 ", ", impl_->files.size(), " files)");
+  return str_cat("file(", uring ? "io_uring" : "pread", direct ? ", O_DIRECT" : ", buffered", ", ",
+                 impl_->files.size(), " files)");
 }
 
 void FileStore::gather_packed(size_t t, std::span<const int64_t> ids, std::byte* out) {

@@ -22,7 +22,9 @@ namespace {
 
 constexpr int kMaxRetries = 64;  // EINTR/EAGAIN repeats of one request before giving up
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 }  // namespace
 
@@ -76,8 +78,12 @@ ReadFile& ReadFile::operator=(ReadFile&& o) noexcept {
   return *this;
 }
 
-void ReadFile::disable_direct() const { direct_ok_->store(false); }
-bool ReadFile::direct() const { return direct_fd_ >= 0 && direct_ok_->load(); }
+void ReadFile::disable_direct() const {
+  direct_ok_->store(false);
+}
+bool ReadFile::direct() const {
+  return direct_fd_ >= 0 && direct_ok_->load();
+}
 
 // ---------------------------------------------------------------------------------------------
 // One request's progress, shared by both engines.
@@ -88,7 +94,7 @@ struct Attempt {
   const ReadRequest* req = nullptr;
   uint64_t done = 0;  // bytes of the request delivered so far
   int retries = 0;
-  int64_t cap = 0;     // > 0: the fault hook limited this attempt to `cap` bytes
+  int64_t cap = 0;      // > 0: the fault hook limited this attempt to `cap` bytes
   bool direct = false;  // this attempt goes through O_DIRECT and a bounce buffer
   uint64_t dio_offset = 0;
   uint32_t dio_length = 0;
@@ -119,8 +125,8 @@ Outcome apply_result(Attempt& a, int64_t res, const std::byte* bounce, IoStats& 
       r.file->disable_direct();
       return Outcome::again;
     }
-    error = str_cat("read of ", a.remaining(), " bytes at offset ", a.offset(), " failed: ",
-                    errno_text(err));
+    error = str_cat("read of ", a.remaining(), " bytes at offset ", a.offset(),
+                    " failed: ", errno_text(err));
     return Outcome::failed;
   }
   uint64_t got = static_cast<uint64_t>(res);
@@ -178,8 +184,8 @@ class PreadEngine final : public IoEngine {
           res = fault;
         } else {
           a.cap = fault;
-          ssize_t n = ::pread(r.file->fd(), r.dest + a.done, a.remaining(),
-                              static_cast<off_t>(a.offset()));
+          ssize_t n =
+              ::pread(r.file->fd(), r.dest + a.done, a.remaining(), static_cast<off_t>(a.offset()));
           ++stats_.reads;
           res = n < 0 ? -errno : n;
         }
@@ -202,8 +208,8 @@ class UringEngine final : public IoEngine {
       fail(Errc::invalid_argument, "io_uring queue depth must be in 1..4096, got ",
            opt_.queue_depth);
     int rc = io_uring_queue_init(opt_.queue_depth, &ring_, 0);
-    if (rc < 0) fail(Errc::io, "io_uring_queue_init(", opt_.queue_depth, ") failed: ",
-                     errno_text(-rc));
+    if (rc < 0)
+      fail(Errc::io, "io_uring_queue_init(", opt_.queue_depth, ") failed: ", errno_text(-rc));
     slots_.resize(opt_.queue_depth);
     bounce_.resize(opt_.queue_depth);
   }
@@ -235,9 +241,12 @@ class UringEngine final : public IoEngine {
       Attempt& a = slots_[slot];
       std::string error;
       Outcome o = apply_result(a, res, bounce_[slot].data(), stats_, error);
-      if (o == Outcome::done) free_slots.push_back(slot);
-      else if (o == Outcome::again) ready.push_back(slot);
-      else record_failure(slot, error);
+      if (o == Outcome::done)
+        free_slots.push_back(slot);
+      else if (o == Outcome::again)
+        ready.push_back(slot);
+      else
+        record_failure(slot, error);
     };
 
     for (;;) {
@@ -336,7 +345,9 @@ class UringEngine final : public IoEngine {
 
 }  // namespace
 
-std::unique_ptr<IoEngine> make_pread_engine() { return std::make_unique<PreadEngine>(); }
+std::unique_ptr<IoEngine> make_pread_engine() {
+  return std::make_unique<PreadEngine>();
+}
 
 std::unique_ptr<IoEngine> make_uring_engine(const UringOptions& options) {
   return std::make_unique<UringEngine>(options);

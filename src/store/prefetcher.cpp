@@ -117,7 +117,9 @@ struct Prefetcher::Shared {
       try {
         std::byte* dst = s.staging.data() + l.offset;
         switch (s.output) {
-          case RowOutput::packed: store->gather_packed(l.table, l.ids, dst); break;
+          case RowOutput::packed:
+            store->gather_packed(l.table, l.ids, dst);
+            break;
           case RowOutput::f32:
             store->gather_f32(l.table, l.ids, reinterpret_cast<float*>(dst));
             break;
@@ -175,10 +177,16 @@ TicketState& need(const std::shared_ptr<TicketState>& s) {
 }
 }  // namespace
 
-int64_t Ticket::step() const { return need(state_).step; }
-size_t Ticket::num_layers() const { return need(state_).layers.size(); }
+int64_t Ticket::step() const {
+  return need(state_).step;
+}
+size_t Ticket::num_layers() const {
+  return need(state_).layers.size();
+}
 
-void Ticket::cancel() { need(state_).cancelled.store(true); }
+void Ticket::cancel() {
+  need(state_).cancelled.store(true);
+}
 
 bool Ticket::ready(size_t i) const {
   TicketState& s = need(state_);
@@ -265,9 +273,15 @@ Ticket Prefetcher::prefetch(int64_t step, std::vector<LayerRequest> requests) {
     l.table = r.table;
     l.ids = std::move(r.ids);
     switch (options_.output) {
-      case RowOutput::packed: l.row_bytes = d.row_bytes(); break;
-      case RowOutput::f32: l.row_bytes = d.format.width * sizeof(float); break;
-      case RowOutput::bf16: l.row_bytes = d.format.width * sizeof(uint16_t); break;
+      case RowOutput::packed:
+        l.row_bytes = d.row_bytes();
+        break;
+      case RowOutput::f32:
+        l.row_bytes = d.format.width * sizeof(float);
+        break;
+      case RowOutput::bf16:
+        l.row_bytes = d.format.width * sizeof(uint16_t);
+        break;
     }
     l.offset = total;
     total += (l.ids.size() * l.row_bytes + 63) / 64 * 64;
@@ -280,8 +294,8 @@ Ticket Prefetcher::prefetch(int64_t step, std::vector<LayerRequest> requests) {
       fail(Errc::invalid_argument, "step ", step, ": ", total,
            " bytes of staged rows exceed the whole staging budget of ", b.limit, " bytes");
     if (b.live + total > b.limit)
-      fail(Errc::invalid_argument, "step ", step, ": staging budget exhausted (", b.live,
-           " of ", b.limit, " bytes held by live tickets, ", total,
+      fail(Errc::invalid_argument, "step ", step, ": staging budget exhausted (", b.live, " of ",
+           b.limit, " bytes held by live tickets, ", total,
            " more needed); release a ticket first");
     // Only released tickets with fetches still finishing stand in the way now: bounded.
     b.cv.wait(lock, [&] { return b.total + total <= b.limit; });

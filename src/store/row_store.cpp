@@ -106,8 +106,8 @@ CachedStore::CachedStore(std::shared_ptr<RowStore> backing, uint64_t capacity_by
 
 std::string CachedStore::describe() const {
   CacheStats s = cache_.stats();
-  return str_cat("cache(", cache_policy_name(cache_.policy()), ", ", s.capacity_bytes,
-                 " bytes, ", s.capacity_rows, " rows) -> ", backing_->describe());
+  return str_cat("cache(", cache_policy_name(cache_.policy()), ", ", s.capacity_bytes, " bytes, ",
+                 s.capacity_rows, " rows) -> ", backing_->describe());
 }
 
 void CachedStore::gather_packed(size_t t, std::span<const int64_t> ids, std::byte* out) {

@@ -28,7 +28,9 @@ std::string shape_text(const std::vector<int64_t>& s) {
   return out + "]";
 }
 
-std::string layer_prefix(int64_t layer) { return "layers." + std::to_string(layer) + ".engram."; }
+std::string layer_prefix(int64_t layer) {
+  return "layers." + std::to_string(layer) + ".engram.";
+}
 
 // Finds `name` and checks dtype (one of `dtypes`) and shape; returns its entry.
 const SafetensorsCheckpoint::Entry& expect_tensor(const SafetensorsCheckpoint& ck,
@@ -56,7 +58,9 @@ const SafetensorsCheckpoint::Entry& expect_tensor(const SafetensorsCheckpoint& c
   return *e;
 }
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 }  // namespace
 
@@ -70,9 +74,12 @@ std::unique_ptr<V41Checkpoint> V41Checkpoint::open(const std::string& dir) {
     fail(Errc::mismatch, config_path, ": not a DeepSeek-V4.1 config (no engram_* keys)");
   const std::string index = (fs::path(dir) / "model.safetensors.index.json").string();
   const std::string single = (fs::path(dir) / "model.safetensors").string();
-  if (fs::exists(index)) ck->weights_ = SafetensorsCheckpoint::open(index);
-  else if (fs::exists(single)) ck->weights_ = SafetensorsCheckpoint::open(single);
-  else fail(Errc::io, dir, ": neither model.safetensors.index.json nor model.safetensors found");
+  if (fs::exists(index))
+    ck->weights_ = SafetensorsCheckpoint::open(index);
+  else if (fs::exists(single))
+    ck->weights_ = SafetensorsCheckpoint::open(single);
+  else
+    fail(Errc::io, dir, ": neither model.safetensors.index.json nor model.safetensors found");
 
   const int64_t hd = c.head_dim;
   if (hd <= 0 || hd % kScaleBlock != 0)
@@ -158,8 +165,10 @@ void fill_bytes(Dtype dt, uint64_t seed, std::byte* out, uint64_t n) {
   }
   for (uint64_t i = 0; i < n; ++i) {
     uint8_t b = static_cast<uint8_t>(rng());
-    if (dt == Dtype::F8_E8M0) b = static_cast<uint8_t>(120 + b % 12);
-    else if ((b & 0x7f) == 0x7f) b &= 0xfe;  // e4m3fn NaN -> 448
+    if (dt == Dtype::F8_E8M0)
+      b = static_cast<uint8_t>(120 + b % 12);
+    else if ((b & 0x7f) == 0x7f)
+      b &= 0xfe;  // e4m3fn NaN -> 448
     out[i] = std::byte(b);
   }
 }

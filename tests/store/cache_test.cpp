@@ -102,8 +102,10 @@ struct RefS3Fifo {
     }
     if (cap == 0) return false;
     if (s.size() + m.size() == cap) {
-      if (s.size() >= small_cap || m.empty()) evict_small();
-      else evict_main();
+      if (s.size() >= small_cap || m.empty())
+        evict_small();
+      else
+        evict_main();
     }
     bool in_ghost = false;
     for (auto& x : g)
@@ -111,8 +113,10 @@ struct RefS3Fifo {
         in_ghost = true;
         x.valid = false;
       }
-    if (in_ghost) m.push_front({k, 0});
-    else s.push_front({k, 0});
+    if (in_ghost)
+      m.push_front({k, 0});
+    else
+      s.push_front({k, 0});
     return false;
   }
 };

@@ -30,16 +30,16 @@ std::vector<Piece> random_pieces(uint64_t file_size, size_t n, uint64_t seed) {
     uint64_t off = rng() % (file_size - len + 1);
     p.push_back({off, len});
   }
-  p.push_back({0, 4096});                 // aligned
-  p.push_back({file_size - 1, 1});        // last byte
-  p.push_back({file_size - 300, 300});    // tail, unaligned end
-  p.push_back({12345, 0});                // empty request
+  p.push_back({0, 4096});               // aligned
+  p.push_back({file_size - 1, 1});      // last byte
+  p.push_back({file_size - 300, 300});  // tail, unaligned end
+  p.push_back({12345, 0});              // empty request
   return p;
 }
 
 // Reads `pieces` of `file` with `engine` into one buffer and checks every byte.
-void expect_reads_match(IoEngine& engine, const ReadFile& file,
-                        const std::vector<std::byte>& truth, const std::vector<Piece>& pieces) {
+void expect_reads_match(IoEngine& engine, const ReadFile& file, const std::vector<std::byte>& truth,
+                        const std::vector<Piece>& pieces) {
   size_t total = 0;
   for (auto& p : pieces) total += p.length;
   std::vector<std::byte> out(total + 1, std::byte{0x5a});
@@ -165,9 +165,8 @@ TEST(IoEngine, ShortReadsAreContinued) {
   ReadFile file(dir.file("a.bin"));
   for (auto& e : all_engines(4)) {
     // Every attempt delivers at most 7 bytes.
-    e->set_fault_hook([](const ReadRequest&, uint64_t, uint32_t len) -> int64_t {
-      return len > 7 ? 7 : 0;
-    });
+    e->set_fault_hook(
+        [](const ReadRequest&, uint64_t, uint32_t len) -> int64_t { return len > 7 ? 7 : 0; });
     expect_reads_match(*e, file, truth, random_pieces(truth.size(), 4, 13));
     EXPECT_GT(e->stats().short_reads, 0u) << e->name();
   }

@@ -23,10 +23,10 @@ struct Tables {
   std::vector<testing::TableOnDisk> t;
   std::shared_ptr<FileStore> file;
   Tables() {
-    t.push_back(testing::write_table(dir.path(), "layers.1.engram.embed", RowDtype::f8_e4m3, 64,
-                                     2000, 1));
-    t.push_back(testing::write_table(dir.path(), "layers.14.engram.embed", RowDtype::f8_e4m3,
-                                     64, 1500, 2));
+    t.push_back(
+        testing::write_table(dir.path(), "layers.1.engram.embed", RowDtype::f8_e4m3, 64, 2000, 1));
+    t.push_back(
+        testing::write_table(dir.path(), "layers.14.engram.embed", RowDtype::f8_e4m3, 64, 1500, 2));
     file = FileStore::open({t[0].source, t[1].source});
   }
 };
@@ -78,8 +78,8 @@ TEST(Prefetcher, PipelinedStepsUnderABudgetOfTwoSteps) {
   for (int64_t step = 0; step < 30; ++step) {
     Ticket cur = std::move(next);
     // Two live tickets fill the budget exactly; a third is refused, not waited for.
-    next = pf.prefetch(step + 1, {{0, ids_for(2000, n, 101 + step)},
-                                  {1, ids_for(1500, n, 201 + step)}});
+    next = pf.prefetch(step + 1,
+                       {{0, ids_for(2000, n, 101 + step)}, {1, ids_for(1500, n, 201 + step)}});
     EXPECT_THROW(pf.prefetch(99, {{0, {1}}}), Error);
     for (size_t layer = 0; layer < 2; ++layer) {
       auto ids = ids_for(layer ? 1500 : 2000, n, (layer ? 200 : 100) + step);
@@ -136,7 +136,8 @@ TEST(Prefetcher, AnIoErrorReachesOnlyThatLayersWaiter) {
 // A store whose gathers block until the test opens a gate; counts gathers that ran.
 class GatedStore final : public RowStore {
  public:
-  explicit GatedStore(RowStore& inner) : RowStore({inner.table(0), inner.table(1)}), inner_(inner) {}
+  explicit GatedStore(RowStore& inner)
+      : RowStore({inner.table(0), inner.table(1)}), inner_(inner) {}
   std::string describe() const override { return "gated"; }
   void gather_packed(size_t t, std::span<const int64_t> ids, std::byte* out) override {
     {
@@ -194,7 +195,7 @@ TEST(Prefetcher, DroppingATicketWhileItsFetchRunsIsSafe) {
   {
     Ticket tk = pf.prefetch(1, {{0, ids_for(2000, 200, 3)}});
     gated->wait_entered(1);
-  }  // released while its fetch is blocked inside the store
+  }                                    // released while its fetch is blocked inside the store
   EXPECT_GT(pf.staging_in_use(), 0u);  // still charged: the fetch writes into it
   auto later = std::async(std::launch::async, [&] {
     // Waits only for the released ticket's running fetch, which the gate lets finish.
@@ -235,7 +236,8 @@ TEST(Prefetcher, ManyThreadsManyStepsStress) {
   std::vector<Ticket> live;
   std::vector<float> want(50 * 64);
   for (int64_t step = 0; step < 40; ++step) {
-    live.push_back(pf.prefetch(step, {{0, ids_for(2000, 50, step)}, {1, ids_for(1500, 50, step + 1000)}}));
+    live.push_back(
+        pf.prefetch(step, {{0, ids_for(2000, 50, step)}, {1, ids_for(1500, 50, step + 1000)}}));
     if (step % 7 == 3) live.front().cancel();
     if (live.size() > 3) {
       Ticket& t = live.front();

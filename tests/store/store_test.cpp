@@ -25,8 +25,8 @@ struct Fixture {
   TempDir dir;
   std::vector<TableOnDisk> tables;
   Fixture() {
-    tables.push_back(testing::write_table(dir.path(), "layers.1.engram.embed", RowDtype::f8_e4m3,
-                                          64, 1000, 1));
+    tables.push_back(
+        testing::write_table(dir.path(), "layers.1.engram.embed", RowDtype::f8_e4m3, 64, 1000, 1));
     tables.push_back(testing::write_table(dir.path(), "f32table", RowDtype::f32, 12, 300, 2, 8));
     tables.push_back(testing::write_table(dir.path(), "bf16table", RowDtype::bf16, 20, 77, 3, 0));
   }

@@ -168,8 +168,7 @@ TEST(V41Checkpoint, BadCheckpointsAreRefusedWithClearErrors) {
          ASSERT_EQ(::truncate(s.c_str(), fs::file_size(s) - 10), 0);
        },
        "model-"},
-      {"vanished shard",
-       [&](const std::string& d) { fs::remove(shard_of(d, scale)); }, "model-"},
+      {"vanished shard", [&](const std::string& d) { fs::remove(shard_of(d, scale)); }, "model-"},
       {"no config", [&](const std::string& d) { fs::remove(d + "/config.json"); }, "config.json"},
       {"no weights",
        [&](const std::string& d) {
