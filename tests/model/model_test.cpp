@@ -218,7 +218,9 @@ TEST_P(ModelGradTest, WholeModelGradientsMatchFiniteDifferences) {
   }
   EXPECT_GT(checked, 50);
   EXPECT_LE(kinks * 10, checked) << kinks << " coordinates sit on a routing change";
-  if (!moe) EXPECT_EQ(kinks, 0);
+  if (!moe) {
+    EXPECT_EQ(kinks, 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(DenseMoeEngram, ModelGradTest, ::testing::Values(kDense, kMoe, kEngram));

@@ -385,3 +385,17 @@ def test_bad_inputs_raise():
         engram.Model(json.dumps(dict(cfg, moe=dict(n_experts=2, top_k=3, expert_ffn_hidden=4))))
     with pytest.raises(ValueError, match="invalid JSON"):
         engram.Model("{not json")
+
+
+def test_save_and_load_round_trip(tmp_path):
+    cfg = CONFIGS["engram_moe"]
+    model, params = make_model(cfg, seed=9)
+    model.save(str(tmp_path / "ckpt"))
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["config.json", "model.safetensors"]
+    back = engram.Model.load(str(tmp_path / "ckpt"))
+    for n, a in params.items():
+        np.testing.assert_array_equal(back.get_param(n), a)
+    ids, targets = batch(cfg, 2, 7, seed=11)
+    assert back.forward(ids, targets) == model.forward(ids, targets)
+    with pytest.raises(OSError):
+        engram.Model.load(str(tmp_path / "missing"))
