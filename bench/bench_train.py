@@ -57,14 +57,17 @@ def cpu_peak_gflops():
 
 
 def time_steps(step, warmup, steps, repeats):
+    """Best wall seconds per step over the repeats, and the process CPU seconds of that repeat
+    (all threads): on a shared machine the second shows the work done when the first is noisy."""
     for _ in range(warmup):
         step()
-    best = float("inf")
+    best = (float("inf"), 0.0)
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             step()
-        best = min(best, (time.perf_counter() - t0) / steps)
+        wall, cpu = (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
+        best = min(best, (wall, cpu))
     return best
 
 
@@ -129,19 +132,23 @@ def main():
     torch_best = None
     for nt in [int(x) for x in args.torch_threads.split(",")]:
         torch.set_num_threads(nt)
-        dt = time_steps(torch_step, args.warmup, args.steps, args.repeats)
-        print(f"torch {torch.__version__} threads={nt}: {dt * 1e3:8.1f} ms/step  {B * T / dt:9.0f} tok/s")
+        dt, cpu = time_steps(torch_step, args.warmup, args.steps, args.repeats)
+        print(f"torch {torch.__version__} threads={nt}: {dt * 1e3:8.1f} ms/step  {B * T / dt:9.0f} tok/s"
+              f"  (cpu {cpu * 1e3:.0f} ms/step)")
         if torch_best is None or dt < torch_best[1]:
             torch_best = (nt, dt)
 
-    dt = time_steps(engram_step, args.warmup, args.steps, args.repeats)
+    dt, cpu = time_steps(engram_step, args.warmup, args.steps, args.repeats)
     flops = model.train_flops(B, T)
     peak, peak_note = cpu_peak_gflops()
     print(f"engram (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'default')}): "
-          f"{dt * 1e3:8.1f} ms/step  {B * T / dt:9.0f} tok/s")
+          f"{dt * 1e3:8.1f} ms/step  {B * T / dt:9.0f} tok/s  (cpu {cpu * 1e3:.0f} ms/step)")
     print(f"speed-up vs torch (threads={torch_best[0]}): {torch_best[1] / dt:.2f}x")
     print(f"engram matmul FLOPs/step {flops / 1e9:.2f} G -> {flops / dt / 1e9:.1f} GFLOP/s "
-          f"= {100 * flops / dt / 1e9 / peak:.0f}% of peak {peak:.0f} GFLOP/s ({peak_note})")
+          f"= {100 * flops / dt / 1e9 / peak:.0f}% of peak {peak:.0f} GFLOP/s ({peak_note}); "
+          f"per CPU-second {flops / cpu / 1e9:.1f} GFLOP/s against a per-core peak of "
+          f"{peak / os.cpu_count():.0f}")
+    print(f"machine load average during the run: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
