@@ -37,7 +37,11 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const Json& j, const JsonPath& p) 
     m->vocab_.emplace(token, id);
     max_id = std::max(max_id, id);
   }
-  if (max_id >= 0x10000000) vp.fail_parse("largest id ", max_id, " is implausibly large");
+  // Ids index dense tables; refuse a vocabulary whose largest id is far beyond its size
+  // (a hostile file could otherwise make us allocate gigabytes).
+  if (static_cast<int64_t>(max_id) >= 2 * static_cast<int64_t>(vocab.size()) + 65536) {
+    vp.fail_parse("largest id ", max_id, " is implausibly large for ", vocab.size(), " entries");
+  }
   m->id_to_token_.assign(static_cast<size_t>(max_id + 1), std::string());
   m->id_present_.assign(static_cast<size_t>(max_id + 1), false);
   for (const auto& [token, id] : m->vocab_) {

@@ -12,6 +12,7 @@ namespace engram::text {
 struct Regex::Code {
   pcre2_code* code = nullptr;
   bool jit = false;
+  std::string source;  // the pattern as written, for messages
   ~Code() { pcre2_code_free(code); }
 };
 
@@ -23,6 +24,24 @@ constexpr std::string_view kSpaceSet =
     "\\x{205F}\\x{3000}";
 constexpr std::string_view kWordSet = "\\p{L}\\p{M}\\p{Nd}\\p{Pc}";
 constexpr std::string_view kHexSet = "0-9a-fA-F";
+
+// Bounds on one match attempt, so that a pathological pattern fails instead of hanging.
+constexpr uint32_t kMatchLimit = 50'000'000;
+constexpr uint32_t kDepthLimit = 1'000'000;
+
+struct MatchContextDeleter {
+  void operator()(pcre2_match_context* c) const { pcre2_match_context_free(c); }
+};
+
+pcre2_match_context* shared_match_context() {
+  static const std::unique_ptr<pcre2_match_context, MatchContextDeleter> ctx = [] {
+    std::unique_ptr<pcre2_match_context, MatchContextDeleter> c(pcre2_match_context_create(nullptr));
+    pcre2_set_match_limit(c.get(), kMatchLimit);
+    pcre2_set_depth_limit(c.get(), kDepthLimit);
+    return c;
+  }();
+  return ctx.get();
+}
 
 struct MatchDataDeleter {
   void operator()(pcre2_match_data* md) const { pcre2_match_data_free(md); }
@@ -106,6 +125,7 @@ Regex Regex::from_onig(std::string_view pattern, const std::string& origin) {
   }
   auto code = std::make_shared<Code>();
   code->code = raw;
+  code->source = std::string(pattern);
   code->jit = pcre2_jit_compile(raw, PCRE2_JIT_COMPLETE) == 0;
   Regex r;
   r.code_ = std::move(code);
@@ -134,13 +154,18 @@ std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view subject)
   bool have_last = false;
   size_t last_match_end = 0;
   while (search_from <= subject.size()) {
-    const int rc = code_->jit ? pcre2_jit_match(code_->code, subj, subject.size(), search_from, 0, md, nullptr)
+    const int rc = code_->jit ? pcre2_jit_match(code_->code, subj, subject.size(), search_from, 0, md, shared_match_context())
                               : pcre2_match(code_->code, subj, subject.size(), search_from,
-                                            PCRE2_NO_UTF_CHECK, md, nullptr);
+                                            PCRE2_NO_UTF_CHECK, md, shared_match_context());
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(rc, msg, sizeof(msg));
+      if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT ||
+          rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_NOMEMORY) {
+        fail(Errc::unsupported, "regex \"", code_->source, "\" is too expensive on this input (", reinterpret_cast<const char*>(msg),
+             ") at byte offset ", search_from);
+      }
       fail(Errc::internal, "regex match failed: ", reinterpret_cast<const char*>(msg));
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);

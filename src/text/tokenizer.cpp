@@ -318,6 +318,10 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& or
       }
     }
   }
+  const int64_t entries = static_cast<int64_t>(impl->model->vocab().size() + impl->added.size());
+  if (max_id >= 2 * entries + 65536) {
+    rp.at("added_tokens").fail_parse("largest id ", max_id, " is implausibly large for ", entries, " entries");
+  }
   impl->vocab_size = max_id + 1;
   return Tokenizer(std::move(impl));
 }
