@@ -124,14 +124,15 @@ pyb::dict hash_all_layers(const NgramHasher& h, const pyb::object& ids_obj,
       continue;
     }
     const pyb::dict out = out_obj.cast<pyb::dict>();
-    if (!out.contains(pyb::int_(layer))) fail(Errc::invalid_argument, "out: no array for layer ", layer);
+    if (!out.contains(pyb::int_(layer)))
+      fail(Errc::invalid_argument, "out: no array for layer ", layer);
     pyb::array a = out[pyb::int_(layer)].cast<pyb::array>();
     const bool ok = a.dtype().is(pyb::dtype::of<int64_t>()) && a.ndim() == 3 && a.shape(0) == B &&
                     a.shape(1) == T && a.shape(2) == C && a.writeable() &&
                     (a.flags() & pyb::array::c_style);
     if (!ok) {
-      fail(Errc::invalid_argument, "out[", layer, "]: expected a writable C-contiguous int64 array [",
-           B, ", ", T, ", ", C, "]");
+      fail(Errc::invalid_argument, "out[", layer,
+           "]: expected a writable C-contiguous int64 array [", B, ", ", T, ", ", C, "]");
     }
     outs.emplace_back(static_cast<int64_t*>(a.mutable_data()), n);
     result[pyb::int_(layer)] = a;
@@ -147,8 +148,8 @@ pyb::dict hash_all_layers(const NgramHasher& h, const pyb::object& ids_obj,
 
 void bind_hash(pybind11::module_& m) {
   pyb::class_<EngramConfig>(m, "EngramConfig",
-                           "Engram hyper-parameters from a demo-form JSON or a DeepSeek-V4.1 "
-                           "config.json (keys validated, errors name the file and key).")
+                            "Engram hyper-parameters from a demo-form JSON or a DeepSeek-V4.1 "
+                            "config.json (keys validated, errors name the file and key).")
       .def_static("from_file", &EngramConfig::from_file, pyb::arg("path"))
       .def_static("from_json", &EngramConfig::from_json, pyb::arg("text"),
                   pyb::arg("origin") = "<memory>")
@@ -172,16 +173,17 @@ void bind_hash(pybind11::module_& m) {
       .def_property_readonly("row_dim", &EngramConfig::row_dim);
 
   pyb::class_<HashState>(m, "HashState",
-                        "Streaming state of one sequence: last max_ngram-1 compressed ids, dead "
-                        "flags, positions seen. copy.copy() snapshots it for rollback.")
+                         "Streaming state of one sequence: last max_ngram-1 compressed ids, dead "
+                         "flags, positions seen. copy.copy() snapshots it for rollback.")
       .def(pyb::init<>())
       .def_readonly("seen", &HashState::seen)
       .def("copy", [](const HashState& s) { return s; })
       .def("__copy__", [](const HashState& s) { return s; })
-      .def("__deepcopy__", [](const HashState& s, pyb::dict) { return s; }, pyb::arg("memo"));
+      .def(
+          "__deepcopy__", [](const HashState& s, pyb::dict) { return s; }, pyb::arg("memo"));
 
   pyb::class_<NgramHasher>(m, "NgramHasher",
-                          "Engram n-gram hashing, bit-exact with the demo's NgramHashMapping.")
+                           "Engram n-gram hashing, bit-exact with the demo's NgramHashMapping.")
       .def(pyb::init([](const std::string& config_path, const std::string& tokenizer_path) {
              EngramConfig config = EngramConfig::from_file(config_path);
              const TokenCompressor comp = TokenCompressor::from_tokenizer_file(tokenizer_path);
@@ -190,13 +192,14 @@ void bind_hash(pybind11::module_& m) {
            }),
            pyb::arg("config_path"), pyb::arg("tokenizer_path"))
       .def(pyb::init([](const std::string& config_path, const pyb::object& lookup,
-                       std::optional<int64_t> compressed_vocab_size) {
+                        std::optional<int64_t> compressed_vocab_size) {
              return hasher_from_lookup(EngramConfig::from_file(config_path), lookup,
                                        compressed_vocab_size);
            }),
-           pyb::arg("config_path"), pyb::arg("lookup"), pyb::arg("compressed_vocab_size") = pyb::none())
+           pyb::arg("config_path"), pyb::arg("lookup"),
+           pyb::arg("compressed_vocab_size") = pyb::none())
       .def(pyb::init([](const EngramConfig& config, const pyb::object& lookup,
-                       std::optional<int64_t> compressed_vocab_size) {
+                        std::optional<int64_t> compressed_vocab_size) {
              return hasher_from_lookup(config, lookup, compressed_vocab_size);
            }),
            pyb::arg("config"), pyb::arg("lookup"), pyb::arg("compressed_vocab_size") = pyb::none())
@@ -278,8 +281,8 @@ void bind_hash(pybind11::module_& m) {
           std::copy(s.begin(), s.end(), out.mutable_data());
           return out;
         }
-        fail(Errc::invalid_argument, "seed_sequence_state: dtype must be 'uint32' or 'uint64', got '",
-             dtype, "'");
+        fail(Errc::invalid_argument,
+             "seed_sequence_state: dtype must be 'uint32' or 'uint64', got '", dtype, "'");
       },
       pyb::arg("seed"), pyb::arg("n_words"), pyb::arg("dtype") = "uint32",
       "np.random.SeedSequence(seed).generate_state(n_words, dtype)");

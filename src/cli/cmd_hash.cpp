@@ -77,7 +77,8 @@ void run_hash(const HashOptions& o) {
 void add_hash_command(CLI::App& app) {
   auto o = std::make_shared<HashOptions>();
   CLI::App* c = app.add_subcommand("hash", "N-gram hash ids of token ids, per Engram layer");
-  c->add_option("--config", o->config, "Engram config: demo-form JSON or a DeepSeek-V4.1 config.json")
+  c->add_option("--config", o->config,
+                "Engram config: demo-form JSON or a DeepSeek-V4.1 config.json")
       ->required()
       ->check(CLI::ExistingFile);
   c->add_option("--tokenizer", o->tokenizer, "tokenizer.json (Hugging Face format)")

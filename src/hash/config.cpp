@@ -98,17 +98,25 @@ void check_layer_ids(const Fields& f, const char* key, const std::vector<int64_t
     }
   }
   if (num_layers && ids.back() >= *num_layers) {
-    f.bad(key, str_cat("layer id ", ids.back(), " is not below the model's ", *num_layers,
-                       " layers"));
+    f.bad(key,
+          str_cat("layer id ", ids.back(), " is not below the model's ", *num_layers, " layers"));
   }
 }
 
 void parse_demo(const json& root, EngramConfig& cfg) {
-  static const std::set<std::string> known = {
-      "engram_vocab_size", "max_ngram_size", "n_embed_per_ngram", "n_head_per_ngram",
-      "layer_ids",         "pad_id",         "seed",              "kernel_size",
-      "hidden_size",       "hc_mult",        "vocab_size",        "num_layers",
-      "tokenizer_name_or_path"};
+  static const std::set<std::string> known = {"engram_vocab_size",
+                                              "max_ngram_size",
+                                              "n_embed_per_ngram",
+                                              "n_head_per_ngram",
+                                              "layer_ids",
+                                              "pad_id",
+                                              "seed",
+                                              "kernel_size",
+                                              "hidden_size",
+                                              "hc_mult",
+                                              "vocab_size",
+                                              "num_layers",
+                                              "tokenizer_name_or_path"};
   for (auto it = root.begin(); it != root.end(); ++it) {
     if (!known.count(it.key())) {
       fail(Errc::parse, cfg.origin, ": unknown key '", it.key(),
@@ -211,7 +219,8 @@ void EngramConfig::check_compressed_vocab_size(int64_t tokenizer_compressed_voca
                                                const std::string& tokenizer_origin) const {
   if (compressed_vocab_size && *compressed_vocab_size != tokenizer_compressed_vocab_size) {
     fail(Errc::mismatch, origin, ": engram_compressed_vocab_size is ", *compressed_vocab_size,
-         " but the tokenizer ", tokenizer_origin, " compresses to ", tokenizer_compressed_vocab_size,
+         " but the tokenizer ", tokenizer_origin, " compresses to ",
+         tokenizer_compressed_vocab_size,
          " ids; every hash multiplier depends on this number, refusing to hash");
   }
 }

@@ -172,11 +172,16 @@ template <bool kOffsets>
 void emit_block_avx512(const LayerKernel& k, const MixBlock& blk, int64_t count, int64_t* out) {
   if (k.n_head <= 8) {
     switch (k.max_ngram - 1) {
-      case 1: return emit_block_h8<1, kOffsets>(k, blk, count, out);
-      case 2: return emit_block_h8<2, kOffsets>(k, blk, count, out);
-      case 3: return emit_block_h8<3, kOffsets>(k, blk, count, out);
-      case 4: return emit_block_h8<4, kOffsets>(k, blk, count, out);
-      default: break;
+      case 1:
+        return emit_block_h8<1, kOffsets>(k, blk, count, out);
+      case 2:
+        return emit_block_h8<2, kOffsets>(k, blk, count, out);
+      case 3:
+        return emit_block_h8<3, kOffsets>(k, blk, count, out);
+      case 4:
+        return emit_block_h8<4, kOffsets>(k, blk, count, out);
+      default:
+        break;
     }
   }
   emit_block_generic(k, blk, count, out, kOffsets);
@@ -203,8 +208,8 @@ void emit_block(const LayerKernel& k, const MixBlock& blk, int64_t count, int64_
       const int64_t mix = blk.mix[o * kBlock + t];
       const int64_t base = o * k.n_head_padded;
       for (int64_t h = 0; h < heads; ++h) {
-        int64_t r = floor_mod_barrett(mix, k.primes[base + h], k.barrett[base + h],
-                                      k.wrap[base + h]);
+        int64_t r =
+            floor_mod_barrett(mix, k.primes[base + h], k.barrett[base + h], k.wrap[base + h]);
         if (add_offsets) r += k.offsets[base + h];
         out[t * columns + o * heads + h] = r;
       }
@@ -214,7 +219,9 @@ void emit_block(const LayerKernel& k, const MixBlock& blk, int64_t count, int64_
 
 }  // namespace
 
-bool simd_compiled() { return ENGRAM_HASH_AVX512 != 0; }
+bool simd_compiled() {
+  return ENGRAM_HASH_AVX512 != 0;
+}
 
 void hash_row_reference(const LayerHashLayout& layout, int max_ngram, int64_t n_head, int64_t pad,
                         const int64_t* x, const uint8_t* dead, int64_t time, History history,

@@ -60,8 +60,8 @@ std::vector<LayerHashLayout> make_hash_layout(const EngramConfig& config,
   const int n = config.max_ngram;
   if (n < 2 || n > EngramConfig::kMaxNgram || config.n_head < 1 ||
       config.vocab_size_per_ngram.size() != static_cast<size_t>(n - 1)) {
-    fail(Errc::invalid_argument, config.origin, ": inconsistent Engram config (max_ngram ", n,
-         ", ", config.vocab_size_per_ngram.size(), " vocab sizes, ", config.n_head, " heads)");
+    fail(Errc::invalid_argument, config.origin, ": inconsistent Engram config (max_ngram ", n, ", ",
+         config.vocab_size_per_ngram.size(), " vocab sizes, ", config.n_head, " heads)");
   }
   // Multiplier bound: odd m = 2r + 1 <= (2^63-1) // V', so x * m cannot overflow for x < V'.
   const int64_t half_bound = std::max<int64_t>(1, (INT64_MAX / compressed_vocab_size) / 2);
@@ -94,9 +94,9 @@ std::vector<LayerHashLayout> make_hash_layout(const EngramConfig& config,
            " rows (engram_vocab_size, engram_n_heads or engram_max_ngram_size disagree with the "
            "checkpoint)");
     }
-    const unsigned __int128 seed = static_cast<unsigned __int128>(config.seed) +
-                                   static_cast<unsigned __int128>(10007) *
-                                       static_cast<unsigned __int128>(layer.layer_id);
+    const unsigned __int128 seed =
+        static_cast<unsigned __int128>(config.seed) +
+        static_cast<unsigned __int128>(10007) * static_cast<unsigned __int128>(layer.layer_id);
     Pcg64 rng = Pcg64::from_seed(seed);
     for (int64_t r : integers_i64(rng, 0, half_bound, n)) layer.multipliers.push_back(r * 2 + 1);
     layouts.push_back(std::move(layer));
@@ -169,8 +169,9 @@ void NgramHasher::compress(std::span<const int64_t> raw_ids, int64_t batch, int6
   int64_t* dst = out.data();
   int64_t first_bad = total;  // smallest flat index of an id >= vocab at a live position
   [[maybe_unused]] const int threads = thread_count(num_threads_);
-#pragma omp parallel for schedule(static) num_threads(threads) \
-    if (threads > 1 && total >= kParallelMinPositions) reduction(min : first_bad)
+#pragma omp parallel for schedule(static)                                                 \
+    num_threads(threads) if (threads > 1 && total >= kParallelMinPositions) reduction(min \
+                                                                                      : first_bad)
   for (int64_t i = 0; i < total; ++i) {
     const int64_t id = in[i];
     if (dm != nullptr && dm[i]) {
@@ -207,8 +208,8 @@ void NgramHasher::hash_compressed(int64_t layer_id, std::span<const int64_t> com
   const int64_t* x = compressed.data();
   const uint8_t* dm = dead.empty() ? nullptr : dead.data();
   int64_t* dst = out.data();
-#pragma omp parallel for schedule(static) num_threads(threads) \
-    if (threads > 1 && total >= kParallelMinPositions)
+#pragma omp parallel for schedule(static) \
+    num_threads(threads) if (threads > 1 && total >= kParallelMinPositions)
   for (int64_t item = 0; item < items; ++item) {
     const int64_t b = item / chunks_per_row;
     const int64_t t0 = (item % chunks_per_row) * kChunkPositions;

@@ -127,7 +127,8 @@ std::vector<uint64_t> SeedSequence::generate_state_u64(int64_t n_words) const {
   const std::vector<uint32_t> words = generate_state_u32(2 * n_words);
   std::vector<uint64_t> state(static_cast<size_t>(n_words));
   for (size_t i = 0; i < state.size(); ++i) {
-    state[i] = static_cast<uint64_t>(words[2 * i]) | (static_cast<uint64_t>(words[2 * i + 1]) << 32);
+    state[i] =
+        static_cast<uint64_t>(words[2 * i]) | (static_cast<uint64_t>(words[2 * i + 1]) << 32);
   }
   return state;
 }

@@ -89,7 +89,8 @@ TEST(HashKernels, FastMatchesReferenceOnRandomRowsAndHistories) {
             if (force_scalar) kernel.use_simd = false;
             for (double dead_p : {0.0, 0.1, 0.6}) {
               const int64_t T = 1 + static_cast<int64_t>(rng() % 70);
-              const auto x = random_ids(rng, static_cast<size_t>(T), h.compressed_vocab_size(), 0.1);
+              const auto x =
+                  random_ids(rng, static_cast<size_t>(T), h.compressed_vocab_size(), 0.1);
               const auto dead = random_dead(rng, static_cast<size_t>(T), dead_p);
               const auto hist_ids = random_ids(rng, HashState::kHistory, 301, 0.1);
               const auto hist_dead = random_dead(rng, HashState::kHistory, dead_p);
@@ -127,8 +128,15 @@ TEST(HashKernels, ExtremeMixesFloorModLikeNumpy) {
   std::vector<int64_t> lookup = {0, 1};
   NgramHasher h(cfg, lookup, 2);
   hash_detail::LayerKernel kernel(h.layout(0), 2, heads, h.pad_compressed());
-  const std::vector<int64_t> x = {INT64_MIN, INT64_MAX, -1, 1, INT64_MIN + 1, 0, INT64_MAX - 1,
-                                  -(int64_t{1} << 62), (int64_t{1} << 62) + 12345};
+  const std::vector<int64_t> x = {INT64_MIN,
+                                  INT64_MAX,
+                                  -1,
+                                  1,
+                                  INT64_MIN + 1,
+                                  0,
+                                  INT64_MAX - 1,
+                                  -(int64_t{1} << 62),
+                                  (int64_t{1} << 62) + 12345};
   const int64_t T = static_cast<int64_t>(x.size());
   std::vector<int64_t> want(static_cast<size_t>(T * heads)), got(want.size());
   hash_detail::hash_row_reference(h.layout(0), 2, heads, h.pad_compressed(), x.data(), nullptr, T,

@@ -50,13 +50,13 @@ TEST(Integers, EngramMultipliersOfDeepSeekV41) {
   Pcg64 l1 = Pcg64::from_seed(10007 * 1);
   std::vector<int64_t> m1;
   for (int64_t r : integers_i64(l1, 0, bound, 4)) m1.push_back(2 * r + 1);
-  EXPECT_EQ(m1, (std::vector<int64_t>{76632096046245, 4839876093313, 35959672319349,
-                                      73987337458391}));
+  EXPECT_EQ(m1,
+            (std::vector<int64_t>{76632096046245, 4839876093313, 35959672319349, 73987337458391}));
   Pcg64 l14 = Pcg64::from_seed(10007 * 14);
   std::vector<int64_t> m14;
   for (int64_t r : integers_i64(l14, 0, bound, 4)) m14.push_back(2 * r + 1);
-  EXPECT_EQ(m14, (std::vector<int64_t>{67716810739261, 51510806800915, 30921347202721,
-                                       82619226485591}));
+  EXPECT_EQ(m14,
+            (std::vector<int64_t>{67716810739261, 51510806800915, 30921347202721, 82619226485591}));
 }
 
 TEST(Integers, ThirtyTwoBitPathsMatchNumpy) {

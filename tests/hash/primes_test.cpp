@@ -31,12 +31,12 @@ TEST(Primes, MillerRabinMatchesTrialDivisionNearEngramTableSizes) {
 TEST(Primes, MillerRabinOnHardCases) {
   // Strong pseudoprimes to several small bases, Carmichael numbers, squares of primes.
   for (uint64_t n : {2047ull, 1373653ull, 25326001ull, 3215031751ull, 2152302898747ull,
-                     3474749660383ull, 341550071728321ull, 3825123056546413051ull, 561ull,
-                     41041ull, 4294967291ull * 4294967291ull}) {
+                     3474749660383ull, 341550071728321ull, 3825123056546413051ull, 561ull, 41041ull,
+                     4294967291ull * 4294967291ull}) {
     EXPECT_FALSE(is_prime(n)) << n;
   }
-  for (uint64_t n : {2ull, 3ull, 37ull, 18446744073709551557ull, 9223372036854775783ull,
-                     4294967311ull}) {
+  for (uint64_t n :
+       {2ull, 3ull, 37ull, 18446744073709551557ull, 9223372036854775783ull, 4294967311ull}) {
     EXPECT_TRUE(is_prime(n)) << n;
   }
 }
@@ -64,12 +64,10 @@ TEST(HashLayout, DemoConfigPrimesSharedAcrossLayers) {
   ASSERT_EQ(layout.size(), 2u);
   EXPECT_EQ(layout[0].primes,
             (std::vector<int64_t>{646403, 646411, 646421, 646423, 646433, 646453, 646519, 646523,
-                                  646537, 646543, 646549, 646571, 646573, 646577, 646609,
-                                  646619}));
+                                  646537, 646543, 646549, 646571, 646573, 646577, 646609, 646619}));
   EXPECT_EQ(layout[1].primes,
             (std::vector<int64_t>{646631, 646637, 646643, 646669, 646687, 646721, 646757, 646771,
-                                  646781, 646823, 646831, 646837, 646843, 646859, 646873,
-                                  646879}));
+                                  646781, 646823, 646831, 646837, 646843, 646859, 646873, 646879}));
   for (const auto& l : layout) {
     ASSERT_EQ(l.offsets.size(), l.primes.size());
     int64_t acc = 0;
@@ -95,10 +93,10 @@ TEST(HashLayout, DeepSeekV41TableSizesMatchTheReleasedConfig) {
   EXPECT_EQ(layout[1].total_rows, 384016682);
   EXPECT_EQ(layout[0].primes.front(), 16000057);
   EXPECT_EQ(layout[1].primes.back(), 16000889);
-  EXPECT_EQ(layout[0].multipliers, (std::vector<int64_t>{76632096046245, 4839876093313,
-                                                         35959672319349, 73987337458391}));
-  EXPECT_EQ(layout[1].multipliers, (std::vector<int64_t>{67716810739261, 51510806800915,
-                                                         30921347202721, 82619226485591}));
+  EXPECT_EQ(layout[0].multipliers,
+            (std::vector<int64_t>{76632096046245, 4839876093313, 35959672319349, 73987337458391}));
+  EXPECT_EQ(layout[1].multipliers,
+            (std::vector<int64_t>{67716810739261, 51510806800915, 30921347202721, 82619226485591}));
 }
 
 TEST(HashLayout, RefusesTableSizesThatDisagreeWithTheConfig) {
@@ -119,8 +117,8 @@ TEST(HashLayout, RefusesTableSizesThatDisagreeWithTheConfig) {
 
 TEST(HashLayout, MultipliersKeepProductsInInt64) {
   // hash_kernels.cpp relies on x * m < 2^63 for every compressed id x < V'.
-  for (int64_t v : {1ll, 2ll, 3ll, 1000ll, 99092ll, 129280ll, 1ll << 31, (1ll << 40) + 3,
-                    1ll << 62}) {
+  for (int64_t v :
+       {1ll, 2ll, 3ll, 1000ll, 99092ll, 129280ll, 1ll << 31, (1ll << 40) + 3, 1ll << 62}) {
     for (const auto& layer : make_hash_layout(demo_config(), v)) {
       for (int64_t m : layer.multipliers) {
         EXPECT_GE(m, 1);
