@@ -14,10 +14,14 @@
 
 namespace engram::model {
 
+// Elementwise kernels fork threads only above this many elements: below it the fork/join costs
+// more than the work (decode steps, tiny models).
+constexpr int64_t kParallelMin = 1 << 14;
+
 // ---- token embedding --------------------------------------------------------------------------
 
 void embedding_forward(float* out, const int32_t* ids, const float* wte, int64_t N, int64_t C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     std::memcpy(out + n * C, wte + static_cast<int64_t>(ids[n]) * C, C * sizeof(float));
   }
@@ -36,7 +40,7 @@ void embedding_backward(float* dwte, const float* dout, const int32_t* ids, int6
 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N,
                      int64_t C, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     const float* x = inp + n * C;
     float ss = 0.0f;
@@ -53,7 +57,7 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
                       const float* weight, const float* rstd, int64_t N, int64_t C) {
   // y = x r w with r = (mean(x^2) + eps)^(-1/2):
   // dx = r (dy w) - r^3 / C * x * sum(dy w x);  dw = sum_n dy x r.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     const float* x = inp + n * C;
     const float* dy = dout + n * C;
@@ -137,7 +141,7 @@ void rope_tables(float* cos_t, float* sin_t, int64_t max_T, int64_t D, float the
 static void rope_apply(float* x, const float* cos_t, const float* sin_t, int64_t B, int64_t T,
                        int64_t n_heads, int64_t D, int64_t row_stride, int64_t pos0, float sign) {
   const int64_t half = D / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * T * n_heads * D >= kParallelMin)
   for (int64_t bt = 0; bt < B * T; bt++) {
     const int64_t pos = pos0 + bt % T;
     const float* c = cos_t + pos * half;
@@ -424,7 +428,7 @@ void attention_decode(float* out, const float* q, const float* kcache, const flo
 // ---- SwiGLU -----------------------------------------------------------------------------------
 
 void swiglu_forward(float* out, const float* gateup, int64_t N, int64_t F) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * F >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     const float* g = gateup + n * 2 * F;
     const float* u = g + F;
@@ -436,7 +440,7 @@ void swiglu_forward(float* out, const float* gateup, int64_t N, int64_t F) {
 
 void swiglu_backward(float* dgateup, const float* dout, const float* gateup, int64_t N, int64_t F) {
   // d/dg [g sigma(g)] = sigma(g) (1 + g (1 - sigma(g))).
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * F >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     const float* g = gateup + n * 2 * F;
     const float* u = g + F;
@@ -456,7 +460,7 @@ void swiglu_backward(float* dgateup, const float* dout, const float* gateup, int
 
 void crossentropy_forward(float* losses, float* lse, const float* logits, const int32_t* targets,
                           int64_t N, int64_t V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * V >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     const float* l = logits + n * V;
     float mx = -std::numeric_limits<float>::infinity();
@@ -472,7 +476,7 @@ void crossentropy_forward(float* losses, float* lse, const float* logits, const 
 
 void crossentropy_backward_inplace(float* logits_to_dlogits, const float* lse,
                                    const int32_t* targets, int64_t N, int64_t V, float dloss) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * V >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     float* l = logits_to_dlogits + n * V;
     if (targets[n] < 0) {
@@ -490,7 +494,7 @@ void crossentropy_backward_inplace(float* logits_to_dlogits, const float* lse,
 
 void moe_route(float* probs, int32_t* topk_idx, float* gates, const float* router_logits,
                int64_t N, int64_t E, int64_t k, bool norm_topk) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * E >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     float* p = probs + n * E;
     std::memcpy(p, router_logits + n * E, E * sizeof(float));

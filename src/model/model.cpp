@@ -500,7 +500,7 @@ struct Model::Impl {
       swiglu_forward(la.s_act, la.s_gateup, N, Fs);
       matmul_forward(out, la.s_act, w.s_down, N, Fs, C, true);
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= (1 << 14))
     for (int64_t n = 0; n < N; n++) {
       float* o = out + n * C;
       for (int64_t s = 0; s < K; s++) {
@@ -512,7 +512,7 @@ struct Model::Impl {
   }
 
   void gather_rows(float* dst, const float* src, const int32_t* order, int64_t A) const {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (A * C >= (1 << 14))
     for (int64_t i = 0; i < A; i++) {
       std::memcpy(dst + i * C, src + int64_t(order[i]) * C, C * sizeof(float));
     }
@@ -539,7 +539,7 @@ struct Model::Impl {
       matmul_backward(dxn, gw.s_gateup, a.dgateup, la.xn2, w.s_gateup, N, C, 2 * Fs);
     }
     // Per assignment: d e_out = gate * dout[n]; d gate = <dout[n], e_out>.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= (1 << 14))
     for (int64_t n = 0; n < N; n++) {
       const float* d = dout + n * C;
       for (int64_t s = 0; s < K; s++) {
@@ -578,7 +578,7 @@ struct Model::Impl {
       daux[e] = static_cast<float>(alpha_e * fe / double(N));
     }
     float* dlogits = a.rlogits;  // reuse: (N, E)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= (1 << 14))
     for (int64_t n = 0; n < N; n++) {
       // scatter the expert-input gradients back to the token
       float* dx = dxn + n * C;
@@ -640,7 +640,7 @@ struct Model::Impl {
       if (engram_of[l] >= 0) {
         EngramSlot& s = engrams[engram_of[l]];
         s.mod->forward(s.out.data(), la.x, s.hash.data(), B, T);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= (1 << 14))
         for (int64_t i = 0; i < N * C; i++) la.xe[i] = la.x[i] + s.out[i];
       }
       rmsnorm_forward(la.xn1, la.rstd1, la.xe, w.attn_norm, N, C, cfg.norm_eps);

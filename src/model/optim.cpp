@@ -27,6 +27,10 @@ void AdamW::step(float lr) {
   const double bc2_sqrt = std::sqrt(1.0 - std::pow(double(b2), double(t_)));
   const float step_size = static_cast<float>(lr / bc1);
   const float inv_bc2_sqrt = static_cast<float>(bc2_sqrt);
+  // One parallel region for all tensors (a fork/join per tensor costs more than a small
+  // tensor's update); `nowait` lets a thread go on to the next tensor, and each element is
+  // updated by exactly one thread, so the result does not depend on the thread count.
+#pragma omp parallel
   for (size_t i = 0; i < params_.size(); i++) {
     const ParamSpan& ps = params_[i];
     float* p = ps.param;
@@ -34,7 +38,7 @@ void AdamW::step(float lr) {
     float* m = m_.data() + offsets_[i];
     float* v = v_.data() + offsets_[i];
     const float decay = ps.weight_decay ? 1.0f - lr * opt_.weight_decay : 1.0f;
-#pragma omp parallel for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t j = 0; j < ps.numel; j++) {
       const float gj = g[j];
       m[j] = m[j] * b1 + (1.0f - b1) * gj;
