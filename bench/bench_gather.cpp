@@ -9,7 +9,8 @@
 // f8_e4m3: 256 B + 8 scale bytes at width 256). Ids are drawn once (uniform or Zipf(s) over
 // rows, ranks scattered over the table) and gathered in batches of --batch rows into one reused
 // output buffer, as a layer would. Reported: rows/s, GB/s of output written and of table bytes
-// read, and the ratio of rows/s to the memcpy loop on the same ids and threads (best of --reps).
+// read, and the ratio of rows/s to the memcpy loop on the same ids and threads (best of --reps
+// rounds in which all kernels take turns).
 #include <omp.h>
 
 #include <algorithm>
@@ -48,13 +49,20 @@ Args parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (k == "--table-mb") a.table_mb = std::atoll(next());
-    else if (k == "--width") a.width = std::atoll(next());
-    else if (k == "--batch") a.batch = std::atoll(next());
-    else if (k == "--ids") a.ids = std::atoll(next());
-    else if (k == "--zipf") a.zipf = std::atof(next());
-    else if (k == "--threads") a.threads = std::atoi(next());
-    else if (k == "--reps") a.reps = std::atoi(next());
+    if (k == "--table-mb")
+      a.table_mb = std::atoll(next());
+    else if (k == "--width")
+      a.width = std::atoll(next());
+    else if (k == "--batch")
+      a.batch = std::atoll(next());
+    else if (k == "--ids")
+      a.ids = std::atoll(next());
+    else if (k == "--zipf")
+      a.zipf = std::atof(next());
+    else if (k == "--threads")
+      a.threads = std::atoi(next());
+    else if (k == "--reps")
+      a.reps = std::atoi(next());
     else {
       std::fprintf(stderr, "unknown option %s (see the comment at the top of bench_gather.cpp)\n",
                    k.c_str());
@@ -89,14 +97,19 @@ std::vector<int64_t> make_ids(int64_t n, int64_t rows, double s, uint64_t seed) 
   return ids;
 }
 
-double best_seconds(int reps, const std::function<void()>& f) {
-  f();  // warm-up: page in, spin up threads
-  double best = 1e300;
+// Best time of each function over `reps` rounds; the functions take turns within a round, so
+// a noisy neighbour on a shared machine slows all of them alike instead of one of them.
+std::vector<double> best_seconds_interleaved(int reps,
+                                             const std::vector<std::function<void()>>& fs) {
+  for (const auto& f : fs) f();  // warm-up: page in, spin up threads
+  std::vector<double> best(fs.size(), 1e300);
   for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    const auto t1 = std::chrono::steady_clock::now();
-    best = std::min(best, std::chrono::duration<double>(t1 - t0).count());
+    for (size_t k = 0; k < fs.size(); ++k) {
+      const auto t0 = std::chrono::steady_clock::now();
+      fs[k]();
+      const auto t1 = std::chrono::steady_clock::now();
+      best[k] = std::min(best[k], std::chrono::duration<double>(t1 - t0).count());
+    }
   }
   return best;
 }
@@ -122,11 +135,12 @@ int main(int argc, char** argv) {
   std::vector<int> thread_counts = {1};
   if (max_threads > 1) thread_counts.push_back(max_threads);
 
-  std::printf("bench_gather: table %lld MiB per format, width %lld, %lld ids in batches of %lld, "
-              "%s, best of %d\n",
-              static_cast<long long>(a.table_mb), static_cast<long long>(a.width),
-              static_cast<long long>(a.ids), static_cast<long long>(a.batch),
-              a.zipf > 0 ? ("zipf s=" + std::to_string(a.zipf)).c_str() : "uniform ids", a.reps);
+  std::printf(
+      "bench_gather: table %lld MiB per format, width %lld, %lld ids in batches of %lld, "
+      "%s, best of %d\n",
+      static_cast<long long>(a.table_mb), static_cast<long long>(a.width),
+      static_cast<long long>(a.ids), static_cast<long long>(a.batch),
+      a.zipf > 0 ? ("zipf s=" + std::to_string(a.zipf)).c_str() : "uniform ids", a.reps);
   std::printf("%-8s %-18s %7s %10s %10s %10s %8s\n", "format", "kernel", "threads", "Mrows/s",
               "GB/s out", "GB/s read", "x memcpy");
 
@@ -140,13 +154,15 @@ int main(int argc, char** argv) {
       // random normals (values do not change the speed of these kernels; NaN/denormals could).
       std::mt19937 rng(1);
       if (dt == RowDtype::f8_e4m3) {
-        for (auto& b : data) b = static_cast<uint8_t>(rng() % 0x7F) | static_cast<uint8_t>(rng() & 0x80);
+        for (auto& b : data)
+          b = static_cast<uint8_t>(rng() % 0x7F) | static_cast<uint8_t>(rng() & 0x80);
         for (auto& b : scale) b = static_cast<uint8_t>(120 + rng() % 16);
       } else {
         std::normal_distribution<float> nd;
         std::vector<float> row(static_cast<size_t>(a.width));
         for (int64_t r = 0; r < rows; ++r) {
-          if (r < 4096) for (auto& v : row) v = nd(rng);
+          if (r < 4096)
+            for (auto& v : row) v = nd(rng);
           quantize_row(fmt, row.data(), data.data() + r * fmt.data_bytes, nullptr);
         }
       }
@@ -162,7 +178,8 @@ int main(int argc, char** argv) {
 
     for (int t : thread_counts) {
       omp_set_num_threads(t);
-      const double t_memcpy = best_seconds(a.reps, [&] {
+      std::vector<std::function<void()>> fs;
+      fs.push_back([&] {  // the peer: copy the same rows' bytes into a packed buffer
         for (int64_t b = 0; b < batches; ++b) {
           const int64_t* bid = ids.data() + b * a.batch;
 #pragma omp parallel for schedule(static) num_threads(t)
@@ -177,40 +194,36 @@ int main(int argc, char** argv) {
           }
         }
       });
-      const Row peer{row_dtype_name(dt), "memcpy (peer)", t, t_memcpy,
-                     nrows * static_cast<double>(fmt.row_bytes()), read_bytes, nrows};
-      print(peer, t_memcpy);
-
-      const double t_f32 = best_seconds(a.reps, [&] {
+      fs.push_back([&] {
         for (int64_t b = 0; b < batches; ++b) {
           gather_rows(fmt, data.data(), sc, rows,
                       std::span<const int64_t>(ids.data() + b * a.batch, a.batch), out.data());
         }
       });
-      print({row_dtype_name(dt), "gather_rows ->f32", t, t_f32, nrows * a.width * 4.0, read_bytes,
-             nrows},
-            t_memcpy);
-      const double t_bf16 = best_seconds(a.reps, [&] {
+      fs.push_back([&] {
         for (int64_t b = 0; b < batches; ++b) {
           gather_rows_bf16(fmt, data.data(), sc, rows,
                            std::span<const int64_t>(ids.data() + b * a.batch, a.batch),
                            out16.data());
         }
       });
-      print({row_dtype_name(dt), "gather_rows ->bf16", t, t_bf16, nrows * a.width * 2.0,
-             read_bytes, nrows},
-            t_memcpy);
       if (t == 1) {
-        const double t_ref = best_seconds(a.reps, [&] {
+        fs.push_back([&] {
           for (int64_t b = 0; b < batches; ++b) {
             reference::gather_rows(fmt, data.data(), sc, rows,
                                    std::span<const int64_t>(ids.data() + b * a.batch, a.batch),
                                    out.data());
           }
         });
-        print({row_dtype_name(dt), "reference ->f32", t, t_ref, nrows * a.width * 4.0, read_bytes,
-               nrows},
-              t_memcpy);
+      }
+      const std::vector<double> secs = best_seconds_interleaved(a.reps, fs);
+      const std::string name = row_dtype_name(dt);
+      const double w = static_cast<double>(a.width);
+      print({name, "memcpy (peer)", t, secs[0], read_bytes, read_bytes, nrows}, secs[0]);
+      print({name, "gather_rows ->f32", t, secs[1], nrows * w * 4, read_bytes, nrows}, secs[0]);
+      print({name, "gather_rows ->bf16", t, secs[2], nrows * w * 2, read_bytes, nrows}, secs[0]);
+      if (t == 1) {
+        print({name, "reference ->f32", t, secs[3], nrows * w * 4, read_bytes, nrows}, secs[0]);
       }
     }
   }

@@ -12,8 +12,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto bytes = std::as_bytes(std::span<const uint8_t>(data, size));
   try {
-    const engram::SafetensorsHeader h =
-        engram::parse_safetensors_header(bytes, size, "<fuzz>");
+    const engram::SafetensorsHeader h = engram::parse_safetensors_header(bytes, size, "<fuzz>");
     uint64_t prev_end = h.data_offset;
     for (const engram::TensorInfo& t : h.tensors) {
       // The promises a reader relies on before it touches a byte.

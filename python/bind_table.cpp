@@ -66,8 +66,8 @@ RowFormat check_table(const ::py::array& data, const ::py::object& scale, const 
     if (scale.is_none()) throw ::py::value_error(str_cat(who, ": uint8 (f8_e4m3) rows need scale"));
     const ::py::array s = scale.cast<::py::array>();
     if (s.ndim() != 2 || s.shape(0) != data.shape(0) || s.shape(1) != fmt.scale_bytes) {
-      throw ::py::value_error(str_cat(who, ": scale must have shape [", data.shape(0), ", ",
-                                      fmt.scale_bytes, "]"));
+      throw ::py::value_error(
+          str_cat(who, ": scale must have shape [", data.shape(0), ", ", fmt.scale_bytes, "]"));
     }
   } else if (!scale.is_none()) {
     throw ::py::value_error(str_cat(who, ": scale is only for uint8 (f8_e4m3) rows"));
@@ -84,8 +84,12 @@ struct RowArrays {
 RowArrays row_arrays(const RowFormat& fmt, const ::py::array& data, const ::py::object& scale) {
   RowArrays r;
   switch (fmt.dtype) {
-    case RowDtype::f32: r.data_keep = require<float>(data, "data"); break;
-    case RowDtype::bf16: r.data_keep = require<uint16_t>(data, "data"); break;
+    case RowDtype::f32:
+      r.data_keep = require<float>(data, "data");
+      break;
+    case RowDtype::bf16:
+      r.data_keep = require<uint16_t>(data, "data");
+      break;
     case RowDtype::f8_e4m3:
       r.data_keep = require<uint8_t>(data, "data");
       r.scale_keep = require<uint8_t>(scale.cast<::py::array>(), "scale");
@@ -126,23 +130,36 @@ RowArrays row_arrays(const RowFormat& fmt, const ::py::array& data, const ::py::
 
 ::py::dtype numpy_dtype(Dtype d) {
   switch (d) {
-    case Dtype::BOOL: return ::py::dtype::of<bool>();
+    case Dtype::BOOL:
+      return ::py::dtype::of<bool>();
     case Dtype::U8:
     case Dtype::F8_E4M3:
     case Dtype::F8_E5M2:
-    case Dtype::F8_E8M0: return ::py::dtype::of<uint8_t>();
-    case Dtype::I8: return ::py::dtype::of<int8_t>();
-    case Dtype::I16: return ::py::dtype::of<int16_t>();
+    case Dtype::F8_E8M0:
+      return ::py::dtype::of<uint8_t>();
+    case Dtype::I8:
+      return ::py::dtype::of<int8_t>();
+    case Dtype::I16:
+      return ::py::dtype::of<int16_t>();
     case Dtype::U16:
-    case Dtype::BF16: return ::py::dtype::of<uint16_t>();
-    case Dtype::F16: return ::py::dtype("float16");
-    case Dtype::I32: return ::py::dtype::of<int32_t>();
-    case Dtype::U32: return ::py::dtype::of<uint32_t>();
-    case Dtype::F32: return ::py::dtype::of<float>();
-    case Dtype::I64: return ::py::dtype::of<int64_t>();
-    case Dtype::U64: return ::py::dtype::of<uint64_t>();
-    case Dtype::F64: return ::py::dtype::of<double>();
-    case Dtype::C64: return ::py::dtype("complex64");
+    case Dtype::BF16:
+      return ::py::dtype::of<uint16_t>();
+    case Dtype::F16:
+      return ::py::dtype("float16");
+    case Dtype::I32:
+      return ::py::dtype::of<int32_t>();
+    case Dtype::U32:
+      return ::py::dtype::of<uint32_t>();
+    case Dtype::F32:
+      return ::py::dtype::of<float>();
+    case Dtype::I64:
+      return ::py::dtype::of<int64_t>();
+    case Dtype::U64:
+      return ::py::dtype::of<uint64_t>();
+    case Dtype::F64:
+      return ::py::dtype::of<double>();
+    case Dtype::C64:
+      return ::py::dtype("complex64");
   }
   throw ::py::value_error("unknown dtype");
 }
@@ -231,34 +248,40 @@ void save(const std::string& path, const ::py::dict& tensors, const ::py::object
 void bind_table(::py::module_& m) {
   m.def(
       "bf16_to_f32",
-      [](const ::py::array& x) { return elementwise<uint16_t, float, bf16_to_f32>(x, "bf16_to_f32"); },
-      ::py::arg("x"),
-        "uint16 bf16 bits -> float32 (exact)");
+      [](const ::py::array& x) {
+        return elementwise<uint16_t, float, bf16_to_f32>(x, "bf16_to_f32");
+      },
+      ::py::arg("x"), "uint16 bf16 bits -> float32 (exact)");
   m.def(
       "f32_to_bf16",
-      [](const ::py::array& x) { return elementwise<float, uint16_t, f32_to_bf16>(x, "f32_to_bf16"); },
-      ::py::arg("x"),
-        "float32 -> uint16 bf16 bits, round to nearest even, NaN -> 0xFFFF");
+      [](const ::py::array& x) {
+        return elementwise<float, uint16_t, f32_to_bf16>(x, "f32_to_bf16");
+      },
+      ::py::arg("x"), "float32 -> uint16 bf16 bits, round to nearest even, NaN -> 0xFFFF");
   m.def(
       "e4m3_to_f32",
-      [](const ::py::array& x) { return elementwise<uint8_t, float, e4m3_to_f32>(x, "e4m3_to_f32"); },
-      ::py::arg("x"),
-        "uint8 float8_e4m3fn bits -> float32");
+      [](const ::py::array& x) {
+        return elementwise<uint8_t, float, e4m3_to_f32>(x, "e4m3_to_f32");
+      },
+      ::py::arg("x"), "uint8 float8_e4m3fn bits -> float32");
   m.def(
       "f32_to_e4m3",
-      [](const ::py::array& x) { return elementwise<float, uint8_t, f32_to_e4m3>(x, "f32_to_e4m3"); },
-      ::py::arg("x"),
-        "float32 -> float8_e4m3fn bits, round to nearest even, saturating at +-448");
+      [](const ::py::array& x) {
+        return elementwise<float, uint8_t, f32_to_e4m3>(x, "f32_to_e4m3");
+      },
+      ::py::arg("x"), "float32 -> float8_e4m3fn bits, round to nearest even, saturating at +-448");
   m.def(
       "e8m0_to_f32",
-      [](const ::py::array& x) { return elementwise<uint8_t, float, e8m0_to_f32>(x, "e8m0_to_f32"); },
-      ::py::arg("x"),
-        "uint8 e8m0 scale bits -> float32 2^(x-127); 255 is NaN");
+      [](const ::py::array& x) {
+        return elementwise<uint8_t, float, e8m0_to_f32>(x, "e8m0_to_f32");
+      },
+      ::py::arg("x"), "uint8 e8m0 scale bits -> float32 2^(x-127); 255 is NaN");
   m.def(
       "f32_to_e8m0",
-      [](const ::py::array& x) { return elementwise<float, uint8_t, f32_to_e8m0>(x, "f32_to_e8m0"); },
-      ::py::arg("x"),
-        "float32 -> e8m0: smallest power of two >= |x|");
+      [](const ::py::array& x) {
+        return elementwise<float, uint8_t, f32_to_e8m0>(x, "f32_to_e8m0");
+      },
+      ::py::arg("x"), "float32 -> e8m0: smallest power of two >= |x|");
 
   m.def(
       "dequantize_rows",
@@ -323,7 +346,8 @@ void bind_table(::py::module_& m) {
         quantize_blocks(x.data(), rows, cols, w.mutable_data(), s.mutable_data());
         return ::py::make_tuple(w, s);
       },
-      ::py::arg("x"), "float32 [O, I] -> (uint8 e4m3fn [O, I], uint8 e8m0 [ceil(O/32), ceil(I/32)])");
+      ::py::arg("x"),
+      "float32 [O, I] -> (uint8 e4m3fn [O, I], uint8 e8m0 [ceil(O/32), ceil(I/32)])");
 
   m.def("safetensors_load", &load, ::py::arg("path"),
         "{name: ndarray}; BF16 as uint16 bits, F8_* and F8_E8M0 as uint8 bits");

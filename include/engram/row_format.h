@@ -78,22 +78,22 @@ void dequantize_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8
                           int64_t n, uint16_t* out);
 
 // Rows wherever they are (cache slots, mapped shards): row i's values at data_rows[i], its
-// scales at scale_rows[i] (scale_rows may be empty unless f8) -> out [n, width], n = data_rows.size().
+// scales at scale_rows[i] (scale_rows may be empty unless f8) -> out [n, width], n =
+// data_rows.size().
 void dequantize_row_ptrs(const RowFormat& fmt, std::span<const uint8_t* const> data_rows,
                          std::span<const uint8_t* const> scale_rows, float* out);
 
 // Gather from a whole table: data [num_rows, data_bytes], scale [num_rows, scale_bytes];
 // out [row_ids.size(), width]. An id outside [0, num_rows) throws Errc::out_of_range naming its
 // position and value. Large gathers run on OpenMP threads.
-void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
-                 int64_t num_rows, std::span<const int64_t> row_ids, float* out);
+void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, int64_t num_rows,
+                 std::span<const int64_t> row_ids, float* out);
 void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
                       int64_t num_rows, std::span<const int64_t> row_ids, uint16_t* out);
 
 // 2-D block-scaled weight (V4.1 `wkv`): w [rows, cols] e4m3fn, s [ceil(rows/32), ceil(cols/32)]
 // e8m0, one scale per 32x32 block -> out [rows, cols] = e4m3(w[r,c]) * e8m0(s[r/32, c/32]).
-void dequantize_blocks(const uint8_t* w, const uint8_t* s, int64_t rows, int64_t cols,
-                       float* out);
+void dequantize_blocks(const uint8_t* w, const uint8_t* s, int64_t rows, int64_t cols, float* out);
 
 // ---- Writers for synthetic checkpoints and tests --------------------------------------------
 
@@ -107,12 +107,11 @@ void quantize_blocks(const float* x, int64_t rows, int64_t cols, uint8_t* w, uin
 // ---- Plain scalar references (for tests and benchmarks) -------------------------------------
 namespace reference {
 void dequantize_row(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, float* out);
-void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
-                 int64_t num_rows, std::span<const int64_t> row_ids, float* out);
+void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, int64_t num_rows,
+                 std::span<const int64_t> row_ids, float* out);
 void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
                       int64_t num_rows, std::span<const int64_t> row_ids, uint16_t* out);
-void dequantize_blocks(const uint8_t* w, const uint8_t* s, int64_t rows, int64_t cols,
-                       float* out);
+void dequantize_blocks(const uint8_t* w, const uint8_t* s, int64_t rows, int64_t cols, float* out);
 }  // namespace reference
 
 }  // namespace engram

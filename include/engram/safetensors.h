@@ -82,11 +82,27 @@ class Mapping {
 // ---- Dtypes ---------------------------------------------------------------------------------
 
 enum class Dtype : uint8_t {
-  BOOL, U8, I8, F8_E4M3, F8_E5M2, F8_E8M0, I16, U16, F16, BF16, I32, U32, F32, I64, U64, F64, C64
+  BOOL,
+  U8,
+  I8,
+  F8_E4M3,
+  F8_E5M2,
+  F8_E8M0,
+  I16,
+  U16,
+  F16,
+  BF16,
+  I32,
+  U32,
+  F32,
+  I64,
+  U64,
+  F64,
+  C64
 };
-const char* dtype_name(Dtype d);                            // "F8_E4M3", exactly as in files
+const char* dtype_name(Dtype d);                           // "F8_E4M3", exactly as in files
 std::optional<Dtype> dtype_from_name(std::string_view s);  // nullopt if unknown
-size_t dtype_size(Dtype d);                                 // bytes per element
+size_t dtype_size(Dtype d);                                // bytes per element
 
 // ---- Reading --------------------------------------------------------------------------------
 
@@ -125,7 +141,7 @@ class SafetensorsFile {
   const std::vector<TensorInfo>& tensors() const { return header_.tensors; }  // by offset
   const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
 
-  const TensorInfo* find(std::string_view name) const;  // nullptr if absent
+  const TensorInfo* find(std::string_view name) const;    // nullptr if absent
   const TensorInfo& tensor(std::string_view name) const;  // Errc::out_of_range if absent
 
   // Whole tensor into out (out.size() must equal nbytes) / byte range [begin, begin + out.size())
@@ -157,7 +173,7 @@ class SafetensorsCheckpoint {
     const SafetensorsFile* file;
     const TensorInfo* info;
   };
-  const Entry* find(std::string_view name) const;   // nullptr if absent
+  const Entry* find(std::string_view name) const;    // nullptr if absent
   const Entry& tensor(std::string_view name) const;  // Errc::out_of_range if absent
   std::vector<std::string> names() const;            // sorted
   const std::vector<std::unique_ptr<SafetensorsFile>>& shards() const { return shards_; }

@@ -27,7 +27,9 @@ UniqueFd UniqueFd::open(const std::string& path, int flags, int mode) {
   return UniqueFd(fd);
 }
 
-int UniqueFd::release() noexcept { return std::exchange(fd_, -1); }
+int UniqueFd::release() noexcept {
+  return std::exchange(fd_, -1);
+}
 
 void UniqueFd::reset(int fd) noexcept {
   // close() is not retried on EINTR: on Linux the descriptor is released either way.
@@ -47,16 +49,16 @@ uint64_t file_size(int fd, const std::string& what) {
 void pread_full(int fd, std::span<std::byte> out, uint64_t offset, const std::string& what) {
   size_t done = 0;
   while (done < out.size()) {
-    const ssize_t got = ::pread(fd, out.data() + done, out.size() - done,
-                                static_cast<off_t>(offset + done));
+    const ssize_t got =
+        ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (got < 0) {
       if (errno == EINTR) continue;
       fail(Errc::io, what, ": read of ", out.size(), " bytes at byte offset ", offset,
            " failed: ", std::strerror(errno));
     }
     if (got == 0) {
-      fail(Errc::io, what, ": file ends at byte offset ", offset + done, ", expected ",
-           out.size(), " bytes from byte offset ", offset);
+      fail(Errc::io, what, ": file ends at byte offset ", offset + done, ", expected ", out.size(),
+           " bytes from byte offset ", offset);
     }
     done += static_cast<size_t>(got);
   }
@@ -72,8 +74,8 @@ Mapping Mapping::map_file(int fd, uint64_t offset, uint64_t length, const std::s
   if (len < length) fail(Errc::out_of_range, what, ": mapping length overflows");
   int flags = MAP_SHARED;
   if (populate) flags |= MAP_POPULATE;
-  void* p = ::mmap(nullptr, static_cast<size_t>(len), PROT_READ, flags, fd,
-                   static_cast<off_t>(start));
+  void* p =
+      ::mmap(nullptr, static_cast<size_t>(len), PROT_READ, flags, fd, static_cast<off_t>(start));
   if (p == MAP_FAILED) {
     fail(Errc::io, what, ": mmap of ", length, " bytes at byte offset ", offset,
          " failed: ", std::strerror(errno));

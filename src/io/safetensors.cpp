@@ -185,8 +185,8 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> prefix, ui
       fail(Errc::parse, where, ": byte size of the shape overflows 64 bits");
     }
     const json* off = v.contains("data_offsets") ? &v["data_offsets"] : nullptr;
-    if (off == nullptr || !off->is_array() || off->size() != 2 ||
-        !(*off)[0].is_number_unsigned() || !(*off)[1].is_number_unsigned()) {
+    if (off == nullptr || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
+        !(*off)[1].is_number_unsigned()) {
       fail(Errc::parse, where, ": \"data_offsets\" must be two non-negative integers");
     }
     const uint64_t begin = (*off)[0].get<uint64_t>(), end = (*off)[1].get<uint64_t>();
@@ -215,8 +215,8 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> prefix, ui
   for (const TensorInfo& t : h.tensors) {
     if (t.nbytes == 0) continue;
     if (max_end_tensor != nullptr && t.offset < max_end) {
-      fail(Errc::parse, origin, ": tensors ", quoted(max_end_tensor->name), " and ",
-           quoted(t.name), " overlap at byte offset ", t.offset);
+      fail(Errc::parse, origin, ": tensors ", quoted(max_end_tensor->name), " and ", quoted(t.name),
+           " overlap at byte offset ", t.offset);
     }
     max_end = t.offset + t.nbytes;
     max_end_tensor = &t;
@@ -252,7 +252,8 @@ const TensorInfo* SafetensorsFile::find(std::string_view name) const {
 
 const TensorInfo& SafetensorsFile::tensor(std::string_view name) const {
   const TensorInfo* t = find(name);
-  if (t == nullptr) fail(Errc::out_of_range, path_, ": no tensor named ", quoted(std::string(name)));
+  if (t == nullptr)
+    fail(Errc::out_of_range, path_, ": no tensor named ", quoted(std::string(name)));
   return *t;
 }
 
@@ -315,8 +316,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
   }
   if (root.contains("metadata") && root["metadata"].is_object()) {
     for (auto it = root["metadata"].begin(); it != root["metadata"].end(); ++it) {
-      ck.metadata_[it.key()] = it.value().is_string() ? it.value().get<std::string>()
-                                                      : it.value().dump();
+      ck.metadata_[it.key()] =
+          it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
     }
   }
   const std::filesystem::path dir = std::filesystem::path(path).parent_path();
@@ -339,8 +340,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
         fail(Errc::io, path, ": shard ", quoted(shard), " (", shard_path, ") named for tensor ",
              quoted(it.key()), " does not exist");
       }
-      ck.shards_.push_back(
-          std::make_unique<SafetensorsFile>(SafetensorsFile::open(shard_path)));
+      ck.shards_.push_back(std::make_unique<SafetensorsFile>(SafetensorsFile::open(shard_path)));
       by_shard[shard] = ck.shards_.back().get();
     }
     const SafetensorsFile* f = by_shard[shard];
@@ -354,7 +354,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
   for (const auto& [shard, f] : by_shard) {
     for (const TensorInfo& t : f->tensors()) {
       auto e = ck.entries_.find(t.name);
-      if (e == ck.entries_.end() || e->second.file != f) ck.unindexed_.push_back(shard + ": " + t.name);
+      if (e == ck.entries_.end() || e->second.file != f)
+        ck.unindexed_.push_back(shard + ": " + t.name);
     }
   }
   return ck;
@@ -367,7 +368,8 @@ const SafetensorsCheckpoint::Entry* SafetensorsCheckpoint::find(std::string_view
 
 const SafetensorsCheckpoint::Entry& SafetensorsCheckpoint::tensor(std::string_view name) const {
   const Entry* e = find(name);
-  if (e == nullptr) fail(Errc::out_of_range, "checkpoint has no tensor named ", quoted(std::string(name)));
+  if (e == nullptr)
+    fail(Errc::out_of_range, "checkpoint has no tensor named ", quoted(std::string(name)));
   return *e;
 }
 
@@ -452,7 +454,8 @@ void save_safetensors(const std::string& path, std::span<const TensorView> tenso
   }
   text.append((8 - text.size() % 8) % 8, ' ');
   uint8_t len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
   const std::filesystem::path target(path);
   std::string tmpl = path + ".tmp.XXXXXX";
@@ -465,7 +468,8 @@ void save_safetensors(const std::string& path, std::span<const TensorView> tenso
   write_full(fd.get(), text.data(), text.size(), tmp.path);
   for (const TensorView* t : order) write_full(fd.get(), t->data.data(), t->data.size(), tmp.path);
   if (::fsync(fd.get()) != 0) fail(Errc::io, tmp.path, ": fsync failed: ", std::strerror(errno));
-  if (::close(fd.release()) != 0) fail(Errc::io, tmp.path, ": close failed: ", std::strerror(errno));
+  if (::close(fd.release()) != 0)
+    fail(Errc::io, tmp.path, ": close failed: ", std::strerror(errno));
   if (::rename(tmp.path.c_str(), path.c_str()) != 0) {
     fail(Errc::io, path, ": rename from ", tmp.path, " failed: ", std::strerror(errno));
   }

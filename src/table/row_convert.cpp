@@ -12,7 +12,9 @@
 
 namespace engram {
 
-float bf16_to_f32(uint16_t x) { return std::bit_cast<float>(static_cast<uint32_t>(x) << 16); }
+float bf16_to_f32(uint16_t x) {
+  return std::bit_cast<float>(static_cast<uint32_t>(x) << 16);
+}
 
 uint16_t f32_to_bf16(float x) {
   const uint32_t u = std::bit_cast<uint32_t>(x);
@@ -41,9 +43,9 @@ uint8_t f32_to_e4m3(float x) {
   const uint32_t u = std::bit_cast<uint32_t>(x);
   const uint8_t sign = static_cast<uint8_t>((u >> 24) & 0x80u);
   const uint32_t a = u & 0x7FFFFFFFu;
-  if (a > 0x7F800000u) return sign | 0x7F;                 // NaN
-  if (a >= 0x43E00000u) return sign | 0x7E;                // |x| >= 448 (incl. inf): saturate
-  if (a < (121u << 23)) {                                   // |x| < 2^-6: subnormal range
+  if (a > 0x7F800000u) return sign | 0x7F;   // NaN
+  if (a >= 0x43E00000u) return sign | 0x7E;  // |x| >= 448 (incl. inf): saturate
+  if (a < (121u << 23)) {                    // |x| < 2^-6: subnormal range
     // q = round_half_even(|x| * 2^9); q == 8 is the encoding of 2^-6, the smallest normal.
     const float scaled = std::bit_cast<float>(a) * 512.0f;  // exact: power-of-two scaling
     const float q = std::nearbyint(scaled);                 // default rounding: half to even
@@ -74,9 +76,12 @@ uint8_t f32_to_e8m0(float x) {
 
 const char* row_dtype_name(RowDtype d) {
   switch (d) {
-    case RowDtype::f32: return "f32";
-    case RowDtype::bf16: return "bf16";
-    case RowDtype::f8_e4m3: return "f8_e4m3";
+    case RowDtype::f32:
+      return "f32";
+    case RowDtype::bf16:
+      return "bf16";
+    case RowDtype::f8_e4m3:
+      return "f8_e4m3";
   }
   return "?";
 }
@@ -87,8 +92,12 @@ RowFormat RowFormat::make(RowDtype dtype, int64_t width) {
   f.dtype = dtype;
   f.width = width;
   switch (dtype) {
-    case RowDtype::f32: f.data_bytes = width * 4; break;
-    case RowDtype::bf16: f.data_bytes = width * 2; break;
+    case RowDtype::f32:
+      f.data_bytes = width * 4;
+      break;
+    case RowDtype::bf16:
+      f.data_bytes = width * 2;
+      break;
     case RowDtype::f8_e4m3:
       if (width % kScaleBlock != 0) {
         fail(Errc::invalid_argument, "RowFormat: f8_e4m3 width ", width,
@@ -97,7 +106,8 @@ RowFormat RowFormat::make(RowDtype dtype, int64_t width) {
       f.data_bytes = width;
       f.scale_bytes = width / kScaleBlock;
       break;
-    default: fail(Errc::invalid_argument, "RowFormat: unknown dtype ", static_cast<int>(dtype));
+    default:
+      fail(Errc::invalid_argument, "RowFormat: unknown dtype ", static_cast<int>(dtype));
   }
   return f;
 }
@@ -105,12 +115,16 @@ RowFormat RowFormat::make(RowDtype dtype, int64_t width) {
 // ---- Writers --------------------------------------------------------------------------------
 
 namespace {
-uint8_t scale_for_amax(float amax) { return f32_to_e8m0(amax / 448.0f); }
+uint8_t scale_for_amax(float amax) {
+  return f32_to_e8m0(amax / 448.0f);
+}
 }  // namespace
 
 void quantize_row(const RowFormat& fmt, const float* x, uint8_t* data, uint8_t* scale) {
   switch (fmt.dtype) {
-    case RowDtype::f32: std::memcpy(data, x, static_cast<size_t>(fmt.width) * 4); return;
+    case RowDtype::f32:
+      std::memcpy(data, x, static_cast<size_t>(fmt.width) * 4);
+      return;
     case RowDtype::bf16:
       for (int64_t i = 0; i < fmt.width; ++i) {
         const uint16_t b = f32_to_bf16(x[i]);
@@ -124,7 +138,8 @@ void quantize_row(const RowFormat& fmt, const float* x, uint8_t* data, uint8_t* 
         for (int64_t i = 0; i < kScaleBlock; ++i) amax = std::max(amax, std::fabs(xb[i]));
         scale[b] = scale_for_amax(amax);
         const float s = e8m0_to_f32(scale[b]);
-        for (int64_t i = 0; i < kScaleBlock; ++i) data[b * kScaleBlock + i] = f32_to_e4m3(xb[i] / s);
+        for (int64_t i = 0; i < kScaleBlock; ++i)
+          data[b * kScaleBlock + i] = f32_to_e4m3(xb[i] / s);
       }
       return;
   }
@@ -182,13 +197,14 @@ static void check_ids(int64_t num_rows, std::span<const int64_t> ids, const char
   }
 }
 
-void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
-                 int64_t num_rows, std::span<const int64_t> row_ids, float* out) {
+void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, int64_t num_rows,
+                 std::span<const int64_t> row_ids, float* out) {
   check_ids(num_rows, row_ids, "gather_rows");
   for (size_t i = 0; i < row_ids.size(); ++i) {
     const int64_t r = row_ids[i];
-    reference::dequantize_row(fmt, data + r * fmt.data_bytes, scale ? scale + r * fmt.scale_bytes : nullptr,
-                   out + static_cast<int64_t>(i) * fmt.width);
+    reference::dequantize_row(fmt, data + r * fmt.data_bytes,
+                              scale ? scale + r * fmt.scale_bytes : nullptr,
+                              out + static_cast<int64_t>(i) * fmt.width);
   }
 }
 
@@ -203,21 +219,20 @@ void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* 
                   static_cast<size_t>(fmt.data_bytes));
       continue;
     }
-    reference::dequantize_row(fmt, data + r * fmt.data_bytes, scale ? scale + r * fmt.scale_bytes : nullptr,
-                   row.data());
+    reference::dequantize_row(fmt, data + r * fmt.data_bytes,
+                              scale ? scale + r * fmt.scale_bytes : nullptr, row.data());
     for (int64_t j = 0; j < fmt.width; ++j) {
       out[static_cast<int64_t>(i) * fmt.width + j] = f32_to_bf16(row[j]);
     }
   }
 }
 
-void dequantize_blocks(const uint8_t* w, const uint8_t* s, int64_t rows, int64_t cols,
-                       float* out) {
+void dequantize_blocks(const uint8_t* w, const uint8_t* s, int64_t rows, int64_t cols, float* out) {
   const int64_t scols = (cols + kScaleBlock - 1) / kScaleBlock;
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < cols; ++c) {
-      out[r * cols + c] =
-          e4m3_to_f32(w[r * cols + c]) * e8m0_to_f32(s[(r / kScaleBlock) * scols + c / kScaleBlock]);
+      out[r * cols + c] = e4m3_to_f32(w[r * cols + c]) *
+                          e8m0_to_f32(s[(r / kScaleBlock) * scols + c / kScaleBlock]);
     }
   }
 }

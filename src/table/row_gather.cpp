@@ -94,8 +94,8 @@ inline void block_f8_to_f32(const uint8_t* q, float s, bool fold, float* o) {
     hi = _mm512_mul_ps(_mm512_mul_ps(hi, two8), sv);
   }
   const __m512i nan_bits = _mm512_set1_epi32(0x7FF00000);
-  lo = _mm512_castsi512_ps(_mm512_mask_or_epi32(_mm512_castps_si512(lo), static_cast<__mmask16>(nan),
-                                                _mm512_castps_si512(lo), nan_bits));
+  lo = _mm512_castsi512_ps(_mm512_mask_or_epi32(
+      _mm512_castps_si512(lo), static_cast<__mmask16>(nan), _mm512_castps_si512(lo), nan_bits));
   hi = _mm512_castsi512_ps(_mm512_mask_or_epi32(_mm512_castps_si512(hi),
                                                 static_cast<__mmask16>(nan >> 16),
                                                 _mm512_castps_si512(hi), nan_bits));
@@ -167,9 +167,15 @@ void f32_to_bf16_n(const uint8_t* x, int64_t n, uint16_t* out) {
 inline void row_to_f32(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
                        float* out) {
   switch (fmt.dtype) {
-    case RowDtype::f32: std::memcpy(out, data, static_cast<size_t>(fmt.data_bytes)); return;
-    case RowDtype::bf16: row_bf16_to_f32(data, fmt.width, out); return;
-    case RowDtype::f8_e4m3: row_f8_to_f32(data, scale, fmt.width, out); return;
+    case RowDtype::f32:
+      std::memcpy(out, data, static_cast<size_t>(fmt.data_bytes));
+      return;
+    case RowDtype::bf16:
+      row_bf16_to_f32(data, fmt.width, out);
+      return;
+    case RowDtype::f8_e4m3:
+      row_f8_to_f32(data, scale, fmt.width, out);
+      return;
   }
 }
 
@@ -177,8 +183,12 @@ inline void row_to_f32(const RowFormat& fmt, const uint8_t* data, const uint8_t*
 inline void row_to_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
                         uint16_t* out, float* tmp) {
   switch (fmt.dtype) {
-    case RowDtype::bf16: std::memcpy(out, data, static_cast<size_t>(fmt.data_bytes)); return;
-    case RowDtype::f32: f32_to_bf16_n(data, fmt.width, out); return;
+    case RowDtype::bf16:
+      std::memcpy(out, data, static_cast<size_t>(fmt.data_bytes));
+      return;
+    case RowDtype::f32:
+      f32_to_bf16_n(data, fmt.width, out);
+      return;
     case RowDtype::f8_e4m3:
       row_f8_to_f32(data, scale, fmt.width, tmp);
       f32_to_bf16_n(reinterpret_cast<const uint8_t*>(tmp), fmt.width, out);
@@ -207,18 +217,18 @@ void check_ids(int64_t num_rows, std::span<const int64_t> ids, const char* who) 
   }
 }
 
-// Runs body(begin, end) over [0, n) split into one contiguous range per OpenMP thread when the
-// batch is large. `body` never throws (all checks happen before).
+// Runs body(begin, end) over [0, n): on one thread for small batches, else in chunks of
+// kChunkRows handed out dynamically to OpenMP threads (a thread that the OS preempts does not
+// hold up the others). `body` never throws (all checks happen before).
+constexpr int64_t kChunkRows = 128;
 template <typename Body>
 void for_row_ranges(int64_t n, int64_t width, Body&& body) {
 #ifdef _OPENMP
-  if (n > 1 && n * width >= kParallelMinValues && omp_get_max_threads() > 1 &&
+  if (n > kChunkRows && n * width >= kParallelMinValues && omp_get_max_threads() > 1 &&
       !omp_in_parallel()) {
-#pragma omp parallel
-    {
-      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-      body(n * t / nt, n * (t + 1) / nt);
-    }
+    const int64_t chunks = (n + kChunkRows - 1) / kChunkRows;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t c = 0; c < chunks; ++c) body(c * kChunkRows, std::min(n, (c + 1) * kChunkRows));
     return;
   }
 #endif
@@ -316,8 +326,8 @@ void dequantize_row_ptrs(const RowFormat& fmt, std::span<const uint8_t* const> d
   });
 }
 
-void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
-                 int64_t num_rows, std::span<const int64_t> row_ids, float* out) {
+void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, int64_t num_rows,
+                 std::span<const int64_t> row_ids, float* out) {
   const int64_t n = static_cast<int64_t>(row_ids.size());
   if (n == 0) return;
   check_format(fmt, data, scale, "gather_rows");
@@ -355,8 +365,7 @@ void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* 
   });
 }
 
-void dequantize_blocks(const uint8_t* w, const uint8_t* s, int64_t rows, int64_t cols,
-                       float* out) {
+void dequantize_blocks(const uint8_t* w, const uint8_t* s, int64_t rows, int64_t cols, float* out) {
   if (rows < 0 || cols < 0) {
     fail(Errc::invalid_argument, "dequantize_blocks: negative shape [", rows, ", ", cols, "]");
   }

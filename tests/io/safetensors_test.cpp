@@ -137,7 +137,7 @@ TEST_F(Safetensors, WriterRefusesBadTensors) {
     EXPECT_THROW(save_safetensors(path("bad.safetensors"), ts), Error);
     EXPECT_FALSE(fs::exists(path("bad.safetensors")));
   };
-  bad({{"a", Dtype::F32, {5}, as_bytes_of(a)}});                // size mismatch
+  bad({{"a", Dtype::F32, {5}, as_bytes_of(a)}});  // size mismatch
   bad({{"a", Dtype::F32, {4}, as_bytes_of(a)}, {"a", Dtype::F32, {4}, as_bytes_of(a)}});
   bad({{"__metadata__", Dtype::F32, {4}, as_bytes_of(a)}});
   bad({{"a", Dtype::F32, {-4}, as_bytes_of(a)}});
@@ -149,7 +149,8 @@ TEST_F(Safetensors, FullDiskLeavesNoPartialFile) {
   std::vector<uint8_t> big(1 << 20, 7);
   const std::vector<TensorView> ts = {{"big", Dtype::U8, {1 << 20}, as_bytes_of(big)}};
   std::vector<uint8_t> small(4, 1);
-  save_safetensors(path("ck.safetensors"), std::vector<TensorView>{{"old", Dtype::U8, {4}, as_bytes_of(small)}});
+  save_safetensors(path("ck.safetensors"),
+                   std::vector<TensorView>{{"old", Dtype::U8, {4}, as_bytes_of(small)}});
 
   struct rlimit old;
   ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
@@ -194,13 +195,15 @@ TEST_F(Safetensors, TruncatedFiles) {
   expect_refused(path("five.safetensors"), Errc::parse, {"5 bytes"});
   // Valid header, data cut short: the tensor's end is past the data section.
   const std::string h = R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})";
-  expect_refused(raw("cut.safetensors", h, 10), Errc::parse, {"cut.safetensors", "\"w\"", "past the end"});
+  expect_refused(raw("cut.safetensors", h, 10), Errc::parse,
+                 {"cut.safetensors", "\"w\"", "past the end"});
 }
 
 TEST_F(Safetensors, HeaderLengthLargerThanFile) {
   expect_refused(raw("len.safetensors", "{}", 0, 1000), Errc::parse,
                  {"header length 1000", "byte offset 0"});
-  expect_refused(raw("huge.safetensors", "{}", 0, -2 + (1LL << 62)), Errc::parse, {"header length"});
+  expect_refused(raw("huge.safetensors", "{}", 0, -2 + (1LL << 62)), Errc::parse,
+                 {"header length"});
 }
 
 TEST_F(Safetensors, MalformedJson) {
@@ -208,11 +211,14 @@ TEST_F(Safetensors, MalformedJson) {
                  {"malformed", "byte offset"});
   expect_refused(raw("j2.safetensors", R"([1,2])", 0), Errc::parse, {"does not start with '{'"});
   expect_refused(raw("j3.safetensors", "{\"\xff\": 1}", 0), Errc::parse, {"malformed"});
-  expect_refused(raw("j4.safetensors", R"({"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
-                                       R"("w":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})", 2),
+  expect_refused(raw("j4.safetensors",
+                     R"({"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
+                     R"("w":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})",
+                     2),
                  Errc::parse, {"repeats the key \"w\""});
-  expect_refused(raw("j5.safetensors", R"({"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":1}})", 1),
-                 Errc::parse, {"unknown field \"x\""});
+  expect_refused(
+      raw("j5.safetensors", R"({"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":1}})", 1),
+      Errc::parse, {"unknown field \"x\""});
   expect_refused(raw("j6.safetensors", R"({"__metadata__":{"a":1}})", 0), Errc::parse,
                  {"__metadata__"});
 }
@@ -221,43 +227,54 @@ TEST_F(Safetensors, OffsetsThatLie) {
   // Overlap.
   expect_refused(raw("o1.safetensors",
                      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                     R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
+                     R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                     12),
                  Errc::parse, {"o1.safetensors", "\"a\" and \"b\" overlap", "byte offset"});
   // Out of bounds.
-  expect_refused(raw("o2.safetensors", R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[100,104]}})", 8),
-                 Errc::parse, {"\"a\"", "past the end"});
+  expect_refused(
+      raw("o2.safetensors", R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[100,104]}})", 8),
+      Errc::parse, {"\"a\"", "past the end"});
   // Span not matching shape x dtype.
-  expect_refused(raw("o3.safetensors", R"({"a":{"dtype":"BF16","shape":[3],"data_offsets":[0,4]}})", 4),
-                 Errc::parse, {"\"a\"", "span 4 bytes", "needs 6 bytes"});
+  expect_refused(
+      raw("o3.safetensors", R"({"a":{"dtype":"BF16","shape":[3],"data_offsets":[0,4]}})", 4),
+      Errc::parse, {"\"a\"", "span 4 bytes", "needs 6 bytes"});
   // begin > end.
-  expect_refused(raw("o4.safetensors", R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}})", 4),
-                 Errc::parse, {"begin 4 is after end 0"});
+  expect_refused(
+      raw("o4.safetensors", R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}})", 4),
+      Errc::parse, {"begin 4 is after end 0"});
   // Negative dimension and overflowing shape.
-  expect_refused(raw("o5.safetensors", R"({"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,0]}})", 0),
-                 Errc::parse, {"negative"});
-  expect_refused(raw("o6.safetensors",
-                     R"({"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0),
-                 Errc::parse, {"overflow"});
-  expect_refused(raw("o7.safetensors",
-                     R"({"a":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,0]}})", 0),
-                 Errc::parse, {"overflow"});
-  expect_refused(raw("o8.safetensors", R"({"a":{"dtype":"U8","shape":[1.5],"data_offsets":[0,0]}})", 0),
-                 Errc::parse, {"not an integer"});
+  expect_refused(
+      raw("o5.safetensors", R"({"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,0]}})", 0),
+      Errc::parse, {"negative"});
+  expect_refused(
+      raw("o6.safetensors",
+          R"({"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0),
+      Errc::parse, {"overflow"});
+  expect_refused(
+      raw("o7.safetensors",
+          R"({"a":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,0]}})", 0),
+      Errc::parse, {"overflow"});
+  expect_refused(
+      raw("o8.safetensors", R"({"a":{"dtype":"U8","shape":[1.5],"data_offsets":[0,0]}})", 0),
+      Errc::parse, {"not an integer"});
   expect_refused(raw("o9.safetensors", R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0]}})", 1),
                  Errc::parse, {"data_offsets"});
   // Zero-sized tensors never overlap anything; gaps are tolerated.
   const std::string ok = raw("ok.safetensors",
                              R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[2,2]},)"
                              R"("b":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
-                             R"("c":{"dtype":"U8","shape":[2],"data_offsets":[6,8]}})", 8);
+                             R"("c":{"dtype":"U8","shape":[2],"data_offsets":[6,8]}})",
+                             8);
   EXPECT_EQ(SafetensorsFile::open(ok).tensors().size(), 3u);
 }
 
 TEST_F(Safetensors, UnknownDtype) {
-  expect_refused(raw("d1.safetensors", R"({"a":{"dtype":"F12","shape":[1],"data_offsets":[0,1]}})", 1),
-                 Errc::unsupported, {"\"a\"", "unknown dtype \"F12\""});
-  expect_refused(raw("d2.safetensors", R"({"a":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}})", 1),
-                 Errc::unsupported, {"sub-byte"});
+  expect_refused(
+      raw("d1.safetensors", R"({"a":{"dtype":"F12","shape":[1],"data_offsets":[0,1]}})", 1),
+      Errc::unsupported, {"\"a\"", "unknown dtype \"F12\""});
+  expect_refused(
+      raw("d2.safetensors", R"({"a":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}})", 1),
+      Errc::unsupported, {"sub-byte"});
 }
 
 // ---- Multi-shard checkpoints ----------------------------------------------------------------

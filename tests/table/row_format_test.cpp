@@ -16,12 +16,18 @@
 namespace engram {
 namespace {
 
-uint32_t bits(float f) { return std::bit_cast<uint32_t>(f); }
-float from_bits(uint32_t u) { return std::bit_cast<float>(u); }
+uint32_t bits(float f) {
+  return std::bit_cast<uint32_t>(f);
+}
+float from_bits(uint32_t u) {
+  return std::bit_cast<float>(u);
+}
 
 // Equal bits, or both NaN (NaN payloads of a product depend on operand order, which the
 // compiler may pick; every NaN input is still a NaN output).
-bool same(float a, float b) { return bits(a) == bits(b) || (std::isnan(a) && std::isnan(b)); }
+bool same(float a, float b) {
+  return bits(a) == bits(b) || (std::isnan(a) && std::isnan(b));
+}
 bool same_bf16(uint16_t a, uint16_t b) {
   auto nan = [](uint16_t x) { return (x & 0x7F80) == 0x7F80 && (x & 0x7F) != 0; };
   return a == b || (nan(a) && nan(b));
@@ -42,7 +48,8 @@ uint16_t bf16_by_distance(float x) {
   const uint32_t lo = u & 0xFFFF0000u;  // toward zero
   const uint32_t hi = lo + 0x10000u;    // away from zero (may be inf)
   auto val = [](uint32_t v) {
-    if ((v & 0x7FFFFFFFu) == 0x7F800000u) return std::copysign(std::ldexp(1.0, 128), (double)from_bits(v));
+    if ((v & 0x7FFFFFFFu) == 0x7F800000u)
+      return std::copysign(std::ldexp(1.0, 128), (double)from_bits(v));
     return static_cast<double>(from_bits(v));
   };
   if (std::isinf(x)) return static_cast<uint16_t>(u >> 16);
@@ -53,16 +60,23 @@ uint16_t bf16_by_distance(float x) {
 }
 
 TEST(Bf16, FromF32RoundsToNearestEven) {
-  std::vector<float> xs = {0.0f, -0.0f, 1.0f, -1.0f, 3.14159f,
+  std::vector<float> xs = {0.0f,
+                           -0.0f,
+                           1.0f,
+                           -1.0f,
+                           3.14159f,
                            std::numeric_limits<float>::infinity(),
                            -std::numeric_limits<float>::infinity(),
-                           std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
-                           std::numeric_limits<float>::min(), std::numeric_limits<float>::denorm_min(),
+                           std::numeric_limits<float>::max(),
+                           -std::numeric_limits<float>::max(),
+                           std::numeric_limits<float>::min(),
+                           std::numeric_limits<float>::denorm_min(),
                            from_bits(0x7F7F8000u),  // tie between max bf16 and inf: goes to inf
                            from_bits(0x7F7F7FFFu),  // just below that tie: max bf16
                            from_bits(0x3F808000u),  // tie, lower neighbour even: stays
                            from_bits(0x3F818000u),  // tie, lower neighbour odd: rounds up
-                           from_bits(0x00008000u), from_bits(0x00018000u),  // subnormal ties
+                           from_bits(0x00008000u),
+                           from_bits(0x00018000u),  // subnormal ties
                            from_bits(0x807FFFFFu)};
   std::mt19937 rng(7);
   for (int i = 0; i < 200000; ++i) xs.push_back(from_bits(rng()));
@@ -134,24 +148,37 @@ TEST(E4m3, FromF32RoundTripsEveryCode) {
 }
 
 TEST(E4m3, FromF32RoundsNearestEvenAndSaturates) {
-  std::vector<float> xs = {0.0f, -0.0f, 448.0f, 449.0f, 464.0f, 465.0f, 480.0f, 1e30f, -1e30f,
+  std::vector<float> xs = {0.0f,
+                           -0.0f,
+                           448.0f,
+                           449.0f,
+                           464.0f,
+                           465.0f,
+                           480.0f,
+                           1e30f,
+                           -1e30f,
                            std::numeric_limits<float>::infinity(),
                            -std::numeric_limits<float>::infinity(),
                            std::numeric_limits<float>::quiet_NaN(),
                            -std::numeric_limits<float>::quiet_NaN(),
-                           std::numeric_limits<float>::denorm_min(), -1e-30f,
-                           std::ldexp(0.5f, -9),   // half the smallest subnormal: tie -> 0
-                           std::ldexp(0.75f, -9),  // -> 1 * 2^-9
-                           std::ldexp(1.5f, -9),   // tie between 1 and 2: -> 2 (even)
-                           std::ldexp(2.5f, -9),   // tie between 2 and 3: -> 2
-                           std::ldexp(7.5f, -9),   // tie between 7*2^-9 and 2^-6: -> 2^-6
+                           std::numeric_limits<float>::denorm_min(),
+                           -1e-30f,
+                           std::ldexp(0.5f, -9),    // half the smallest subnormal: tie -> 0
+                           std::ldexp(0.75f, -9),   // -> 1 * 2^-9
+                           std::ldexp(1.5f, -9),    // tie between 1 and 2: -> 2 (even)
+                           std::ldexp(2.5f, -9),    // tie between 2 and 3: -> 2
+                           std::ldexp(7.5f, -9),    // tie between 7*2^-9 and 2^-6: -> 2^-6
                            std::ldexp(1.0625f, 0),  // tie between 1 and 1.125: -> 1
                            std::ldexp(1.1875f, 0),  // tie between 1.125 and 1.25: -> 1.25
-                           std::ldexp(1.0f, -6), 240.0f, 232.0f, 248.0f};
+                           std::ldexp(1.0f, -6),
+                           240.0f,
+                           232.0f,
+                           248.0f};
   // Every midpoint between neighbouring codes, and one f32 ulp either side of it.
   for (int c = 0; c < 0x7E; ++c) {
-    const float mid = static_cast<float>((e4m3_definition(static_cast<uint8_t>(c)) +
-                                          e4m3_definition(static_cast<uint8_t>(c + 1))) / 2);
+    const float mid = static_cast<float>(
+        (e4m3_definition(static_cast<uint8_t>(c)) + e4m3_definition(static_cast<uint8_t>(c + 1))) /
+        2);
     xs.insert(xs.end(), {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e9f), -mid});
   }
   std::mt19937 rng(11);
@@ -159,7 +186,8 @@ TEST(E4m3, FromF32RoundsNearestEvenAndSaturates) {
   for (int i = 0; i < 20000; ++i) xs.push_back(u(rng));
   for (int i = 0; i < 20000; ++i) xs.push_back(std::ldexp(u(rng), -12));  // subnormal range
   for (int i = 0; i < 20000; ++i) xs.push_back(from_bits(rng()));
-  for (float x : xs) ASSERT_EQ(f32_to_e4m3(x), e4m3_by_distance(x)) << x << " " << std::hex << bits(x);
+  for (float x : xs)
+    ASSERT_EQ(f32_to_e4m3(x), e4m3_by_distance(x)) << x << " " << std::hex << bits(x);
 }
 
 // ---- e8m0 -----------------------------------------------------------------------------------
@@ -282,13 +310,12 @@ TEST_P(GatherVsReference, F32AndBf16OutputsMatchBitForBit) {
   for (int64_t i = 0; i < c.width; ++i) ASSERT_TRUE(same(ref[i], one[i]));
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, GatherVsReference,
-                         ::testing::Values(Case{RowDtype::f32, 7, 33}, Case{RowDtype::f32, 256, 400},
-                                           Case{RowDtype::bf16, 33, 50},
-                                           Case{RowDtype::bf16, 256, 400},
-                                           Case{RowDtype::f8_e4m3, 32, 17},
-                                           Case{RowDtype::f8_e4m3, 96, 40},
-                                           Case{RowDtype::f8_e4m3, 256, 600}));
+INSTANTIATE_TEST_SUITE_P(
+    Formats, GatherVsReference,
+    ::testing::Values(Case{RowDtype::f32, 7, 33}, Case{RowDtype::f32, 256, 400},
+                      Case{RowDtype::bf16, 33, 50}, Case{RowDtype::bf16, 256, 400},
+                      Case{RowDtype::f8_e4m3, 32, 17}, Case{RowDtype::f8_e4m3, 96, 40},
+                      Case{RowDtype::f8_e4m3, 256, 600}));
 
 TEST(Gather, F8ValueIsTheFp32ProductOfDecodedFactors) {
   // V4.1 row: 256 values, 8 scales. value = e4m3_to_f32(q) * e8m0_to_f32(s), computed here
@@ -317,9 +344,9 @@ TEST(Gather, BadIdThrowsAndWritesNothing) {
   for (float v : out) ASSERT_EQ(v, 7.0f);
   ids = {-1};
   EXPECT_THROW(gather_rows(t.fmt, t.data.data(), t.scale.data(), t.rows, ids, out.data()), Error);
-  EXPECT_THROW(gather_rows(t.fmt, t.data.data(), nullptr, t.rows, std::vector<int64_t>{0},
-                           out.data()),
-               Error);
+  EXPECT_THROW(
+      gather_rows(t.fmt, t.data.data(), nullptr, t.rows, std::vector<int64_t>{0}, out.data()),
+      Error);
 }
 
 TEST(Blocks, DequantizeMatchesReference) {
@@ -333,11 +360,12 @@ TEST(Blocks, DequantizeMatchesReference) {
     std::vector<float> ref(w.size()), fast(w.size());
     reference::dequantize_blocks(w.data(), s.data(), rows, cols, ref.data());
     dequantize_blocks(w.data(), s.data(), rows, cols, fast.data());
-    for (size_t i = 0; i < w.size(); ++i) ASSERT_TRUE(same(ref[i], fast[i])) << rows << "x" << cols << " " << i;
+    for (size_t i = 0; i < w.size(); ++i)
+      ASSERT_TRUE(same(ref[i], fast[i])) << rows << "x" << cols << " " << i;
     // Block (r/32, c/32) scales element (r, c).
     const int64_t r = rows - 1, c = cols - 1;
-    EXPECT_TRUE(same(ref[r * cols + c], e4m3_to_f32(w[r * cols + c]) *
-                                            e8m0_to_f32(s[(r / 32) * scn + c / 32])));
+    EXPECT_TRUE(same(ref[r * cols + c],
+                     e4m3_to_f32(w[r * cols + c]) * e8m0_to_f32(s[(r / 32) * scn + c / 32])));
   }
 }
 
