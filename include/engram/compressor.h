@@ -32,7 +32,9 @@ class TokenCompressor {
   // Errc::out_of_range naming its position i and value. in and out may alias.
   void compress(std::span<const int64_t> in, std::span<int64_t> out) const;
 
-  // The normalization key of DESIGN 2.1 for one decoded token text (exposed for tests).
+  // The normalization key of DESIGN 2.1 for one decoded token text (exposed for tests). As in
+  // HF's StripAccents, which the reference uses, every Mark (Mn, Mc, Me) is removed, not only Mn.
+  // Throws Errc::parse when text is not valid UTF-8.
   static std::string normalize_key(const std::string& text);
 
  private:

@@ -31,10 +31,12 @@ class Tokenizer {
 
   // Token ids for UTF-8 text. add_special_tokens applies the post-processor as HF tokenizers'
   // encode(text, add_special_tokens=True) does. Invalid UTF-8 throws Errc::parse with the offset.
+  // A file regex that exceeds PCRE2's backtracking limits on this text throws Errc::unsupported.
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = true) const;
 
   // Text for ids, as HF's decode(ids, skip_special_tokens) with no clean-up of spaces.
-  // An id outside [0, vocab_size()) throws Errc::out_of_range naming its position and value.
+  // An id outside [0, vocab_size()) throws Errc::out_of_range naming its position and value;
+  // so does an id inside that range with no vocabulary entry (HF would drop it silently).
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
 
   // Number of ids: base vocabulary plus added tokens (max id + 1).
