@@ -108,7 +108,7 @@ class NgramHasher {
                    std::span<const std::span<int64_t>> outs, std::span<const uint8_t> dead,
                    bool add_offsets) const;
 
-  // The two steps of hash(), for callers that keep compressed ids:
+  // Compression and hashing as separate steps, for callers that keep compressed ids:
   // compress(): out [B, T] compressed ids (dead positions get pad').
   void compress(std::span<const int64_t> raw_ids, int64_t batch, int64_t time,
                 std::span<int64_t> out, std::span<const uint8_t> dead = {}) const;
