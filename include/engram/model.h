@@ -9,7 +9,7 @@
 // layout) and are addressed by Hugging Face-style names, e.g. `model.embed_tokens.weight`,
 // `model.layers.{i}.self_attn.q_proj.weight` [H*D, C], `model.layers.{i}.mlp.gate_proj.weight`
 // [F, C], `model.norm.weight`, `lm_head.weight` (absent when tied). Activations for training
-// live in one arena sized from (B, T) at the first forward and grown when a larger batch comes.
+// live in one arena sized from (B, T) at the first forward and re-sized when (B, T) changes.
 //
 // Mixture of experts (config.moe.n_experts > 0, every layer): router logits = x W_r^T (E, C),
 // p = softmax(logits), the top-k experts by p are run (gates = their p, renormalized to sum 1
@@ -161,7 +161,8 @@ class Model {
   int64_t cache_length() const;
 
   // Matmul FLOPs of one training step (forward + backward) over B*T tokens: 6 * (active
-  // projection parameters) * tokens + attention's 6 * B * H * D * T * (T+1) (causal half counted).
+  // projection parameters, Engram's value/key projections included) * tokens + attention's
+  // 6 * L * B * H * D * T * (T+1) (QK^T and PV over the causal half, backward twice forward).
   double train_flops(int64_t B, int64_t T) const;
 
  private:
