@@ -32,7 +32,9 @@ std::string strip_tags(const std::string& raw) {
       continue;
     }
     size_t end = i;
-    while (end < raw.size() && raw[end] != ' ' && raw[end] != '\n' && raw[end] != '\t' && raw[end] != '\r') ++end;
+    while (end < raw.size() && raw[end] != ' ' && raw[end] != '\n' && raw[end] != '\t' &&
+           raw[end] != '\r')
+      ++end;
     const std::string_view word(raw.data() + i, end - i);
     const size_t slash = word.rfind('/');
     out.append(slash == std::string_view::npos ? word : word.substr(0, slash));
@@ -78,8 +80,10 @@ int main(int argc, char** argv) {
         tokens += all_ids[i].size();
       }
       const double s = seconds_since(t0);
-      std::printf("encode brown (%zu files, %.2f MB) pass %d: %.3f s, %zu tokens, %.2f MB/s, %.0f tokens/s\n",
-                  texts.size(), bytes / 1e6, pass + 1, s, tokens, bytes / 1e6 / s, tokens / s);
+      std::printf(
+          "encode brown (%zu files, %.2f MB) pass %d: %.3f s, %zu tokens, %.2f MB/s, %.0f "
+          "tokens/s\n",
+          texts.size(), bytes / 1e6, pass + 1, s, tokens, bytes / 1e6 / s, tokens / s);
     }
     t0 = std::chrono::steady_clock::now();
     size_t out_bytes = 0;
@@ -88,7 +92,8 @@ int main(int argc, char** argv) {
     t0 = std::chrono::steady_clock::now();
     const engram::TokenCompressor c = engram::TokenCompressor::from_tokenizer(tok);
     std::printf("build compression lookup: %.3f s, %lld -> %lld ids\n", seconds_since(t0),
-                static_cast<long long>(c.vocab_size()), static_cast<long long>(c.compressed_vocab_size()));
+                static_cast<long long>(c.vocab_size()),
+                static_cast<long long>(c.compressed_vocab_size()));
   } catch (const engram::Error& e) {
     std::fprintf(stderr, "tokenizer_bench: %s\n", e.what());
     return 1;

@@ -15,9 +15,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const engram::IdsLimits limits : {engram::IdsLimits{}, engram::IdsLimits{1000, true}}) {
     try {
       const engram::IdsBatch b = engram::parse_ids_json(text, "fuzz.json", limits);
-      const engram::IdsBatch r = engram::parse_ids_json(engram::ids_json_string(b), "roundtrip", limits);
-      if (r.ids != b.ids || r.batch != b.batch || r.length != b.length || r.dead_mask != b.dead_mask ||
-          r.has_dead_mask != b.has_dead_mask) {
+      const engram::IdsBatch r =
+          engram::parse_ids_json(engram::ids_json_string(b), "roundtrip", limits);
+      if (r.ids != b.ids || r.batch != b.batch || r.length != b.length ||
+          r.dead_mask != b.dead_mask || r.has_dead_mask != b.has_dead_mask) {
         std::abort();
       }
     } catch (const engram::Error&) {

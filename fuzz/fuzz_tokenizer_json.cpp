@@ -19,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view all(reinterpret_cast<const char*>(data), size);
   const size_t nul = all.find('\0');
   const std::string_view doc = all.substr(0, nul);
-  std::string_view sample = nul == std::string_view::npos ? std::string_view("Hello world 123 <s>") : all.substr(nul + 1);
+  std::string_view sample =
+      nul == std::string_view::npos ? std::string_view("Hello world 123 <s>") : all.substr(nul + 1);
   if (sample.size() > 256) sample = sample.substr(0, 256);
   try {
     const engram::Tokenizer tok = engram::Tokenizer::from_json(doc, "fuzz.json");

@@ -32,14 +32,16 @@ std::vector<int32_t> ids_from_object(const pyb::object& obj) {
   std::vector<int32_t> ids;
   for (const pyb::handle item : pyb::iter(obj)) {
     if (!pyb::hasattr(item, "__index__")) {
-      fail(Errc::invalid_argument, "decode: ids must be integers, got ", std::string(pyb::str(pyb::type::of(item))));
+      fail(Errc::invalid_argument, "decode: ids must be integers, got ",
+           std::string(pyb::str(pyb::type::of(item))));
     }
     const pyb::object index = pyb::reinterpret_steal<pyb::object>(PyNumber_Index(item.ptr()));
     if (!index) throw pyb::error_already_set();
     int overflow = 0;
     const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
     if (overflow != 0 || v < INT32_MIN || v > INT32_MAX) {
-      fail(Errc::out_of_range, "decode: id ", v, " at position ", ids.size(), " does not fit int32");
+      fail(Errc::out_of_range, "decode: id ", v, " at position ", ids.size(),
+           " does not fit int32");
     }
     ids.push_back(static_cast<int32_t>(v));
   }
@@ -51,13 +53,15 @@ pyb::array_t<int64_t> compress_array(const TokenCompressor& c, const pyb::object
   if (!arr) fail(Errc::invalid_argument, "TokenCompressor: expected an integer array");
   const char kind = arr.dtype().kind();
   if (kind != 'i' && kind != 'u' && !(arr.size() == 0 && kind == 'f')) {
-    fail(Errc::invalid_argument, "TokenCompressor: expected integer ids, got dtype ", std::string(pyb::str(arr.dtype())));
+    fail(Errc::invalid_argument, "TokenCompressor: expected integer ids, got dtype ",
+         std::string(pyb::str(arr.dtype())));
   }
   if (kind == 'u' && arr.itemsize() == 8) {
     auto u = pyb::array_t<uint64_t, pyb::array::c_style | pyb::array::forcecast>::ensure(arr);
     for (pyb::ssize_t i = 0; i < u.size(); ++i) {
       if (u.data()[i] > static_cast<uint64_t>(INT64_MAX)) {
-        fail(Errc::out_of_range, "TokenCompressor: id ", u.data()[i], " at position ", i, " is >= vocab size ", c.vocab_size());
+        fail(Errc::out_of_range, "TokenCompressor: id ", u.data()[i], " at position ", i,
+             " is >= vocab size ", c.vocab_size());
       }
     }
   }
@@ -75,9 +79,13 @@ pyb::array_t<int64_t> compress_array(const TokenCompressor& c, const pyb::object
 }  // namespace
 
 void bind_text(pyb::module_& m) {
-  pyb::class_<Tokenizer>(m, "Tokenizer", "A Hugging Face tokenizer.json (BPE model) for encode and decode")
-      .def(pyb::init([](const std::string& path) { return Tokenizer::from_file(path); }), pyb::arg("path"))
-      .def_static("from_json", [](const std::string& text) { return Tokenizer::from_json(text); }, pyb::arg("json_text"))
+  pyb::class_<Tokenizer>(m, "Tokenizer",
+                         "A Hugging Face tokenizer.json (BPE model) for encode and decode")
+      .def(pyb::init([](const std::string& path) { return Tokenizer::from_file(path); }),
+           pyb::arg("path"))
+      .def_static(
+          "from_json", [](const std::string& text) { return Tokenizer::from_json(text); },
+          pyb::arg("json_text"))
       .def(
           "encode",
           [](const Tokenizer& t, const std::string& text, bool add_special_tokens) {
@@ -102,18 +110,26 @@ void bind_text(pyb::module_& m) {
           },
           pyb::arg("ids"), pyb::arg("skip_special_tokens") = false)
       .def_property_readonly("vocab_size", &Tokenizer::vocab_size)
-      .def("id_to_token", [](const Tokenizer& t, int32_t id) { return pyb::str(t.id_to_token(id)); }, pyb::arg("id"))
+      .def(
+          "id_to_token", [](const Tokenizer& t, int32_t id) { return pyb::str(t.id_to_token(id)); },
+          pyb::arg("id"))
       .def("token_to_id", &Tokenizer::token_to_id, pyb::arg("token"))
       .def("is_special", &Tokenizer::is_special, pyb::arg("id"));
 
-  pyb::class_<TokenCompressor>(m, "TokenCompressor", "Engram's tokenizer compression: raw id -> compressed id")
-      .def_static("from_tokenizer", [](const std::string& path) { return TokenCompressor::from_tokenizer_file(path); },
-                  pyb::arg("path"))
+  pyb::class_<TokenCompressor>(m, "TokenCompressor",
+                               "Engram's tokenizer compression: raw id -> compressed id")
+      .def_static(
+          "from_tokenizer",
+          [](const std::string& path) { return TokenCompressor::from_tokenizer_file(path); },
+          pyb::arg("path"))
       .def_static(
           "from_lookup",
           [](const pyb::array_t<int64_t, pyb::array::c_style | pyb::array::forcecast>& lookup) {
-            if (lookup.ndim() != 1) fail(Errc::invalid_argument, "from_lookup: expected a 1-D array, got ", lookup.ndim(), " dimensions");
-            return TokenCompressor::from_lookup(std::vector<int64_t>(lookup.data(), lookup.data() + lookup.size()));
+            if (lookup.ndim() != 1)
+              fail(Errc::invalid_argument, "from_lookup: expected a 1-D array, got ", lookup.ndim(),
+                   " dimensions");
+            return TokenCompressor::from_lookup(
+                std::vector<int64_t>(lookup.data(), lookup.data() + lookup.size()));
           },
           pyb::arg("lookup"))
       .def_property_readonly("lookup",
@@ -126,8 +142,10 @@ void bind_text(pyb::module_& m) {
       .def_property_readonly("vocab_size", &TokenCompressor::vocab_size)
       .def_property_readonly("compressed_vocab_size", &TokenCompressor::compressed_vocab_size)
       .def("__call__", &compress_array, pyb::arg("input_ids"))
-      .def_static("normalize_key", [](const std::string& text) { return pyb::str(TokenCompressor::normalize_key(text)); },
-                  pyb::arg("text"));
+      .def_static(
+          "normalize_key",
+          [](const std::string& text) { return pyb::str(TokenCompressor::normalize_key(text)); },
+          pyb::arg("text"));
 }
 
 }  // namespace engram::py

@@ -14,9 +14,9 @@
 namespace engram {
 
 struct IdsBatch {
-  int64_t batch = 0;               // B
-  int64_t length = 0;              // T
-  std::vector<int64_t> ids;        // [B*T], row-major
+  int64_t batch = 0;         // B
+  int64_t length = 0;        // T
+  std::vector<int64_t> ids;  // [B*T], row-major
   bool has_dead_mask = false;
   std::vector<uint8_t> dead_mask;  // [B*T] of 0/1 when has_dead_mask
 
@@ -24,11 +24,12 @@ struct IdsBatch {
 };
 
 struct IdsLimits {
-  int64_t vocab_size = -1;       // ids must be < vocab_size (when >= 0)
-  bool allow_negative = false;   // negative ids (padding) pass when true
+  int64_t vocab_size = -1;      // ids must be < vocab_size (when >= 0)
+  bool allow_negative = false;  // negative ids (padding) pass when true
 };
 
-IdsBatch parse_ids_json(std::string_view json_text, const std::string& origin, const IdsLimits& limits = {});
+IdsBatch parse_ids_json(std::string_view json_text, const std::string& origin,
+                        const IdsLimits& limits = {});
 IdsBatch read_ids_json(const std::string& path, const IdsLimits& limits = {});
 
 // {"input_ids": [[...], ...]} (plus "dead_mask" when present), one row per line.

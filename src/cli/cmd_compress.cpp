@@ -19,7 +19,8 @@ struct CompressOptions {
 void run_compress(const CompressOptions& o) {
   const TokenCompressor c = TokenCompressor::from_tokenizer_file(o.tokenizer);
   std::string s = "{\"vocab_size\": " + std::to_string(c.vocab_size()) +
-                  ", \"compressed_vocab_size\": " + std::to_string(c.compressed_vocab_size()) + ", \"lookup\": [";
+                  ", \"compressed_vocab_size\": " + std::to_string(c.compressed_vocab_size()) +
+                  ", \"lookup\": [";
   for (size_t i = 0; i < c.lookup().size(); ++i) {
     if (i) s += ", ";
     s += std::to_string(c.lookup()[i]);
@@ -37,8 +38,11 @@ void run_compress(const CompressOptions& o) {
 
 void add_compress_command(CLI::App& app) {
   auto o = std::make_shared<CompressOptions>();
-  CLI::App* c = app.add_subcommand("compress", "Build the compressed-vocabulary lookup of a tokenizer");
-  c->add_option("--tokenizer", o->tokenizer, "tokenizer.json (Hugging Face format)")->required()->check(CLI::ExistingFile);
+  CLI::App* c =
+      app.add_subcommand("compress", "Build the compressed-vocabulary lookup of a tokenizer");
+  c->add_option("--tokenizer", o->tokenizer, "tokenizer.json (Hugging Face format)")
+      ->required()
+      ->check(CLI::ExistingFile);
   c->add_option("--output", o->output, "JSON file to write")->required();
   c->callback([o] { run_compress(*o); });
 }

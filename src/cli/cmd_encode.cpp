@@ -50,7 +50,8 @@ void run_decode(const EncodeOptions& o) {
   std::string text;
   for (int64_t b = 0; b < batch.batch; ++b) {
     std::vector<int32_t> row(static_cast<size_t>(batch.length));
-    for (int64_t t = 0; t < batch.length; ++t) row[static_cast<size_t>(t)] = static_cast<int32_t>(batch.at(b, t));
+    for (int64_t t = 0; t < batch.length; ++t)
+      row[static_cast<size_t>(t)] = static_cast<int32_t>(batch.at(b, t));
     if (b) text.push_back('\n');
     text += tok.decode(row, o.flag);
   }
@@ -65,16 +66,22 @@ void run_decode(const EncodeOptions& o) {
 
 void add_encode_commands(CLI::App& app) {
   auto enc = std::make_shared<EncodeOptions>();
-  CLI::App* e = app.add_subcommand("encode", "Tokenize a UTF-8 text file into {\"input_ids\": [[ids]]}");
-  e->add_option("--tokenizer", enc->tokenizer, "tokenizer.json (Hugging Face format)")->required()->check(CLI::ExistingFile);
+  CLI::App* e =
+      app.add_subcommand("encode", "Tokenize a UTF-8 text file into {\"input_ids\": [[ids]]}");
+  e->add_option("--tokenizer", enc->tokenizer, "tokenizer.json (Hugging Face format)")
+      ->required()
+      ->check(CLI::ExistingFile);
   e->add_option("--input", enc->input, "UTF-8 text file")->required()->check(CLI::ExistingFile);
   e->add_option("--output", enc->output, "ids JSON file to write")->required();
   e->add_flag("--no-special", enc->flag, "do not add the post-processor's special tokens");
   e->callback([enc] { run_encode(*enc); });
 
   auto dec = std::make_shared<EncodeOptions>();
-  CLI::App* d = app.add_subcommand("decode", "Turn {\"input_ids\": [[ids]]} back into text (one line per row)");
-  d->add_option("--tokenizer", dec->tokenizer, "tokenizer.json (Hugging Face format)")->required()->check(CLI::ExistingFile);
+  CLI::App* d = app.add_subcommand(
+      "decode", "Turn {\"input_ids\": [[ids]]} back into text (one line per row)");
+  d->add_option("--tokenizer", dec->tokenizer, "tokenizer.json (Hugging Face format)")
+      ->required()
+      ->check(CLI::ExistingFile);
   d->add_option("--input", dec->input, "ids JSON file")->required()->check(CLI::ExistingFile);
   d->add_option("--output", dec->output, "text file to write")->required();
   d->add_flag("--skip-special", dec->flag, "leave special tokens out of the text");

@@ -15,7 +15,9 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const Json& j, const JsonPath& p) 
   auto m = std::make_unique<BpeModel>();
   if (const auto it = j.find("dropout"); it != j.end() && !it->is_null()) {
     if (!it->is_number()) p.at("dropout").fail_parse("expected a number or null");
-    if (it->get<double>() != 0.0) p.at("dropout").fail_unsupported("BPE dropout is not supported (encode must be deterministic)");
+    if (it->get<double>() != 0.0)
+      p.at("dropout").fail_unsupported(
+          "BPE dropout is not supported (encode must be deterministic)");
   }
   bool present = false;
   m->unk_token_ = optional_string(j, "unk_token", p, &present);
@@ -45,7 +47,9 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const Json& j, const JsonPath& p) 
   m->id_to_token_.assign(static_cast<size_t>(max_id + 1), std::string());
   m->id_present_.assign(static_cast<size_t>(max_id + 1), false);
   for (const auto& [token, id] : m->vocab_) {
-    if (m->id_present_[id]) vp.fail_parse("id ", id, " is used by two tokens (\"", m->id_to_token_[id], "\" and \"", token, "\")");
+    if (m->id_present_[id])
+      vp.fail_parse("id ", id, " is used by two tokens (\"", m->id_to_token_[id], "\" and \"",
+                    token, "\")");
     m->id_to_token_[id] = token;
     m->id_present_[id] = true;
   }
@@ -75,13 +79,17 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const Json& j, const JsonPath& p) 
       ip.fail_parse("expected \"a b\" or [\"a\", \"b\"], got ", merges[i].type_name());
     }
     const auto ia = m->vocab_.find(a);
-    if (ia == m->vocab_.end()) ip.fail_parse("merge names token \"", a, "\" which is not in the vocabulary");
+    if (ia == m->vocab_.end())
+      ip.fail_parse("merge names token \"", a, "\" which is not in the vocabulary");
     const auto ib = m->vocab_.find(b);
-    if (ib == m->vocab_.end()) ip.fail_parse("merge names token \"", b, "\" which is not in the vocabulary");
-    if (b.size() < prefix_len) ip.fail_parse("token \"", b, "\" is shorter than continuing_subword_prefix");
+    if (ib == m->vocab_.end())
+      ip.fail_parse("merge names token \"", b, "\" which is not in the vocabulary");
+    if (b.size() < prefix_len)
+      ip.fail_parse("token \"", b, "\" is shorter than continuing_subword_prefix");
     const std::string merged = a + b.substr(prefix_len);
     const auto im = m->vocab_.find(merged);
-    if (im == m->vocab_.end()) ip.fail_parse("merged token \"", merged, "\" is not in the vocabulary");
+    if (im == m->vocab_.end())
+      ip.fail_parse("merged token \"", merged, "\" is not in the vocabulary");
     // A repeated pair keeps its last rank, as HF's map collection does.
     m->merges_[pair_key(ia->second, ib->second)] = Merge{static_cast<int32_t>(i), im->second};
   }
@@ -169,10 +177,12 @@ void BpeModel::merge_symbols(std::vector<int32_t>& ids) const {
     next[top.pos] = next[right];
     if (next[right] >= 0) prev[next[right]] = top.pos;
     if (prev[top.pos] >= 0) {
-      if (const Merge* mg = find_merge(ids[prev[top.pos]], ids[top.pos])) heap.push({mg->rank, prev[top.pos], mg->new_id});
+      if (const Merge* mg = find_merge(ids[prev[top.pos]], ids[top.pos]))
+        heap.push({mg->rank, prev[top.pos], mg->new_id});
     }
     if (next[top.pos] >= 0) {
-      if (const Merge* mg = find_merge(ids[top.pos], ids[next[top.pos]])) heap.push({mg->rank, top.pos, mg->new_id});
+      if (const Merge* mg = find_merge(ids[top.pos], ids[next[top.pos]]))
+        heap.push({mg->rank, top.pos, mg->new_id});
     }
   }
   size_t w = 0;

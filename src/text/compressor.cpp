@@ -107,7 +107,8 @@ TokenCompressor TokenCompressor::from_tokenizer(const Tokenizer& tokenizer) {
       key = normalize_key(decoded);
       if (key.empty()) key = decoded;
     }
-    const auto [it, inserted] = key_to_new.emplace(std::move(key), static_cast<int64_t>(key_to_new.size()));
+    const auto [it, inserted] =
+        key_to_new.emplace(std::move(key), static_cast<int64_t>(key_to_new.size()));
     c.lookup_[static_cast<size_t>(id)] = it->second;
   }
   c.compressed_vocab_size_ = static_cast<int64_t>(key_to_new.size());
@@ -124,7 +125,8 @@ TokenCompressor TokenCompressor::from_lookup(std::vector<int64_t> lookup) {
     const int64_t v = lookup[i];
     if (v < 0 || v > next_new) {
       fail(Errc::invalid_argument, "compressor lookup[", i, "] = ", v,
-           ": values must be dense ids handed out in order of first appearance (expected at most ", next_new, ")");
+           ": values must be dense ids handed out in order of first appearance (expected at most ",
+           next_new, ")");
     }
     if (v == next_new) ++next_new;
   }
@@ -136,12 +138,14 @@ TokenCompressor TokenCompressor::from_lookup(std::vector<int64_t> lookup) {
 
 void TokenCompressor::compress(std::span<const int64_t> in, std::span<int64_t> out) const {
   if (in.size() != out.size()) {
-    fail(Errc::invalid_argument, "compress: input has ", in.size(), " ids but output has room for ", out.size());
+    fail(Errc::invalid_argument, "compress: input has ", in.size(), " ids but output has room for ",
+         out.size());
   }
   const auto n = static_cast<int64_t>(lookup_.size());
   // Validate everything first, so a bad id leaves `out` untouched even when it aliases `in`.
   for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] >= n) fail(Errc::out_of_range, "compress: id ", in[i], " at position ", i, " is >= vocab size ", n);
+    if (in[i] >= n)
+      fail(Errc::out_of_range, "compress: id ", in[i], " at position ", i, " is >= vocab size ", n);
   }
   for (size_t i = 0; i < in.size(); ++i) {
     const int64_t v = in[i];

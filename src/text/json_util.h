@@ -16,16 +16,20 @@ struct JsonPath {
   const std::string& origin;  // file name or "<memory>"
   std::string path;           // e.g. "pre_tokenizer.pretokenizers[2].pattern"
 
-  JsonPath at(std::string_view key) const { return {origin, path.empty() ? std::string(key) : path + "." + std::string(key)}; }
+  JsonPath at(std::string_view key) const {
+    return {origin, path.empty() ? std::string(key) : path + "." + std::string(key)};
+  }
   JsonPath at(size_t index) const { return {origin, path + "[" + std::to_string(index) + "]"}; }
 
   template <typename... Args>
   [[noreturn]] void fail_parse(Args&&... args) const {
-    fail(Errc::parse, origin, ": ", path.empty() ? std::string("<root>") : path, ": ", std::forward<Args>(args)...);
+    fail(Errc::parse, origin, ": ", path.empty() ? std::string("<root>") : path, ": ",
+         std::forward<Args>(args)...);
   }
   template <typename... Args>
   [[noreturn]] void fail_unsupported(Args&&... args) const {
-    fail(Errc::unsupported, origin, ": ", path.empty() ? std::string("<root>") : path, ": ", std::forward<Args>(args)...);
+    fail(Errc::unsupported, origin, ": ", path.empty() ? std::string("<root>") : path, ": ",
+         std::forward<Args>(args)...);
   }
 };
 
@@ -78,7 +82,8 @@ inline bool optional_bool(const Json& obj, std::string_view key, const JsonPath&
 }
 
 // Optional string member: absent or null -> "" with *present = false.
-inline std::string optional_string(const Json& obj, std::string_view key, const JsonPath& p, bool* present) {
+inline std::string optional_string(const Json& obj, std::string_view key, const JsonPath& p,
+                                   bool* present) {
   const auto it = obj.find(key);
   *present = !(it == obj.end() || it->is_null());
   if (!*present) return {};

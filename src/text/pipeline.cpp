@@ -46,7 +46,8 @@ const ByteLevelStrings& byte_level_strings() {
 
 const Regex& gpt2_regex() {
   static const Regex r = Regex::from_onig(
-      R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)", "<ByteLevel regex>");
+      R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)",
+      "<ByteLevel regex>");
   return r;
 }
 
@@ -54,19 +55,25 @@ Regex pattern_from_json(const Json& j, const JsonPath& p) {
   require_object(j, p);
   if (j.size() != 1) p.fail_parse("expected {\"String\": ...} or {\"Regex\": ...}");
   if (const auto it = j.find("Regex"); it != j.end()) {
-    return Regex::from_onig(as_string(*it, p.at("Regex")), p.at("Regex").origin + ": " + p.at("Regex").path);
+    return Regex::from_onig(as_string(*it, p.at("Regex")),
+                            p.at("Regex").origin + ": " + p.at("Regex").path);
   }
   if (const auto it = j.find("String"); it != j.end()) {
-    return Regex::literal(as_string(*it, p.at("String")), p.at("String").origin + ": " + p.at("String").path);
+    return Regex::literal(as_string(*it, p.at("String")),
+                          p.at("String").origin + ": " + p.at("String").path);
   }
   p.fail_parse("expected {\"String\": ...} or {\"Regex\": ...}");
 }
 
 }  // namespace
 
-char32_t byte_to_char(uint8_t b) { return byte_tables().to_char[b]; }
+char32_t byte_to_char(uint8_t b) {
+  return byte_tables().to_char[b];
+}
 
-int char_to_byte(char32_t cp) { return cp < 512 ? byte_tables().to_byte[cp] : -1; }
+int char_to_byte(char32_t cp) {
+  return cp < 512 ? byte_tables().to_byte[cp] : -1;
+}
 
 std::string bytes_to_byte_level(std::string_view s) {
   const auto& t = byte_level_strings();
@@ -95,8 +102,10 @@ void Normalizer::add_json(const Json& j, const JsonPath& p) {
     return;
   } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
     step.kind = NormalizerStep::Kind::form;
-    step.form = type == "NFC" ? NormalForm::nfc : type == "NFD" ? NormalForm::nfd
-              : type == "NFKC" ? NormalForm::nfkc : NormalForm::nfkd;
+    step.form = type == "NFC"    ? NormalForm::nfc
+                : type == "NFD"  ? NormalForm::nfd
+                : type == "NFKC" ? NormalForm::nfkc
+                                 : NormalForm::nfkd;
   } else if (type == "Lowercase") {
     step.kind = NormalizerStep::Kind::lowercase;
   } else if (type == "StripAccents") {
@@ -123,9 +132,15 @@ void Normalizer::add_json(const Json& j, const JsonPath& p) {
 std::string Normalizer::apply(std::string s) const {
   for (const NormalizerStep& step : steps_) {
     switch (step.kind) {
-      case NormalizerStep::Kind::form: s = normalize_form(s, step.form); break;
-      case NormalizerStep::Kind::lowercase: s = lowercase_full(s); break;
-      case NormalizerStep::Kind::strip_accents: s = strip_marks(s); break;
+      case NormalizerStep::Kind::form:
+        s = normalize_form(s, step.form);
+        break;
+      case NormalizerStep::Kind::lowercase:
+        s = lowercase_full(s);
+        break;
+      case NormalizerStep::Kind::strip_accents:
+        s = strip_marks(s);
+        break;
       case NormalizerStep::Kind::prepend:
         if (!s.empty()) s.insert(0, step.content);
         break;
@@ -246,12 +261,18 @@ void PreTokenizer::add_json(const Json& j, const JsonPath& p) {
     step.kind = PreTokenizerStep::Kind::split;
     step.pattern = pattern_from_json(require_member(j, "pattern", p), p.at("pattern"));
     const std::string& b = as_string(require_member(j, "behavior", p), p.at("behavior"));
-    if (b == "Removed") step.behavior = SplitBehavior::removed;
-    else if (b == "Isolated") step.behavior = SplitBehavior::isolated;
-    else if (b == "MergedWithPrevious") step.behavior = SplitBehavior::merged_with_previous;
-    else if (b == "MergedWithNext") step.behavior = SplitBehavior::merged_with_next;
-    else if (b == "Contiguous") step.behavior = SplitBehavior::contiguous;
-    else p.at("behavior").fail_parse("unknown split behavior \"", b, "\"");
+    if (b == "Removed")
+      step.behavior = SplitBehavior::removed;
+    else if (b == "Isolated")
+      step.behavior = SplitBehavior::isolated;
+    else if (b == "MergedWithPrevious")
+      step.behavior = SplitBehavior::merged_with_previous;
+    else if (b == "MergedWithNext")
+      step.behavior = SplitBehavior::merged_with_next;
+    else if (b == "Contiguous")
+      step.behavior = SplitBehavior::contiguous;
+    else
+      p.at("behavior").fail_parse("unknown split behavior \"", b, "\"");
     step.invert = optional_bool(j, "invert", p, false);
   } else if (type == "ByteLevel") {
     step.kind = PreTokenizerStep::Kind::byte_level;
@@ -275,11 +296,13 @@ void PreTokenizer::apply(std::string_view text, std::vector<std::string>& words)
         if (step.invert) {
           for (Piece& q : pieces) q.is_match = !q.is_match;
         }
-        for (std::string_view s : split_by_behavior(piece, std::move(pieces), step.behavior)) next.emplace_back(s);
+        for (std::string_view s : split_by_behavior(piece, std::move(pieces), step.behavior))
+          next.emplace_back(s);
       } else {
         if (step.add_prefix_space && (piece.empty() || piece[0] != ' ')) piece = " " + piece;
         if (step.use_regex) {
-          for (std::string_view s : split_by_behavior(piece, gpt2_regex().find_pieces(piece), SplitBehavior::isolated)) {
+          for (std::string_view s :
+               split_by_behavior(piece, gpt2_regex().find_pieces(piece), SplitBehavior::isolated)) {
             next.push_back(bytes_to_byte_level(s));
           }
         } else if (!piece.empty()) {

@@ -22,8 +22,8 @@ struct NormalizerStep {
   NormalForm form = NormalForm::nfc;  // Kind::form
   bool strip_left = false;            // Kind::strip
   bool strip_right = false;
-  std::string content;                // Kind::prepend / replace: the inserted text
-  Regex pattern;                      // Kind::replace
+  std::string content;  // Kind::prepend / replace: the inserted text
+  Regex pattern;        // Kind::replace
 };
 
 class Normalizer {
@@ -44,10 +44,10 @@ enum class SplitBehavior { removed, isolated, merged_with_previous, merged_with_
 struct PreTokenizerStep {
   enum class Kind { split, byte_level };
   Kind kind = Kind::split;
-  Regex pattern;                                  // Kind::split
+  Regex pattern;  // Kind::split
   SplitBehavior behavior = SplitBehavior::isolated;
   bool invert = false;
-  bool add_prefix_space = false;                  // Kind::byte_level
+  bool add_prefix_space = false;  // Kind::byte_level
   bool use_regex = true;
 };
 

@@ -35,7 +35,8 @@ struct MatchContextDeleter {
 
 pcre2_match_context* shared_match_context() {
   static const std::unique_ptr<pcre2_match_context, MatchContextDeleter> ctx = [] {
-    std::unique_ptr<pcre2_match_context, MatchContextDeleter> c(pcre2_match_context_create(nullptr));
+    std::unique_ptr<pcre2_match_context, MatchContextDeleter> c(
+        pcre2_match_context_create(nullptr));
     pcre2_set_match_limit(c.get(), kMatchLimit);
     pcre2_set_depth_limit(c.get(), kDepthLimit);
     return c;
@@ -49,7 +50,8 @@ struct MatchDataDeleter {
 
 // One match-data block per thread, reused across calls (only group 0 is read).
 pcre2_match_data* thread_match_data() {
-  thread_local std::unique_ptr<pcre2_match_data, MatchDataDeleter> md(pcre2_match_data_create(1, nullptr));
+  thread_local std::unique_ptr<pcre2_match_data, MatchDataDeleter> md(
+      pcre2_match_data_create(1, nullptr));
   return md.get();
 }
 
@@ -66,13 +68,29 @@ std::string onig_to_pcre2(std::string_view p) {
       std::string_view set;
       bool negate = false;
       switch (e) {
-        case 's': set = kSpaceSet; break;
-        case 'S': set = kSpaceSet; negate = true; break;
-        case 'w': set = kWordSet; break;
-        case 'W': set = kWordSet; negate = true; break;
-        case 'h': set = kHexSet; break;
-        case 'H': set = kHexSet; negate = true; break;
-        default: break;
+        case 's':
+          set = kSpaceSet;
+          break;
+        case 'S':
+          set = kSpaceSet;
+          negate = true;
+          break;
+        case 'w':
+          set = kWordSet;
+          break;
+        case 'W':
+          set = kWordSet;
+          negate = true;
+          break;
+        case 'h':
+          set = kHexSet;
+          break;
+        case 'H':
+          set = kHexSet;
+          negate = true;
+          break;
+        default:
+          break;
       }
       if (set.empty() || (in_class && negate)) {
         // A negated class inside a class cannot be spliced; keep PCRE2's own meaning there.
@@ -137,7 +155,8 @@ Regex Regex::literal(std::string_view text, const std::string& origin) {
   std::string escaped;
   escaped.reserve(text.size() * 2);
   for (const char c : text) {
-    if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos) escaped.push_back('\\');
+    if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos)
+      escaped.push_back('\\');
     escaped.push_back(c);
   }
   Regex r = from_onig(escaped, origin);
@@ -154,17 +173,19 @@ std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view subject)
   bool have_last = false;
   size_t last_match_end = 0;
   while (search_from <= subject.size()) {
-    const int rc = code_->jit ? pcre2_jit_match(code_->code, subj, subject.size(), search_from, 0, md, shared_match_context())
+    const int rc = code_->jit ? pcre2_jit_match(code_->code, subj, subject.size(), search_from, 0,
+                                                md, shared_match_context())
                               : pcre2_match(code_->code, subj, subject.size(), search_from,
                                             PCRE2_NO_UTF_CHECK, md, shared_match_context());
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(rc, msg, sizeof(msg));
-      if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT ||
-          rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_NOMEMORY) {
-        fail(Errc::unsupported, "regex \"", code_->source, "\" is too expensive on this input (", reinterpret_cast<const char*>(msg),
-             ") at byte offset ", search_from);
+      if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+          rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ||
+          rc == PCRE2_ERROR_NOMEMORY) {
+        fail(Errc::unsupported, "regex \"", code_->source, "\" is too expensive on this input (",
+             reinterpret_cast<const char*>(msg), ") at byte offset ", search_from);
       }
       fail(Errc::internal, "regex match failed: ", reinterpret_cast<const char*>(msg));
     }

@@ -33,7 +33,8 @@ class Regex {
   // A pattern that matches `text` literally.
   static Regex literal(std::string_view text, const std::string& origin);
 
-  // Matches as [begin, end) byte ranges, left to right, non-overlapping. subject must be valid UTF-8.
+  // Matches as [begin, end) byte ranges, left to right, non-overlapping. subject must be valid
+  // UTF-8.
   std::vector<std::pair<size_t, size_t>> find_all(std::string_view subject) const;
 
   // HF's Pattern::find_matches: the whole subject cut into matches and the gaps between them.

@@ -70,8 +70,8 @@ class TokenTrie {
 
 // One element of a TemplateProcessing "single" template.
 struct TemplatePiece {
-  bool is_sequence = false;       // the input itself ("A")
-  std::vector<int32_t> ids;       // a special token's ids
+  bool is_sequence = false;  // the input itself ("A")
+  std::vector<int32_t> ids;  // a special token's ids
 };
 
 struct PostProcessor {
@@ -89,7 +89,8 @@ void load_post_processor(const Json& j, const JsonPath& p, PostProcessor& out) {
     for (size_t i = 0; i < list.size(); ++i) load_post_processor(list[i], sp.at(i), out);
     return;
   }
-  if (type != "TemplateProcessing") p.at("type").fail_unsupported("post-processor type \"", type, "\" is not supported");
+  if (type != "TemplateProcessing")
+    p.at("type").fail_unsupported("post-processor type \"", type, "\" is not supported");
   if (out.has_template) p.fail_unsupported("more than one TemplateProcessing");
   out.has_template = true;
   // Special tokens referenced by the template: name -> ids.
@@ -111,14 +112,20 @@ void load_post_processor(const Json& j, const JsonPath& p, PostProcessor& out) {
     const Json& piece = text::require_object(single[i], ip);
     TemplatePiece tp;
     if (const auto it = piece.find("Sequence"); it != piece.end()) {
-      const std::string& seq = text::as_string(text::require_member(*it, "id", ip.at("Sequence")), ip.at("Sequence").at("id"));
-      if (seq != "A") ip.at("Sequence").at("id").fail_unsupported("a single-sequence template can only use \"A\", got \"", seq, "\"");
+      const std::string& seq = text::as_string(text::require_member(*it, "id", ip.at("Sequence")),
+                                               ip.at("Sequence").at("id"));
+      if (seq != "A")
+        ip.at("Sequence")
+            .at("id")
+            .fail_unsupported("a single-sequence template can only use \"A\", got \"", seq, "\"");
       tp.is_sequence = true;
     } else if (const auto it2 = piece.find("SpecialToken"); it2 != piece.end()) {
       const JsonPath kp = ip.at("SpecialToken").at("id");
-      const std::string& name = text::as_string(text::require_member(*it2, "id", ip.at("SpecialToken")), kp);
+      const std::string& name =
+          text::as_string(text::require_member(*it2, "id", ip.at("SpecialToken")), kp);
       const auto sit = specials.find(name);
-      if (sit == specials.end()) kp.fail_parse("special token \"", name, "\" is not listed in special_tokens");
+      if (sit == specials.end())
+        kp.fail_parse("special token \"", name, "\" is not listed in special_tokens");
       tp.ids = sit->second;
     } else {
       ip.fail_parse("expected {\"Sequence\": ...} or {\"SpecialToken\": ...}");
@@ -147,8 +154,8 @@ struct Tokenizer::Impl {
   PostProcessor post;
   DecoderKind decoder = DecoderKind::none;
 
-  std::vector<AddedToken> added;                      // in file order
-  std::unordered_map<int32_t, int> added_by_id;       // id -> index into added
+  std::vector<AddedToken> added;                 // in file order
+  std::unordered_map<int32_t, int> added_by_id;  // id -> index into added
   std::unordered_map<std::string, int32_t> added_by_content;
   std::unordered_map<std::string, bool> special_contents;
   TokenTrie raw_trie;         // tokens with normalized == false, matched in the raw text
@@ -220,7 +227,8 @@ struct Tokenizer::Impl {
     return k;
   }
 
-  void encode_words(std::string_view piece, std::vector<int32_t>& out, std::vector<std::string>& words) const {
+  void encode_words(std::string_view piece, std::vector<int32_t>& out,
+                    std::vector<std::string>& words) const {
     words.clear();
     pre_tokenizer.apply(piece, words);
     for (const std::string& w : words) model->tokenize(w, out);
@@ -232,7 +240,9 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
-Tokenizer Tokenizer::from_file(const std::string& path) { return from_json(read_file(path), path); }
+Tokenizer Tokenizer::from_file(const std::string& path) {
+  return from_json(read_file(path), path);
+}
 
 Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& origin) {
   Json root;
@@ -247,7 +257,8 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& or
 
   for (const char* key : {"truncation", "padding"}) {
     const auto it = root.find(key);
-    if (it != root.end() && !it->is_null()) rp.at(key).fail_unsupported(key, " is not supported (must be null)");
+    if (it != root.end() && !it->is_null())
+      rp.at(key).fail_unsupported(key, " is not supported (must be null)");
   }
 
   // Model first: added tokens and the post-processor refer to its vocabulary.
@@ -258,7 +269,8 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& or
   const auto tit = mit->find("type");
   if (tit == mit->end()) mp.at("type").fail_parse("missing");
   const std::string& model_type = text::as_string(*tit, mp.at("type"));
-  if (model_type != "BPE") mp.at("type").fail_unsupported("model type \"", model_type, "\" is not supported (only BPE)");
+  if (model_type != "BPE")
+    mp.at("type").fail_unsupported("model type \"", model_type, "\" is not supported (only BPE)");
   impl->model = text::BpeModel::from_json(*mit, mp);
 
   auto member_or_null = [&](const char* key) -> const Json& {
@@ -267,14 +279,17 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& or
     return it == root.end() ? null_json : *it;
   };
   impl->normalizer = text::Normalizer::from_json(member_or_null("normalizer"), rp.at("normalizer"));
-  impl->pre_tokenizer = text::PreTokenizer::from_json(member_or_null("pre_tokenizer"), rp.at("pre_tokenizer"));
+  impl->pre_tokenizer =
+      text::PreTokenizer::from_json(member_or_null("pre_tokenizer"), rp.at("pre_tokenizer"));
   load_post_processor(member_or_null("post_processor"), rp.at("post_processor"), impl->post);
 
   const Json& dec = member_or_null("decoder");
   if (!dec.is_null()) {
     const JsonPath dp = rp.at("decoder");
     const std::string& type = text::as_string(text::require_member(dec, "type", dp), dp.at("type"));
-    if (type != "ByteLevel") dp.at("type").fail_unsupported("decoder type \"", type, "\" is not supported (only ByteLevel)");
+    if (type != "ByteLevel")
+      dp.at("type").fail_unsupported("decoder type \"", type,
+                                     "\" is not supported (only ByteLevel)");
     impl->decoder = DecoderKind::byte_level;
   }
 
@@ -296,8 +311,10 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& or
       t.rstrip = text::optional_bool(a, "rstrip", ip, false);
       t.special = text::optional_bool(a, "special", ip, false);
       t.normalized = text::optional_bool(a, "normalized", ip, !t.special);
-      if (impl->added_by_id.count(t.id)) ip.at("id").fail_parse("id ", t.id, " is given to two added tokens");
-      if (impl->added_by_content.count(t.content)) ip.at("content").fail_parse("\"", t.content, "\" is added twice");
+      if (impl->added_by_id.count(t.id))
+        ip.at("id").fail_parse("id ", t.id, " is given to two added tokens");
+      if (impl->added_by_content.count(t.content))
+        ip.at("content").fail_parse("\"", t.content, "\" is added twice");
       max_id = std::max<int64_t>(max_id, t.id);
       const int index = static_cast<int>(impl->added.size());
       impl->added_by_id.emplace(t.id, index);
@@ -320,7 +337,8 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& or
   }
   const int64_t entries = static_cast<int64_t>(impl->model->vocab().size() + impl->added.size());
   if (max_id >= 2 * entries + 65536) {
-    rp.at("added_tokens").fail_parse("largest id ", max_id, " is implausibly large for ", entries, " entries");
+    rp.at("added_tokens")
+        .fail_parse("largest id ", max_id, " is implausibly large for ", entries, " entries");
   }
   impl->vocab_size = max_id + 1;
   return Tokenizer(std::move(impl));
@@ -339,7 +357,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view input, bool add_special_
       ids.push_back(id);
       return;
     }
-    const std::string normalized = m.normalizer.empty() ? std::string(piece) : m.normalizer.apply(std::string(piece));
+    const std::string normalized =
+        m.normalizer.empty() ? std::string(piece) : m.normalizer.apply(std::string(piece));
     m.split_added(normalized, m.normalized_trie, [&](std::string_view sub, int32_t sub_id) {
       if (sub.empty()) return;
       if (sub_id >= 0) {
@@ -369,7 +388,8 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
   for (size_t i = 0; i < ids.size(); ++i) {
     const int32_t id = ids[i];
     if (id < 0 || id >= m.vocab_size) {
-      fail(Errc::out_of_range, "decode: id ", id, " at position ", i, " is outside [0, ", m.vocab_size, ")");
+      fail(Errc::out_of_range, "decode: id ", id, " at position ", i, " is outside [0, ",
+           m.vocab_size, ")");
     }
     const std::string& tok = id_to_token(id);
     if (skip_special_tokens && m.special_contents.count(tok)) continue;
@@ -406,14 +426,18 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
   return text::utf8_lossy(bytes);
 }
 
-int64_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
+int64_t Tokenizer::vocab_size() const {
+  return impl_->vocab_size;
+}
 
 const std::string& Tokenizer::id_to_token(int32_t id) const {
   const Impl& m = *impl_;
-  if (const auto it = m.added_by_id.find(id); it != m.added_by_id.end()) return m.added[it->second].content;
+  if (const auto it = m.added_by_id.find(id); it != m.added_by_id.end())
+    return m.added[it->second].content;
   const auto& table = m.model->id_to_token();
   if (id < 0 || static_cast<size_t>(id) >= table.size() || !m.model->id_present()[id]) {
-    fail(Errc::out_of_range, "token id ", id, " has no vocabulary entry (vocab_size ", m.vocab_size, ")");
+    fail(Errc::out_of_range, "token id ", id, " has no vocabulary entry (vocab_size ", m.vocab_size,
+         ")");
   }
   return table[id];
 }
@@ -421,7 +445,8 @@ const std::string& Tokenizer::id_to_token(int32_t id) const {
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
   const Impl& m = *impl_;
   const std::string key(token);
-  if (const auto it = m.added_by_content.find(key); it != m.added_by_content.end()) return it->second;
+  if (const auto it = m.added_by_content.find(key); it != m.added_by_content.end())
+    return it->second;
   if (const auto it = m.model->vocab().find(key); it != m.model->vocab().end()) return it->second;
   return std::nullopt;
 }

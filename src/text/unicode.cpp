@@ -15,13 +15,23 @@ std::string normalize_form(std::string_view s, NormalForm form) {
   UErrorCode status = U_ZERO_ERROR;
   const icu::Normalizer2* norm = nullptr;
   switch (form) {
-    case NormalForm::nfc: norm = icu::Normalizer2::getNFCInstance(status); break;
-    case NormalForm::nfd: norm = icu::Normalizer2::getNFDInstance(status); break;
-    case NormalForm::nfkc: norm = icu::Normalizer2::getNFKCInstance(status); break;
-    case NormalForm::nfkd: norm = icu::Normalizer2::getNFKDInstance(status); break;
+    case NormalForm::nfc:
+      norm = icu::Normalizer2::getNFCInstance(status);
+      break;
+    case NormalForm::nfd:
+      norm = icu::Normalizer2::getNFDInstance(status);
+      break;
+    case NormalForm::nfkc:
+      norm = icu::Normalizer2::getNFKCInstance(status);
+      break;
+    case NormalForm::nfkd:
+      norm = icu::Normalizer2::getNFKDInstance(status);
+      break;
   }
-  if (U_FAILURE(status) || norm == nullptr) fail(Errc::internal, "ICU normalizer unavailable: ", u_errorName(status));
-  const icu::UnicodeString in = icu::UnicodeString::fromUTF8(icu::StringPiece(s.data(), static_cast<int32_t>(s.size())));
+  if (U_FAILURE(status) || norm == nullptr)
+    fail(Errc::internal, "ICU normalizer unavailable: ", u_errorName(status));
+  const icu::UnicodeString in =
+      icu::UnicodeString::fromUTF8(icu::StringPiece(s.data(), static_cast<int32_t>(s.size())));
   icu::UnicodeString out = norm->normalize(in, status);
   if (U_FAILURE(status)) fail(Errc::internal, "ICU normalize failed: ", u_errorName(status));
   std::string result;
@@ -71,11 +81,14 @@ std::string strip_marks(std::string_view s) {
   return out;
 }
 
-bool is_white_space(char32_t cp) { return u_isUWhiteSpace(static_cast<UChar32>(cp)); }
+bool is_white_space(char32_t cp) {
+  return u_isUWhiteSpace(static_cast<UChar32>(cp));
+}
 
 bool is_word_char(char32_t cp) {
   const auto c = static_cast<UChar32>(cp);
-  if (u_hasBinaryProperty(c, UCHAR_ALPHABETIC) || u_hasBinaryProperty(c, UCHAR_JOIN_CONTROL)) return true;
+  if (u_hasBinaryProperty(c, UCHAR_ALPHABETIC) || u_hasBinaryProperty(c, UCHAR_JOIN_CONTROL))
+    return true;
   const int8_t t = u_charType(c);
   return t == U_NON_SPACING_MARK || t == U_ENCLOSING_MARK || t == U_COMBINING_SPACING_MARK ||
          t == U_DECIMAL_DIGIT_NUMBER || t == U_CONNECTOR_PUNCTUATION;

@@ -67,7 +67,8 @@ size_t find_invalid_utf8(std::string_view s) {
     // ASCII fast path: 8 bytes at a time.
     while (i + 8 <= s.size()) {
       uint64_t w = 0;
-      for (int k = 0; k < 8; ++k) w |= static_cast<uint64_t>(static_cast<unsigned char>(s[i + k])) << (8 * k);
+      for (int k = 0; k < 8; ++k)
+        w |= static_cast<uint64_t>(static_cast<unsigned char>(s[i + k])) << (8 * k);
       if (w & 0x8080808080808080ULL) break;
       i += 8;
     }

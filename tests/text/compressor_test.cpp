@@ -21,20 +21,21 @@ using ::testing::HasSubstr;
 TEST(NormalizeKey, Cases) {
   const auto key = [](const std::string& s) { return TokenCompressor::normalize_key(s); };
   EXPECT_EQ(key("Hello"), "hello");
-  EXPECT_EQ(key(" The"), "the");                   // leading space stripped
-  EXPECT_EQ(key(" "), " ");                        // a lone space is protected
-  EXPECT_EQ(key("\t\r\n"), " ");                   // a run of [ \t\r\n] becomes one protected space
+  EXPECT_EQ(key(" The"), "the");  // leading space stripped
+  EXPECT_EQ(key(" "), " ");       // a lone space is protected
+  EXPECT_EQ(key("\t\r\n"), " ");  // a run of [ \t\r\n] becomes one protected space
   EXPECT_EQ(key("  a \t b  "), "a b");
-  EXPECT_EQ(key("\xC2\xA0"), " ");                 // NBSP: NFKC gives " ", which is protected
-  EXPECT_EQ(key("\xE3\x80\x80"), " ");             // ideographic space, same path
-  EXPECT_EQ(key("\xE2\x80\xA8"), "");              // U+2028: White_Space, stripped, not in [ \t\r\n]
-  EXPECT_EQ(key("caf\xC3\xA9"), "cafe");           // accents removed after NFD
+  EXPECT_EQ(key("\xC2\xA0"), " ");        // NBSP: NFKC gives " ", which is protected
+  EXPECT_EQ(key("\xE3\x80\x80"), " ");    // ideographic space, same path
+  EXPECT_EQ(key("\xE2\x80\xA8"), "");     // U+2028: White_Space, stripped, not in [ \t\r\n]
+  EXPECT_EQ(key("caf\xC3\xA9"), "cafe");  // accents removed after NFD
   EXPECT_EQ(key("e\xCC\x81"), "e");
-  EXPECT_EQ(key("\xEF\xAC\x81"), "fi");            // ligature ﬁ (NFKC)
-  EXPECT_EQ(key("\xC4\xB0"), "i");                 // İ: NFD splits off the dot, which is then removed
-  EXPECT_EQ(key("\xCE\xA3"), "\xCF\x83");          // Σ -> σ, never final ς
-  EXPECT_EQ(key("\xE0\xA4\x95\xE0\xA4\xBE"), "\xE0\xA4\x95");  // spacing mark (Mc) removed, as HF does
-  EXPECT_EQ(key("\xEE\x80\x80"), " ");             // the sentinel itself ends up as a space
+  EXPECT_EQ(key("\xEF\xAC\x81"), "fi");    // ligature ﬁ (NFKC)
+  EXPECT_EQ(key("\xC4\xB0"), "i");         // İ: NFD splits off the dot, which is then removed
+  EXPECT_EQ(key("\xCE\xA3"), "\xCF\x83");  // Σ -> σ, never final ς
+  EXPECT_EQ(key("\xE0\xA4\x95\xE0\xA4\xBE"),
+            "\xE0\xA4\x95");            // spacing mark (Mc) removed, as HF does
+  EXPECT_EQ(key("\xEE\x80\x80"), " ");  // the sentinel itself ends up as a space
   EXPECT_EQ(key(""), "");
 }
 
@@ -47,14 +48,17 @@ Tokenizer tiny_tokenizer() {
     text::append_utf8(s, text::byte_to_char(static_cast<uint8_t>(b)));
     vocab[s] = id++;
   }
-  // 256: "Hello", 257: "Ġhello", 258: "hello", 259: "ĠĠ", 260: "Ã©" (é), 261: "e"... already 'e'=byte.
+  // 256: "Hello", 257: "Ġhello", 258: "hello", 259: "ĠĠ", 260: "Ã©" (é), 261: "e"... already
+  // 'e'=byte.
   vocab[text::bytes_to_byte_level("Hello")] = id++;
   vocab[text::bytes_to_byte_level(" hello")] = id++;
   vocab[text::bytes_to_byte_level("hello")] = id++;
   vocab[text::bytes_to_byte_level("  ")] = id++;
   vocab[text::bytes_to_byte_level("\xC3\xA9")] = id++;
   const nlohmann::json j = {
-      {"added_tokens", nlohmann::json::array({{{"id", 261}, {"content", "<s>"}, {"special", true}, {"normalized", false}}})},
+      {"added_tokens",
+       nlohmann::json::array(
+           {{{"id", 261}, {"content", "<s>"}, {"special", true}, {"normalized", false}}})},
       {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
       {"decoder", {{"type", "ByteLevel"}}},
       {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
@@ -70,10 +74,10 @@ TEST(TokenCompressor, LookupFollowsFirstAppearance) {
   const int64_t h = l[256];
   EXPECT_EQ(l[257], h);
   EXPECT_EQ(l[258], h);
-  EXPECT_EQ(l[259], l[' ']);                    // "  " and " " both key as " "
-  EXPECT_EQ(l[260], l['e']);                    // "é" keys as "e"
+  EXPECT_EQ(l[259], l[' ']);  // "  " and " " both key as " "
+  EXPECT_EQ(l[260], l['e']);  // "é" keys as "e"
   EXPECT_EQ(l['E'], l['e']);
-  EXPECT_NE(l[0xC3], l[0xC4]);                  // lone lead bytes decode to U+FFFD: keyed by raw token
+  EXPECT_NE(l[0xC3], l[0xC4]);  // lone lead bytes decode to U+FFFD: keyed by raw token
   EXPECT_EQ(l[261], c.compressed_vocab_size() - 1);  // the special token is new, and last
   // Dense ids in order of first appearance.
   int64_t next = 0;

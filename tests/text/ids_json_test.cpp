@@ -13,7 +13,9 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 TEST(IdsJson, ParsesBatchAndMask) {
-  const IdsBatch b = parse_ids_json(R"({"input_ids": [[1, 2, 3], [4, 5, 6]], "dead_mask": [[0, 1, 0], [true, false, 1]]})", "x.json");
+  const IdsBatch b = parse_ids_json(
+      R"({"input_ids": [[1, 2, 3], [4, 5, 6]], "dead_mask": [[0, 1, 0], [true, false, 1]]})",
+      "x.json");
   EXPECT_EQ(b.batch, 2);
   EXPECT_EQ(b.length, 3);
   EXPECT_THAT(b.ids, ElementsAre(1, 2, 3, 4, 5, 6));
@@ -40,7 +42,8 @@ TEST(IdsJson, RoundTrip) {
   EXPECT_EQ(r.batch, 2);
 }
 
-void expect_error(const std::string& text, Errc code, const std::string& fragment, IdsLimits limits = {}) {
+void expect_error(const std::string& text, Errc code, const std::string& fragment,
+                  IdsLimits limits = {}) {
   try {
     parse_ids_json(text, "ids.json", limits);
     FAIL() << text;
@@ -61,11 +64,16 @@ TEST(IdsJson, Errors) {
   expect_error(R"({"input_ids": [[1, "a"]]})", Errc::parse, "input_ids[0][1] must be an integer");
   expect_error(R"({"input_ids": [[1, 2.5]]})", Errc::parse, "input_ids[0][1] must be an integer");
   expect_error(R"({"input_ids": [[1, -2]]})", Errc::out_of_range, "input_ids[0][1] = -2");
-  expect_error(R"({"input_ids": [[1], [10]]})", Errc::out_of_range, "input_ids[1][0] = 10", IdsLimits{10, false});
-  expect_error(R"({"input_ids": [[18446744073709551615]]})", Errc::out_of_range, "does not fit in int64");
-  expect_error(R"({"input_ids": [[1, 2]], "dead_mask": [[0]]})", Errc::parse, "dead_mask[0] has 1 entries");
-  expect_error(R"({"input_ids": [[1, 2]], "dead_mask": [[0, 2]]})", Errc::parse, "dead_mask[0][1] must be 0, 1");
-  expect_error(R"({"input_ids": [[1, 2]], "dead_mask": [[0, 1], [1, 1]]})", Errc::parse, "has 2 rows but input_ids has 1");
+  expect_error(R"({"input_ids": [[1], [10]]})", Errc::out_of_range, "input_ids[1][0] = 10",
+               IdsLimits{10, false});
+  expect_error(R"({"input_ids": [[18446744073709551615]]})", Errc::out_of_range,
+               "does not fit in int64");
+  expect_error(R"({"input_ids": [[1, 2]], "dead_mask": [[0]]})", Errc::parse,
+               "dead_mask[0] has 1 entries");
+  expect_error(R"({"input_ids": [[1, 2]], "dead_mask": [[0, 2]]})", Errc::parse,
+               "dead_mask[0][1] must be 0, 1");
+  expect_error(R"({"input_ids": [[1, 2]], "dead_mask": [[0, 1], [1, 1]]})", Errc::parse,
+               "has 2 rows but input_ids has 1");
 }
 
 }  // namespace

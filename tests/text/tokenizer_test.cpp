@@ -27,10 +27,13 @@ using nlohmann::json;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-std::string bl(std::string_view s) { return text::bytes_to_byte_level(s); }
+std::string bl(std::string_view s) {
+  return text::bytes_to_byte_level(s);
+}
 
 // A byte-level BPE tokenizer: the 256 byte stand-ins (ids 0..255) plus the merges given.
-json byte_level_tokenizer(const std::vector<std::pair<std::string, std::string>>& merges, bool array_form) {
+json byte_level_tokenizer(const std::vector<std::pair<std::string, std::string>>& merges,
+                          bool array_form) {
   json vocab = json::object();
   for (int b = 0; b < 256; ++b) {
     std::string s;
@@ -53,17 +56,31 @@ json byte_level_tokenizer(const std::vector<std::pair<std::string, std::string>>
               {"added_tokens", json::array()},
               {"normalizer", nullptr},
               {"pre_tokenizer",
-               {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
+               {{"type", "ByteLevel"},
+                {"add_prefix_space", false},
+                {"trim_offsets", true},
+                {"use_regex", true}}},
               {"post_processor", nullptr},
-              {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+              {"decoder",
+               {{"type", "ByteLevel"},
+                {"add_prefix_space", true},
+                {"trim_offsets", true},
+                {"use_regex", true}}},
               {"model",
-               {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"vocab", vocab}, {"merges", m}}}};
+               {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", nullptr},
+                {"vocab", vocab},
+                {"merges", m}}}};
 }
 
 const std::vector<std::pair<std::string, std::string>> kMerges = {
-    {"h", "e"}, {bl(" "), "t"}, {bl(" t"), "he"}, {"l", "l"}, {"he", "ll"}, {"hell", "o"}, {"a", "a"}};
+    {"h", "e"},   {bl(" "), "t"}, {bl(" t"), "he"}, {"l", "l"},
+    {"he", "ll"}, {"hell", "o"},  {"a", "a"}};
 
-Tokenizer load(const json& j) { return Tokenizer::from_json(j.dump(), "test.json"); }
+Tokenizer load(const json& j) {
+  return Tokenizer::from_json(j.dump(), "test.json");
+}
 
 std::vector<std::string> tokens_of(const Tokenizer& t, const std::vector<int32_t>& ids) {
   std::vector<std::string> out;
@@ -82,7 +99,8 @@ TEST(Tokenizer, BpeMergesByRank) {
 TEST(Tokenizer, MergesStringAndArrayFormsAgree) {
   const Tokenizer a = load(byte_level_tokenizer(kMerges, false));
   const Tokenizer b = load(byte_level_tokenizer(kMerges, true));
-  for (const char* s : {"hello the world", "aaaa hell", "the theme", ""}) EXPECT_EQ(a.encode(s), b.encode(s)) << s;
+  for (const char* s : {"hello the world", "aaaa hell", "the theme", ""})
+    EXPECT_EQ(a.encode(s), b.encode(s)) << s;
 }
 
 TEST(Tokenizer, HeapBpeMatchesReferenceOnRandomWords) {
@@ -121,14 +139,20 @@ TEST(Tokenizer, SplitBehaviorsMatchHfDocumentation) {
     return out;
   };
   EXPECT_THAT(run(text::SplitBehavior::removed), ElementsAre("the", "final", "countdown"));
-  EXPECT_THAT(run(text::SplitBehavior::isolated), ElementsAre("the", "-", "final", "-", "-", "countdown"));
-  EXPECT_THAT(run(text::SplitBehavior::merged_with_previous), ElementsAre("the-", "final-", "-", "countdown"));
-  EXPECT_THAT(run(text::SplitBehavior::merged_with_next), ElementsAre("the", "-final", "-", "-countdown"));
-  EXPECT_THAT(run(text::SplitBehavior::contiguous), ElementsAre("the", "-", "final", "--", "countdown"));
+  EXPECT_THAT(run(text::SplitBehavior::isolated),
+              ElementsAre("the", "-", "final", "-", "-", "countdown"));
+  EXPECT_THAT(run(text::SplitBehavior::merged_with_previous),
+              ElementsAre("the-", "final-", "-", "countdown"));
+  EXPECT_THAT(run(text::SplitBehavior::merged_with_next),
+              ElementsAre("the", "-final", "-", "-countdown"));
+  EXPECT_THAT(run(text::SplitBehavior::contiguous),
+              ElementsAre("the", "-", "final", "--", "countdown"));
 }
 
 TEST(Tokenizer, OnigEscapesAreRewritten) {
-  EXPECT_EQ(text::onig_to_pcre2("a\\sb"), "a[\\t\\n\\x0B\\f\\r\\x20\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}]b");
+  EXPECT_EQ(text::onig_to_pcre2("a\\sb"),
+            "a[\\t\\n\\x0B\\f\\r\\x20\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
+            "\\x{202F}\\x{205F}\\x{3000}]b");
   EXPECT_EQ(text::onig_to_pcre2("[\\h]"), "[0-9a-fA-F]");
   EXPECT_EQ(text::onig_to_pcre2("\\\\s"), "\\\\s");  // an escaped backslash, then a literal s
   // U+180E (Mongolian vowel separator) is not White_Space: \s must not match it.
@@ -151,15 +175,17 @@ json with_added(json j, json added) {
   return j;
 }
 
-json added_token(int id, const std::string& content, bool special, bool normalized, bool lstrip = false,
-                 bool rstrip = false, bool single_word = false) {
-  return json{{"id", id},         {"content", content}, {"single_word", single_word}, {"lstrip", lstrip},
-              {"rstrip", rstrip}, {"normalized", normalized}, {"special", special}};
+json added_token(int id, const std::string& content, bool special, bool normalized,
+                 bool lstrip = false, bool rstrip = false, bool single_word = false) {
+  return json{{"id", id},          {"content", content}, {"single_word", single_word},
+              {"lstrip", lstrip},  {"rstrip", rstrip},   {"normalized", normalized},
+              {"special", special}};
 }
 
 TEST(Tokenizer, SpecialTokensMatchInRawTextAndDecode) {
   json j = byte_level_tokenizer(kMerges, false);
-  j = with_added(j, json::array({added_token(300, "<s>", true, false), added_token(301, "<sep>", true, false)}));
+  j = with_added(j, json::array({added_token(300, "<s>", true, false),
+                                 added_token(301, "<sep>", true, false)}));
   const Tokenizer t = load(j);
   EXPECT_EQ(t.vocab_size(), 302);
   const auto ids = t.encode("<s>hello<sep> the");
@@ -174,8 +200,9 @@ TEST(Tokenizer, SpecialTokensMatchInRawTextAndDecode) {
 
 TEST(Tokenizer, AddedTokenStripAndSingleWord) {
   json j = byte_level_tokenizer(kMerges, false);
-  j = with_added(j, json::array({added_token(300, "[M]", true, false, /*lstrip=*/true, /*rstrip=*/true),
-                                 added_token(301, "he", false, false, false, false, /*single_word=*/true)}));
+  j = with_added(
+      j, json::array({added_token(300, "[M]", true, false, /*lstrip=*/true, /*rstrip=*/true),
+                      added_token(301, "he", false, false, false, false, /*single_word=*/true)}));
   const Tokenizer t = load(j);
   // lstrip/rstrip swallow the white space around [M].
   EXPECT_THAT(tokens_of(t, t.encode("a  [M]  b")), ElementsAre("a", "[M]", "b"));
@@ -187,18 +214,20 @@ TEST(Tokenizer, AddedTokenStripAndSingleWord) {
 
 TEST(Tokenizer, NormalizersAndTemplatePostProcessor) {
   json j = byte_level_tokenizer(kMerges, false);
-  j["normalizer"] = {{"type", "Sequence"},
-                     {"normalizers",
-                      json::array({json{{"type", "NFKC"}}, json{{"type", "Lowercase"}},
-                                   json{{"type", "Replace"}, {"pattern", {{"Regex", "\\s+"}}}, {"content", " "}},
-                                   json{{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}}})}};
+  j["normalizer"] = {
+      {"type", "Sequence"},
+      {"normalizers",
+       json::array({json{{"type", "NFKC"}}, json{{"type", "Lowercase"}},
+                    json{{"type", "Replace"}, {"pattern", {{"Regex", "\\s+"}}}, {"content", " "}},
+                    json{{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}}})}};
   j = with_added(j, json::array({added_token(300, "<s>", true, false)}));
   j["post_processor"] = {
       {"type", "TemplateProcessing"},
       {"single", json::array({json{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
                               json{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
       {"pair", json::array()},
-      {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", json::array({300})}, {"tokens", json::array({"<s>"})}}}}}};
+      {"special_tokens",
+       {{"<s>", {{"id", "<s>"}, {"ids", json::array({300})}, {"tokens", json::array({"<s>"})}}}}}};
   const Tokenizer t = load(j);
   // NFKC folds the ligature, Lowercase, the whitespace run collapses, Strip trims.
   EXPECT_THAT(tokens_of(t, t.encode("  HELLO \t\n THE\xEF\xAC\x81 ")),
@@ -224,11 +253,13 @@ TEST(Tokenizer, DecodeProducesReplacementCharactersLikeRust) {
 
 TEST(Utf8, LossyConversionUsesMaximalSubparts) {
   const std::string R = "\xEF\xBF\xBD";
-  EXPECT_EQ(text::utf8_lossy("a\xF0\x90\x80" "b"), "a" + R + "b");     // truncated 4-byte sequence: one U+FFFD
-  EXPECT_EQ(text::utf8_lossy("\xE0\x80"), R + R);                      // E0 80 is never valid
-  EXPECT_EQ(text::utf8_lossy("\xED\xA0\x80"), R + R + R);              // surrogate
-  EXPECT_EQ(text::utf8_lossy("\xF4\x90\x80\x80"), R + R + R + R);      // above U+10FFFF
-  EXPECT_EQ(text::utf8_lossy("\xC0\xAF"), R + R);                      // overlong
+  EXPECT_EQ(text::utf8_lossy("a\xF0\x90\x80"
+                             "b"),
+            "a" + R + "b");                                // truncated 4-byte sequence: one U+FFFD
+  EXPECT_EQ(text::utf8_lossy("\xE0\x80"), R + R);          // E0 80 is never valid
+  EXPECT_EQ(text::utf8_lossy("\xED\xA0\x80"), R + R + R);  // surrogate
+  EXPECT_EQ(text::utf8_lossy("\xF4\x90\x80\x80"), R + R + R + R);  // above U+10FFFF
+  EXPECT_EQ(text::utf8_lossy("\xC0\xAF"), R + R);                  // overlong
   EXPECT_EQ(text::utf8_lossy("\xE2\x82"), R);
   EXPECT_EQ(text::find_invalid_utf8("abc\xE2\x82"), 3u);
   EXPECT_EQ(text::find_invalid_utf8("12345678\xFF"), 8u);
@@ -236,9 +267,11 @@ TEST(Utf8, LossyConversionUsesMaximalSubparts) {
 }
 
 TEST(Unicode, LowercaseIsPerCodePointFullMapping) {
-  EXPECT_EQ(text::lowercase_full("\xCE\x91\xCE\xA3"), "\xCE\xB1\xCF\x83");  // "ΑΣ" -> "ασ" (no final sigma)
-  EXPECT_EQ(text::lowercase_full("\xC4\xB0"), "i\xCC\x87");                 // İ -> i + U+0307
-  EXPECT_EQ(text::strip_marks("\xE0\xA4\x95\xE0\xA4\xBE"), "\xE0\xA4\x95");  // Mc (U+093E) is removed too
+  EXPECT_EQ(text::lowercase_full("\xCE\x91\xCE\xA3"),
+            "\xCE\xB1\xCF\x83");                             // "ΑΣ" -> "ασ" (no final sigma)
+  EXPECT_EQ(text::lowercase_full("\xC4\xB0"), "i\xCC\x87");  // İ -> i + U+0307
+  EXPECT_EQ(text::strip_marks("\xE0\xA4\x95\xE0\xA4\xBE"),
+            "\xE0\xA4\x95");  // Mc (U+093E) is removed too
 }
 
 // --- errors --------------------------------------------------------------------------------
@@ -277,14 +310,18 @@ TEST(TokenizerErrors, MalformedFilesNameTheJsonPath) {
   j["model"]["merges"].push_back("a b c");
   expect_error(j.dump(), Errc::parse, "model.merges[7]");
   j = good;
-  j["pre_tokenizer"] = {{"type", "Sequence"},
-                        {"pretokenizers", json::array({json{{"type", "Split"}, {"pattern", {{"Regex", "(ab"}}}, {"behavior", "Isolated"}}})}};
+  j["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       json::array(
+           {json{{"type", "Split"}, {"pattern", {{"Regex", "(ab"}}}, {"behavior", "Isolated"}}})}};
   expect_error(j.dump(), Errc::parse, "pre_tokenizer.pretokenizers[0].pattern.Regex: bad regex");
   j = good;
   j["pre_tokenizer"] = {{"type", "Metaspace"}};
   expect_error(j.dump(), Errc::unsupported, "pre_tokenizer.type");
   j = good;
-  j["normalizer"] = {{"type", "Sequence"}, {"normalizers", json::array({json{{"type", "BertNormalizer"}}})}};
+  j["normalizer"] = {{"type", "Sequence"},
+                     {"normalizers", json::array({json{{"type", "BertNormalizer"}}})}};
   expect_error(j.dump(), Errc::unsupported, "normalizer.normalizers[0].type");
   j = good;
   j["added_tokens"] = json::array({json{{"id", "x"}, {"content", "<s>"}}});
@@ -321,7 +358,8 @@ TEST(TokenizerErrors, MissingFileIsAnIoError) {
 // DeepSeek-V3's tokenizer, when the asset is present: the heap BPE against the reference on
 // every fourth vocabulary entry, doubled so that merges across the seam are exercised.
 TEST(TokenizerDeepSeek, HeapBpeMatchesReferenceOnVocabulary) {
-  const std::filesystem::path p = std::filesystem::path(ENGRAM_SOURCE_DIR) / "assets/deepseek_v3/tokenizer.json";
+  const std::filesystem::path p =
+      std::filesystem::path(ENGRAM_SOURCE_DIR) / "assets/deepseek_v3/tokenizer.json";
   if (!std::filesystem::exists(p)) GTEST_SKIP() << "asset missing: " << p;
   std::ifstream in(p);
   const json j = json::parse(in);
