@@ -187,16 +187,22 @@ extern "C" const char* engram_status_name(engram_status status) {
   switch (status) {
     case ENGRAM_OK:
       return "ok";
+    case ENGRAM_E_INVALID_ARGUMENT:
+      return "invalid_argument";
+    case ENGRAM_E_PARSE:
+      return "parse";
+    case ENGRAM_E_OUT_OF_RANGE:
+      return "out_of_range";
+    case ENGRAM_E_IO:
+      return "io";
+    case ENGRAM_E_UNSUPPORTED:
+      return "unsupported";
+    case ENGRAM_E_MISMATCH:
+      return "mismatch";
+    case ENGRAM_E_INTERNAL:
+      return "internal";
     case ENGRAM_E_NO_MEMORY:
       return "no_memory";
-    case ENGRAM_E_INVALID_ARGUMENT:
-    case ENGRAM_E_PARSE:
-    case ENGRAM_E_OUT_OF_RANGE:
-    case ENGRAM_E_IO:
-    case ENGRAM_E_UNSUPPORTED:
-    case ENGRAM_E_MISMATCH:
-    case ENGRAM_E_INTERNAL:
-      return errc_name(Errc(int(status)));
   }
   return "unknown";
 }
