@@ -40,8 +40,8 @@ std::vector<int32_t> ids_from_object(const pyb::object& obj) {
     int overflow = 0;
     const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
     if (overflow != 0 || v < INT32_MIN || v > INT32_MAX) {
-      fail(Errc::out_of_range, "decode: id ", v, " at position ", ids.size(),
-           " does not fit int32");
+      fail(Errc::out_of_range, "decode: id ", std::string(pyb::str(index)), " at position ",
+           ids.size(), " does not fit int32");
     }
     ids.push_back(static_cast<int32_t>(v));
   }
