@@ -10,6 +10,8 @@ the OS must zero, a cost NumPy pays too) and hash(out=...) writing into arrays r
 calls, as a serving loop would. The NumPy side is tests/hash/numpy_reference.py, a
 transcription of the demo's NgramHashMapping.hash (compression + _get_ngram_hashes per layer);
 both sides are checked to agree before timing. Needs PYTHONPATH=<build>/python.
+Threads are OpenMP's: on a machine whose cores are busy with other work, busy-waiting threads
+stall each other for whole scheduler slices; run with OMP_WAIT_POLICY=passive there.
 """
 
 import argparse
