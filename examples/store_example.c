@@ -18,14 +18,14 @@
 #include "engram/engram.h"
 
 /* Runs an engram call; on failure prints where and why, and jumps to the cleanup. */
-#define CHECK(call)                                                                     \
-  do {                                                                                  \
-    engram_status st_ = (call);                                                         \
-    if (st_ != ENGRAM_OK) {                                                             \
-      fprintf(stderr, "%s:%d: %s failed: %s: %s\n", __FILE__, __LINE__, #call,          \
-              engram_status_name(st_), engram_last_error());                            \
-      goto done;                                                                        \
-    }                                                                                   \
+#define CHECK(call)                                                            \
+  do {                                                                         \
+    engram_status st_ = (call);                                                \
+    if (st_ != ENGRAM_OK) {                                                    \
+      fprintf(stderr, "%s:%d: %s failed: %s: %s\n", __FILE__, __LINE__, #call, \
+              engram_status_name(st_), engram_last_error());                   \
+      goto done;                                                               \
+    }                                                                          \
   } while (0)
 
 #define N_TOKENS 12
@@ -144,15 +144,14 @@ int main(int argc, char** argv) {
       goto done;
     }
     printf("layer %" PRId64 ": %" PRId64 " rows in %.1f us; token 0 column 0 starts %g %g %g %g\n",
-           id, second_n * info.columns, (double)fetch_ns / 1e3, rows[0], rows[1], rows[2],
-           rows[3]);
+           id, second_n * info.columns, (double)fetch_ns / 1e3, rows[0], rows[1], rows[2], rows[3]);
   }
 
   CHECK(engram_store_get_stats(store, &stats));
   printf("cache: %" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64 " rows cached; io: %" PRIu64
          " reads, %" PRIu64 " bytes (%" PRIu64 " O_DIRECT)\n",
-         stats.cache_hits, stats.cache_misses, stats.cache_entries, stats.io_reads,
-         stats.io_bytes, stats.io_direct_reads);
+         stats.cache_hits, stats.cache_misses, stats.cache_entries, stats.io_reads, stats.io_bytes,
+         stats.io_direct_reads);
   rc = 0;
 
 done:

@@ -144,9 +144,9 @@ const char* engram_store_describe(const engram_store* store);
  * Errors: ENGRAM_E_OUT_OF_RANGE for an unknown layer or a value outside [0, prime) of its column
  * (naming token, column and value; nothing is written), ENGRAM_E_INVALID_ARGUMENT for a wrong
  * out_bytes or NULL, ENGRAM_E_IO for a failed read (out is then partly written). */
-engram_status engram_store_lookup(engram_store* store, int64_t layer_id,
-                                  const int64_t* hash_values, uint64_t n_tokens,
-                                  engram_row_output output, void* out, uint64_t out_bytes);
+engram_status engram_store_lookup(engram_store* store, int64_t layer_id, const int64_t* hash_values,
+                                  uint64_t n_tokens, engram_row_output output, void* out,
+                                  uint64_t out_bytes);
 
 typedef struct engram_store_stats {
   uint64_t cache_hits;          /* rows served from the cache (0 without a cache) */
@@ -197,8 +197,8 @@ engram_status engram_ticket_copy(engram_ticket* ticket, int64_t layer_id, void* 
 engram_status engram_ticket_ready(const engram_ticket* ticket, int64_t layer_id, int32_t* ready);
 /* Time from engram_prefetch to the layer's rows being in, and time waits blocked, in ns; 0 for a
  * layer not finished yet. Either out-pointer may be NULL. */
-engram_status engram_ticket_timing(const engram_ticket* ticket, int64_t layer_id,
-                                   int64_t* fetch_ns, int64_t* wait_ns);
+engram_status engram_ticket_timing(const engram_ticket* ticket, int64_t layer_id, int64_t* fetch_ns,
+                                   int64_t* wait_ns);
 /* Skips fetches not yet started; fetches already running finish into staging the ticket still
  * owns, which is returned once they are done. Does not block. NULL is a no-op. */
 void engram_ticket_free(engram_ticket* ticket);
@@ -226,14 +226,13 @@ typedef struct engram_hasher_info {
   int64_t num_layers;
   int64_t columns;
   int64_t max_ngram;
-  int64_t vocab_size;            /* raw ids the lookup covers */
+  int64_t vocab_size; /* raw ids the lookup covers */
   int64_t compressed_vocab_size;
 } engram_hasher_info;
 
 engram_status engram_hasher_get_info(const engram_hasher* hasher, engram_hasher_info* out);
 /* Layer id of layer `index` in [0, num_layers) (config order, the order of engram_hash_chunk). */
-engram_status engram_hasher_layer_id(const engram_hasher* hasher, int64_t index,
-                                     int64_t* layer_id);
+engram_status engram_hasher_layer_id(const engram_hasher* hasher, int64_t index, int64_t* layer_id);
 
 /* Per-sequence lookback: the last max_ngram-1 compressed ids and dead flags, and the number of
  * positions consumed. A new state is an empty sequence. Small (under 200 bytes); copying it is
@@ -257,8 +256,8 @@ void engram_hash_state_free(engram_hash_state* state);
  * ids pass through uncompressed, as in the reference), naming its position in the sequence;
  * ENGRAM_E_INVALID_ARGUMENT for NULL or a wrong out_len. n = 0 is a no-op. */
 engram_status engram_hash_chunk(const engram_hasher* hasher, engram_hash_state* state,
-                                const int64_t* ids, const uint8_t* dead, uint64_t n,
-                                int64_t* out, uint64_t out_len);
+                                const int64_t* ids, const uint8_t* dead, uint64_t n, int64_t* out,
+                                uint64_t out_len);
 /* One layer, without advancing the state: out [n, columns], out_len = n * columns. Follow with
  * engram_hash_advance once every wanted layer is hashed. */
 engram_status engram_hash_chunk_layer(const engram_hasher* hasher, const engram_hash_state* state,

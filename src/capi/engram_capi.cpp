@@ -106,7 +106,8 @@ uint64_t row_bytes_of(const RowFormat& f, RowOutput o) {
 
 EngramConfig config_at(const std::string& path) {
   namespace fs = std::filesystem;
-  if (fs::is_directory(path)) return EngramConfig::from_file((fs::path(path) / "config.json").string());
+  if (fs::is_directory(path))
+    return EngramConfig::from_file((fs::path(path) / "config.json").string());
   return EngramConfig::from_file(path);
 }
 
@@ -152,7 +153,8 @@ struct engram_store {
   Prefetcher& prefetcher(RowOutput o) {
     std::lock_guard<std::mutex> lock(mu);
     auto& p = prefetchers[int(o)];
-    if (!p) p = std::make_unique<Prefetcher>(store, PrefetchOptions{prefetch_threads, staging_bytes, o});
+    if (!p)
+      p = std::make_unique<Prefetcher>(store, PrefetchOptions{prefetch_threads, staging_bytes, o});
     return *p;
   }
 };
@@ -249,7 +251,8 @@ extern "C" engram_status engram_store_open(const char* checkpoint_dir,
     s->ck = V41Checkpoint::open(checkpoint_dir);
     const EngramConfig& c = s->ck->config();
     if (!c.compressed_vocab_size)
-      fail(Errc::mismatch, checkpoint_dir, "/config.json: engram_compressed_vocab_size is required");
+      fail(Errc::mismatch, checkpoint_dir,
+           "/config.json: engram_compressed_vocab_size is required");
     if (s->ck->layers().empty())
       fail(Errc::mismatch, checkpoint_dir, "/config.json: no Engram layers");
     s->layouts = make_hash_layout(c, *c.compressed_vocab_size);
@@ -350,8 +353,8 @@ extern "C" engram_status engram_store_lookup(engram_store* store, int64_t layer_
     const size_t t = s.table_of(layer_id);
     const uint64_t want = n_tokens * uint64_t(s.columns()) * row_bytes_of(s.format(), o);
     if (out_bytes != want)
-      fail(Errc::invalid_argument, "layer ", layer_id, ": out_bytes is ", out_bytes, ", ",
-           n_tokens, " tokens need ", want);
+      fail(Errc::invalid_argument, "layer ", layer_id, ": out_bytes is ", out_bytes, ", ", n_tokens,
+           " tokens need ", want);
     if (n_tokens > 0 && !out) fail(Errc::invalid_argument, "out is NULL");
     const std::vector<int64_t> rows = s.rows_of(t, hash_values, n_tokens);
     if (rows.empty()) return;
@@ -394,9 +397,8 @@ extern "C" engram_status engram_store_get_stats(const engram_store* store,
 // ---- Prefetch -----------------------------------------------------------------------------------
 
 extern "C" engram_status engram_prefetch(engram_store* store, int64_t step,
-                                         const engram_layer_request* requests,
-                                         uint64_t n_requests, engram_row_output output,
-                                         engram_ticket** out) {
+                                         const engram_layer_request* requests, uint64_t n_requests,
+                                         engram_row_output output, engram_ticket** out) {
   return guard([&] {
     engram_store& s = need(store, "store");
     need(out, "out");
@@ -408,8 +410,7 @@ extern "C" engram_status engram_prefetch(engram_store* store, int64_t step,
     for (uint64_t i = 0; i < n_requests; ++i) {
       const engram_layer_request& r = requests[i];
       if (std::find(t->layer_ids.begin(), t->layer_ids.end(), r.layer_id) != t->layer_ids.end())
-        fail(Errc::invalid_argument, "step ", step, ": layer ", r.layer_id,
-             " is requested twice");
+        fail(Errc::invalid_argument, "step ", step, ": layer ", r.layer_id, " is requested twice");
       const size_t table = s.table_of(r.layer_id);
       reqs.push_back({table, s.rows_of(table, r.hash_values, r.n_tokens)});
       t->layer_ids.push_back(r.layer_id);
@@ -433,8 +434,8 @@ extern "C" engram_status engram_ticket_copy(engram_ticket* ticket, int64_t layer
     engram_ticket& t = need(ticket, "ticket");
     const size_t i = t.index_of(layer_id);
     if (out_bytes != t.bytes[i])
-      fail(Errc::invalid_argument, "step ", t.ticket.step(), " layer ", layer_id,
-           ": out_bytes is ", out_bytes, ", its rows take ", t.bytes[i]);
+      fail(Errc::invalid_argument, "step ", t.ticket.step(), " layer ", layer_id, ": out_bytes is ",
+           out_bytes, ", its rows take ", t.bytes[i]);
     if (out_bytes > 0 && !out) fail(Errc::invalid_argument, "out is NULL");
     const StagedRows rows = t.ticket.wait(i);
     if (rows.n * rows.row_bytes != out_bytes)
@@ -490,8 +491,7 @@ extern "C" engram_status engram_hasher_from_lookup(const char* config_path, cons
   return guard([&] {
     need(out, "out");
     if (!config_path) fail(Errc::invalid_argument, "config_path is NULL");
-    if (!lookup || lookup_size == 0)
-      fail(Errc::invalid_argument, "lookup is NULL or empty");
+    if (!lookup || lookup_size == 0) fail(Errc::invalid_argument, "lookup is NULL or empty");
     EngramConfig c = config_at(config_path);
     TokenCompressor comp =
         TokenCompressor::from_lookup(std::vector<int64_t>(lookup, lookup + lookup_size));
@@ -603,8 +603,8 @@ extern "C" engram_status engram_hash_chunk_layer(const engram_hasher* hasher,
     h.layout(layer_id);  // an unknown layer fails before the sizes are judged
     check_chunk(ids, n, out, out_len, n * uint64_t(h.num_columns()));
     if (n == 0) return;
-    h.hash_chunk(st, layer_id, std::span<const int64_t>(ids, n),
-                 std::span<int64_t>(out, out_len), dead_span(dead, n));
+    h.hash_chunk(st, layer_id, std::span<const int64_t>(ids, n), std::span<int64_t>(out, out_len),
+                 dead_span(dead, n));
   });
 }
 

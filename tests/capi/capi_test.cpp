@@ -244,8 +244,7 @@ TEST_F(CApiTest, LookupRowsEqualTheCppStore) {
     const int64_t layer = ck->layers()[t].layer_id;
     const auto values = hash_values(h, layer, n, 10 + t);
     std::vector<int64_t> rows(values.size());
-    for (size_t i = 0; i < values.size(); ++i)
-      rows[i] = values[i] + layouts[t].offsets[i % 24];
+    for (size_t i = 0; i < values.size(); ++i) rows[i] = values[i] + layouts[t].offsets[i % 24];
     std::vector<float> want_f32(rows.size() * 256);
     std::vector<uint16_t> want_bf16(rows.size() * 256);
     std::vector<std::byte> want_packed(rows.size() * 264);
@@ -265,8 +264,8 @@ TEST_F(CApiTest, LookupRowsEqualTheCppStore) {
         ASSERT_EQ(engram_store_lookup(s, layer, values.data(), n, ENGRAM_ROWS_BF16, bf16.data(),
                                       bf16.size() * 2),
                   ENGRAM_OK);
-        ASSERT_EQ(engram_store_lookup(s, layer, values.data(), n, ENGRAM_ROWS_PACKED,
-                                      packed.data(), packed.size()),
+        ASSERT_EQ(engram_store_lookup(s, layer, values.data(), n, ENGRAM_ROWS_PACKED, packed.data(),
+                                      packed.size()),
                   ENGRAM_OK);
         EXPECT_EQ(std::memcmp(f32.data(), want_f32.data(), f32.size() * 4), 0);
         EXPECT_EQ(bf16, want_bf16);
@@ -373,9 +372,9 @@ TEST_F(CApiTest, PrefetchAllLayersThenCopyEqualsLookup) {
         ASSERT_EQ(engram_ticket_ready(t, r.layer_id, &ready), ENGRAM_OK);
         EXPECT_EQ(ready, 1);
         ASSERT_EQ(engram_ticket_copy(t, r.layer_id, got.data(), got.size()), ENGRAM_OK);
-        ASSERT_EQ(engram_store_lookup(s, r.layer_id, r.hash_values, n, out, want.data(),
-                                      want.size()),
-                  ENGRAM_OK);
+        ASSERT_EQ(
+            engram_store_lookup(s, r.layer_id, r.hash_values, n, out, want.data(), want.size()),
+            ENGRAM_OK);
         EXPECT_EQ(got, want);
         int64_t fetch_ns = -1, wait_ns = -1;
         ASSERT_EQ(engram_ticket_timing(t, r.layer_id, &fetch_ns, &wait_ns), ENGRAM_OK);
@@ -512,8 +511,7 @@ TEST_F(CApiTest, ChunkedHashingEqualsWholeSequence) {
   // [layers, T, C] from the C++ hasher, whole.
   std::vector<int64_t> want(2 * T * C);
   for (size_t l = 0; l < 2; ++l)
-    ref.hash(cfg.layer_ids[l], ids, 1, T, std::span<int64_t>(want.data() + l * T * C, T * C),
-             dead);
+    ref.hash(cfg.layer_ids[l], ids, 1, T, std::span<int64_t>(want.data() + l * T * C, T * C), dead);
   for (size_t chunk : {size_t(1), size_t(2), size_t(3), size_t(5), size_t(40)}) {
     engram_hash_state* st = nullptr;
     ASSERT_EQ(engram_hash_state_create(&st), ENGRAM_OK);
@@ -521,9 +519,9 @@ TEST_F(CApiTest, ChunkedHashingEqualsWholeSequence) {
     for (size_t p = 0; p < T; p += chunk) {
       const size_t n = std::min(chunk, T - p);
       std::vector<int64_t> out(2 * n * C);
-      ASSERT_EQ(engram_hash_chunk(h, st, ids.data() + p, dead.data() + p, n, out.data(),
-                                  out.size()),
-                ENGRAM_OK)
+      ASSERT_EQ(
+          engram_hash_chunk(h, st, ids.data() + p, dead.data() + p, n, out.data(), out.size()),
+          ENGRAM_OK)
           << engram_last_error();
       for (size_t l = 0; l < 2; ++l)
         std::copy(out.begin() + l * n * C, out.begin() + (l + 1) * n * C,
@@ -541,8 +539,8 @@ TEST_F(CApiTest, ChunkedHashingEqualsWholeSequence) {
   for (size_t p = 0; p < T; p += 8) {
     for (size_t l = 0; l < 2; ++l) {
       std::vector<int64_t> out(8 * C);
-      ASSERT_EQ(engram_hash_chunk_layer(h, st, cfg.layer_ids[l], ids.data() + p, dead.data() + p,
-                                        8, out.data(), out.size()),
+      ASSERT_EQ(engram_hash_chunk_layer(h, st, cfg.layer_ids[l], ids.data() + p, dead.data() + p, 8,
+                                        out.data(), out.size()),
                 ENGRAM_OK);
       EXPECT_TRUE(std::equal(out.begin(), out.end(), want.begin() + l * T * C + p * C));
     }
@@ -571,8 +569,7 @@ TEST_F(CApiTest, StateCopyRollsBackSpeculation) {
   std::vector<int64_t> d(2 * 3 * C), a(2 * 2 * C), b(2 * 2 * C);
   ASSERT_EQ(engram_hash_chunk(h, live, draft.data(), nullptr, 3, d.data(), d.size()), ENGRAM_OK);
   ASSERT_EQ(engram_hash_state_copy(live, snap), ENGRAM_OK);
-  ASSERT_EQ(engram_hash_chunk(h, live, accepted.data(), nullptr, 2, a.data(), a.size()),
-            ENGRAM_OK);
+  ASSERT_EQ(engram_hash_chunk(h, live, accepted.data(), nullptr, 2, a.data(), a.size()), ENGRAM_OK);
   ASSERT_EQ(engram_hash_chunk(h, clean, accepted.data(), nullptr, 2, b.data(), b.size()),
             ENGRAM_OK);
   EXPECT_EQ(a, b);
@@ -581,8 +578,7 @@ TEST_F(CApiTest, StateCopyRollsBackSpeculation) {
   ASSERT_EQ(engram_hash_state_create(&spoiled), ENGRAM_OK);
   ASSERT_EQ(engram_hash_chunk(h, spoiled, prefix.data(), nullptr, 5, out.data(), out.size()),
             ENGRAM_OK);
-  ASSERT_EQ(engram_hash_chunk(h, spoiled, draft.data(), nullptr, 3, d.data(), d.size()),
-            ENGRAM_OK);
+  ASSERT_EQ(engram_hash_chunk(h, spoiled, draft.data(), nullptr, 3, d.data(), d.size()), ENGRAM_OK);
   ASSERT_EQ(engram_hash_chunk(h, spoiled, accepted.data(), nullptr, 2, a.data(), a.size()),
             ENGRAM_OK);
   EXPECT_NE(a, b);
@@ -652,7 +648,7 @@ TEST(CApiTokenizer, HasherFromTokenizerFile) {
   ASSERT_EQ(engram_hasher_open(d.path().c_str(), tok.c_str(), &a), ENGRAM_OK)
       << engram_last_error();
   ASSERT_EQ(engram_hasher_from_lookup((d.path() + "/config.json").c_str(), comp.lookup().data(),
-                                     comp.lookup().size(), &b),
+                                      comp.lookup().size(), &b),
             ENGRAM_OK);
   std::vector<int64_t> ids = {0, 1, 2, 128000, 5000, 77, 127999};
   std::vector<int64_t> oa(2 * ids.size() * 24), ob(oa.size());
