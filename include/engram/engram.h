@@ -95,6 +95,11 @@ typedef struct engram_store_options {
   const char* shared_path;
   uint32_t prefetch_threads; /* fetch workers; 0 (default) = one per Engram layer */
   uint64_t staging_bytes;    /* budget for rows staged by live tickets; default 256 MiB */
+  /* Read every table's e8m0 scale rows into memory at open (8 bytes a V4.1 row, about 3% of the
+   * table) so that a row read from the shards is one read instead of two (data and scale live in
+   * different tensors). File tier only: the DRAM tier loads rows sequentially and ignores it.
+   * Default 0. */
+  int32_t resident_scales;
 } engram_store_options;
 
 /* Fills *opts with the defaults above. NULL is ignored. */

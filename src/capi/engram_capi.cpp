@@ -223,6 +223,7 @@ extern "C" void engram_store_options_init(engram_store_options* opts) {
   opts->shared_path = nullptr;
   opts->prefetch_threads = 0;
   opts->staging_bytes = 256ull << 20;
+  opts->resident_scales = 0;
 }
 
 extern "C" engram_status engram_store_open(const char* checkpoint_dir,
@@ -260,6 +261,7 @@ extern "C" engram_status engram_store_open(const char* checkpoint_dir,
     fo.use_uring = o.use_io_uring != 0;
     fo.direct = o.direct != 0;
     fo.queue_depth = o.queue_depth;
+    fo.resident_scales = o.resident_scales != 0 && o.tier == ENGRAM_TIER_FILE;
     s->file = FileStore::open(s->ck->table_sources(), fo);
     std::shared_ptr<RowStore> tier = s->file;
     if (o.tier == ENGRAM_TIER_DRAM) {

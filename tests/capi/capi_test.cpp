@@ -133,6 +133,7 @@ TEST(CApiErrors, OptionDefaults) {
   EXPECT_EQ(o.shared_path, nullptr);
   EXPECT_EQ(o.prefetch_threads, 0u);
   EXPECT_EQ(o.staging_bytes, 256ull << 20);
+  EXPECT_EQ(o.resident_scales, 0);
 }
 
 TEST(CApiErrors, SyntheticWriterRefusesBadArguments) {
@@ -285,6 +286,39 @@ TEST_F(CApiTest, LookupRowsEqualTheCppStore) {
   EXPECT_GT(st.io_bytes, 0u);
   EXPECT_EQ(engram_store_get_stats(stores[0], nullptr), ENGRAM_E_INVALID_ARGUMENT);
   for (engram_store* s : stores) engram_store_close(s);
+  engram_hasher_free(h);
+}
+
+// Resident scales: the same rows, one read per row instead of two.
+TEST_F(CApiTest, ResidentScalesHalveTheReadsPerRow) {
+  engram_hasher* h = make_hasher();
+  const size_t n = 7;
+  auto values = hash_values(h, 14, n, 51);
+  std::vector<uint8_t> rows[2];
+  uint64_t reads[2];
+  for (int resident = 0; resident < 2; ++resident) {
+    engram_store_options o;
+    engram_store_options_init(&o);
+    o.tier = ENGRAM_TIER_FILE;
+    o.resident_scales = resident;
+    engram_store* s = nullptr;
+    ASSERT_EQ(engram_store_open(ckpt().c_str(), &o, &s), ENGRAM_OK) << engram_last_error();
+    engram_store_stats before, after;
+    ASSERT_EQ(engram_store_get_stats(s, &before), ENGRAM_OK);
+    rows[resident].resize(n * 24 * 264);
+    ASSERT_EQ(engram_store_lookup(s, 14, values.data(), n, ENGRAM_ROWS_PACKED,
+                                  rows[resident].data(), rows[resident].size()),
+              ENGRAM_OK);
+    ASSERT_EQ(engram_store_get_stats(s, &after), ENGRAM_OK);
+    reads[resident] = after.io_reads - before.io_reads;
+    if (resident) {
+      EXPECT_GT(before.io_reads, 0u);  // the scales were read at open
+    }
+    engram_store_close(s);
+  }
+  EXPECT_EQ(rows[0], rows[1]);
+  EXPECT_EQ(reads[0], 2 * n * 24);
+  EXPECT_EQ(reads[1], n * 24);
   engram_hasher_free(h);
 }
 
