@@ -81,14 +81,16 @@ typedef enum engram_row_output {
   ENGRAM_ROWS_PACKED = 2
 } engram_row_output;
 
+/* Enum-valued fields and parameters are int32_t holding the enum's value, so the ABI does not
+ * depend on how a compiler sizes an enum and any value a caller passes can be checked. */
 typedef struct engram_store_options {
-  engram_tier tier;                 /* default ENGRAM_TIER_DRAM */
-  uint64_t cache_bytes;             /* hot-row cache in front of the tier; 0 (default) = none */
-  engram_cache_policy cache_policy; /* default ENGRAM_CACHE_S3FIFO */
-  int32_t direct;                   /* file reads with O_DIRECT where the filesystem allows; 1 */
-  int32_t use_io_uring;             /* io_uring when available, else pread; default 1 */
-  uint32_t queue_depth;             /* io_uring reads in flight per gather; default 64 */
-  int32_t huge_pages;               /* DRAM tier: madvise(MADV_HUGEPAGE); default 1 */
+  int32_t tier;         /* an engram_tier; default ENGRAM_TIER_DRAM */
+  uint64_t cache_bytes; /* hot-row cache in front of the tier; 0 (default) = none */
+  int32_t cache_policy; /* an engram_cache_policy; default ENGRAM_CACHE_S3FIFO */
+  int32_t direct;       /* file reads with O_DIRECT where the filesystem allows; 1 */
+  int32_t use_io_uring; /* io_uring when available, else pread; default 1 */
+  uint32_t queue_depth; /* io_uring reads in flight per gather; default 64 */
+  int32_t huge_pages;   /* DRAM tier: madvise(MADV_HUGEPAGE); default 1 */
   /* DRAM tier only: a shared-memory file (e.g. "/dev/shm/engram-v41"). If it exists it is
    * attached read-only (and checked); if not, it is created, filled and published. NULL (the
    * default): private anonymous memory. */
@@ -136,8 +138,7 @@ engram_status engram_store_layer(const engram_store* store, int64_t index, int64
                                  int64_t* rows);
 /* Bytes one token's rows of one layer take in `output` form: columns * (head_dim * 4 | head_dim
  * * 2 | packed_row_bytes). Buffers for n tokens need n times this. */
-engram_status engram_store_token_bytes(const engram_store* store, engram_row_output output,
-                                       uint64_t* bytes);
+engram_status engram_store_token_bytes(const engram_store* store, int32_t output, uint64_t* bytes);
 /* A one-line description of the tiers, e.g. "cache(s3fifo, ...) -> file(io_uring, O_DIRECT, 3
  * files)". Owned by the store, valid until it is closed. NULL for a NULL store. */
 const char* engram_store_describe(const engram_store* store);
@@ -150,8 +151,7 @@ const char* engram_store_describe(const engram_store* store);
  * (naming token, column and value; nothing is written), ENGRAM_E_INVALID_ARGUMENT for a wrong
  * out_bytes or NULL, ENGRAM_E_IO for a failed read (out is then partly written). */
 engram_status engram_store_lookup(engram_store* store, int64_t layer_id, const int64_t* hash_values,
-                                  uint64_t n_tokens, engram_row_output output, void* out,
-                                  uint64_t out_bytes);
+                                  uint64_t n_tokens, int32_t output, void* out, uint64_t out_bytes);
 
 typedef struct engram_store_stats {
   uint64_t cache_hits;          /* rows served from the cache (0 without a cache) */
@@ -187,7 +187,7 @@ typedef struct engram_layer_request {
  * Blocks on: only the release of staging of freed tickets whose reads are still finishing. */
 engram_status engram_prefetch(engram_store* store, int64_t step,
                               const engram_layer_request* requests, uint64_t n_requests,
-                              engram_row_output output, engram_ticket** out);
+                              int32_t output, engram_ticket** out);
 
 /* Blocks until layer `layer_id` of the ticket is in. Returns the error of that layer's fetch
  * (e.g. ENGRAM_E_IO) if it failed, ENGRAM_E_OUT_OF_RANGE if the layer was not requested,

@@ -79,7 +79,7 @@ T& need(T* p, const char* what) {
   return *p;
 }
 
-RowOutput row_output(engram_row_output o) {
+RowOutput row_output(int32_t o) {
   switch (o) {
     case ENGRAM_ROWS_F32:
       return RowOutput::f32;
@@ -88,7 +88,7 @@ RowOutput row_output(engram_row_output o) {
     case ENGRAM_ROWS_PACKED:
       return RowOutput::packed;
   }
-  fail(Errc::invalid_argument, "row output ", int(o), " is not ENGRAM_ROWS_F32, _BF16 or _PACKED");
+  fail(Errc::invalid_argument, "row output ", o, " is not ENGRAM_ROWS_F32, _BF16 or _PACKED");
 }
 
 // Bytes of one row in output form `o` for a table of format `f`.
@@ -235,9 +235,9 @@ extern "C" engram_status engram_store_open(const char* checkpoint_dir,
     engram_store_options_init(&o);
     if (opts) o = *opts;
     if (o.tier != ENGRAM_TIER_DRAM && o.tier != ENGRAM_TIER_FILE)
-      fail(Errc::invalid_argument, "options.tier ", int(o.tier), " is not DRAM (0) or FILE (1)");
+      fail(Errc::invalid_argument, "options.tier ", o.tier, " is not DRAM (0) or FILE (1)");
     if (o.cache_policy != ENGRAM_CACHE_S3FIFO && o.cache_policy != ENGRAM_CACHE_LRU)
-      fail(Errc::invalid_argument, "options.cache_policy ", int(o.cache_policy),
+      fail(Errc::invalid_argument, "options.cache_policy ", o.cache_policy,
            " is not S3FIFO (0) or LRU (1)");
     if (o.queue_depth < 1 || o.queue_depth > 4096)
       fail(Errc::invalid_argument, "options.queue_depth ", o.queue_depth, " is not in 1..4096");
@@ -332,8 +332,8 @@ extern "C" engram_status engram_store_layer(const engram_store* store, int64_t i
   });
 }
 
-extern "C" engram_status engram_store_token_bytes(const engram_store* store,
-                                                  engram_row_output output, uint64_t* bytes) {
+extern "C" engram_status engram_store_token_bytes(const engram_store* store, int32_t output,
+                                                  uint64_t* bytes) {
   return guard([&] {
     const engram_store& s = need(store, "store");
     need(bytes, "bytes");
@@ -347,8 +347,7 @@ extern "C" const char* engram_store_describe(const engram_store* store) {
 
 extern "C" engram_status engram_store_lookup(engram_store* store, int64_t layer_id,
                                              const int64_t* hash_values, uint64_t n_tokens,
-                                             engram_row_output output, void* out,
-                                             uint64_t out_bytes) {
+                                             int32_t output, void* out, uint64_t out_bytes) {
   return guard([&] {
     engram_store& s = need(store, "store");
     const RowOutput o = row_output(output);
@@ -400,7 +399,7 @@ extern "C" engram_status engram_store_get_stats(const engram_store* store,
 
 extern "C" engram_status engram_prefetch(engram_store* store, int64_t step,
                                          const engram_layer_request* requests, uint64_t n_requests,
-                                         engram_row_output output, engram_ticket** out) {
+                                         int32_t output, engram_ticket** out) {
   return guard([&] {
     engram_store& s = need(store, "store");
     need(out, "out");

@@ -160,10 +160,10 @@ TEST_F(CApiTest, OpenRefusesBadArgumentsAndLeavesOutUntouched) {
   EXPECT_EQ(engram_store_open(ckpt().c_str(), nullptr, nullptr), ENGRAM_E_INVALID_ARGUMENT);
   engram_store_options o;
   engram_store_options_init(&o);
-  o.tier = engram_tier(7);
+  o.tier = 7;
   EXPECT_EQ(engram_store_open(ckpt().c_str(), &o, &s), ENGRAM_E_INVALID_ARGUMENT);
   engram_store_options_init(&o);
-  o.cache_policy = engram_cache_policy(5);
+  o.cache_policy = 5;
   EXPECT_EQ(engram_store_open(ckpt().c_str(), &o, &s), ENGRAM_E_INVALID_ARGUMENT);
   engram_store_options_init(&o);
   o.queue_depth = 0;
@@ -223,7 +223,7 @@ TEST_F(CApiTest, InfoLayersAndSizes) {
   EXPECT_EQ(b, 24u * 256 * 2);
   ASSERT_EQ(engram_store_token_bytes(s, ENGRAM_ROWS_PACKED, &b), ENGRAM_OK);
   EXPECT_EQ(b, 24u * 264);
-  EXPECT_EQ(engram_store_token_bytes(s, engram_row_output(9), &b), ENGRAM_E_INVALID_ARGUMENT);
+  EXPECT_EQ(engram_store_token_bytes(s, 9, &b), ENGRAM_E_INVALID_ARGUMENT);
   EXPECT_EQ(engram_store_token_bytes(s, ENGRAM_ROWS_F32, nullptr), ENGRAM_E_INVALID_ARGUMENT);
   EXPECT_EQ(engram_store_get_info(nullptr, &info), ENGRAM_E_INVALID_ARGUMENT);
   EXPECT_EQ(engram_store_get_info(s, nullptr), ENGRAM_E_INVALID_ARGUMENT);
@@ -439,7 +439,7 @@ TEST_F(CApiTest, PrefetchErrors) {
   EXPECT_EQ(engram_prefetch(s, 0, out_of_range, 1, ENGRAM_ROWS_F32, &t), ENGRAM_E_OUT_OF_RANGE);
   EXPECT_EQ(engram_prefetch(s, 0, nullptr, 1, ENGRAM_ROWS_F32, &t), ENGRAM_E_INVALID_ARGUMENT);
   engram_layer_request good[1] = {{1, v1.data(), n}};
-  EXPECT_EQ(engram_prefetch(s, 0, good, 1, engram_row_output(3), &t), ENGRAM_E_INVALID_ARGUMENT);
+  EXPECT_EQ(engram_prefetch(s, 0, good, 1, 3, &t), ENGRAM_E_INVALID_ARGUMENT);
   EXPECT_EQ(engram_prefetch(s, 0, good, 1, ENGRAM_ROWS_F32, nullptr), ENGRAM_E_INVALID_ARGUMENT);
   EXPECT_EQ(t, sentinel);
 
