@@ -37,6 +37,10 @@ class AdamW {
   AdamW(std::vector<ParamSpan> params, const AdamWOptions& options);
   void step(float lr);
   int64_t steps() const { return t_; }
+  // State for checkpoints: both moments (all tensors, concatenated in order) and the step count.
+  std::span<float> first_moment() { return m_; }
+  std::span<float> second_moment() { return v_; }
+  void set_steps(int64_t t) { t_ = t; }
 
  private:
   std::vector<ParamSpan> params_;
@@ -71,6 +75,10 @@ class SparseRowAdam {
   int32_t row_steps(int64_t row) const { return steps_[row]; }
   int64_t rows() const { return rows_; }
   int64_t width() const { return width_; }
+  // State for checkpoints: moments (rows, width) and per-row step counts (rows).
+  std::span<float> first_moment() { return m_; }
+  std::span<float> second_moment() { return v_; }
+  std::span<int32_t> row_step_counts() { return steps_; }
 
  private:
   int64_t rows_, width_;
@@ -87,6 +95,7 @@ class EngramTableAdam {
   EngramTableAdam(Model& model, float lr_multiplier = 5.0f, float beta1 = 0.9f,
                   float beta2 = 0.95f, float eps = 1e-8f);
   void step(float lr);  // applies the last backward's table gradients at lr * lr_multiplier
+  std::vector<SparseRowAdam>& tables() { return opts_; }  // one per engram_tables() entry
 
  private:
   Model* model_;
