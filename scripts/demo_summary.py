@@ -20,7 +20,7 @@ def main(ids_path, lookup_path, hash_path, tokenizer_path):
     lookup = comp["lookup"]
     print(f"== tokens: {len(ids)}")
     print("   first 12:", [(i, id_to_tok.get(i, "?")) for i in ids[:12]])
-    print(f"== compression: {n} ids -> {m} compressed ids ({100.0 * (n - m) / n:.2f}% smaller)")
+    print(f"== compression: {n} ids -> {m} compressed ids ({100.0 * (n - m) / n:.3f}% smaller)")
     groups = {}
     for raw in ids:
         groups.setdefault(lookup[raw], set()).add(raw)
