@@ -44,7 +44,7 @@ struct TrainOptions {
   int64_t warmup = 0;
   float clip = 1.0f;  // <= 0: no clipping
   float weight_decay = 0.1f;
-  uint64_t seed = 0;  // model init and batch sampling
+  uint64_t seed = 0;             // model init and batch sampling
   int64_t eval_every = 0;        // 0: evaluate only after the last step
   int64_t eval_windows = 32;     // fixed held-out windows, evenly spaced over val.bin
   int64_t checkpoint_every = 0;  // 0: at each evaluation
@@ -54,11 +54,11 @@ struct TrainOptions {
 };
 
 struct TrainResult {
-  int64_t first_step = 0;          // where this run started (the resumed step, or 0)
-  int64_t step = 0;                // steps done in total
-  std::vector<float> losses;       // training loss of each step of this run
+  int64_t first_step = 0;     // where this run started (the resumed step, or 0)
+  int64_t step = 0;           // steps done in total
+  std::vector<float> losses;  // training loss of each step of this run
   float val_loss = std::numeric_limits<float>::quiet_NaN();  // last evaluation
-  std::string checkpoint;          // the folder of the last checkpoint written
+  std::string checkpoint;  // the folder of the last checkpoint written
 };
 
 // Trains as described above; progress lines go to `progress` (nullptr: silent). Errors

@@ -29,7 +29,8 @@ void run_eval(const EvalArgs& a) {
   set_compute_threads(a.threads);
   Model model = Model::load(resolve_model_dir(a.model));
   std::string path = a.data;
-  if (std::filesystem::is_directory(path)) path = (std::filesystem::path(path) / "val.bin").string();
+  if (std::filesystem::is_directory(path))
+    path = (std::filesystem::path(path) / "val.bin").string();
   const TokenFile file = TokenFile::open(path);
   const int64_t T = a.seq > 0 ? a.seq : model.config().max_seq_len;
   const EvalResult r = evaluate(model, file, a.batch, T, a.max_windows);

@@ -80,10 +80,14 @@ std::string checkpoint_name(int64_t step) {
 // The options a resumed run must share with the run that wrote the checkpoint: anything that
 // changes the batches or the update rule would make the resumed losses differ.
 json schedule_json(const TrainOptions& o) {
-  return json{{"steps", o.steps},   {"batch", o.batch},
-              {"seq", o.seq},       {"lr", o.lr},
-              {"min_lr_ratio", o.min_lr_ratio}, {"warmup", o.warmup},
-              {"clip", o.clip},     {"weight_decay", o.weight_decay},
+  return json{{"steps", o.steps},
+              {"batch", o.batch},
+              {"seq", o.seq},
+              {"lr", o.lr},
+              {"min_lr_ratio", o.min_lr_ratio},
+              {"warmup", o.warmup},
+              {"clip", o.clip},
+              {"weight_decay", o.weight_decay},
               {"seed", o.seed}};
 }
 
@@ -95,8 +99,8 @@ struct Optimizers {
 void save_optimizer(Optimizers& opt, const std::string& path) {
   std::vector<TensorView> views;
   const auto f32 = [&](std::string name, std::span<float> s) {
-    views.push_back({std::move(name), Dtype::F32, {static_cast<int64_t>(s.size())},
-                     std::as_bytes(s)});
+    views.push_back(
+        {std::move(name), Dtype::F32, {static_cast<int64_t>(s.size())}, std::as_bytes(s)});
   };
   f32("adamw.m", opt.dense.first_moment());
   f32("adamw.v", opt.dense.second_moment());
@@ -105,7 +109,8 @@ void save_optimizer(Optimizers& opt, const std::string& path) {
     const std::string p = "engram_table." + std::to_string(i);
     const int64_t rows = tables[i].rows(), width = tables[i].width();
     views.push_back({p + ".m", Dtype::F32, {rows, width}, std::as_bytes(tables[i].first_moment())});
-    views.push_back({p + ".v", Dtype::F32, {rows, width}, std::as_bytes(tables[i].second_moment())});
+    views.push_back(
+        {p + ".v", Dtype::F32, {rows, width}, std::as_bytes(tables[i].second_moment())});
     views.push_back({p + ".steps", Dtype::I32, {rows}, std::as_bytes(tables[i].row_step_counts())});
   }
   save_safetensors(path, views, {{"adamw.steps", std::to_string(opt.dense.steps())}});
@@ -210,8 +215,8 @@ EvalResult evaluate(Model& model, const TokenFile& file, int64_t B, int64_t T,
          " is larger than the model's vocab_size ", cfg.vocab_size);
   const uint64_t count = file.eval_window_count(T);
   if (count == 0)
-    fail(Errc::invalid_argument, "token file of ", file.size(), " tokens has no window of ",
-         T + 1, " tokens");
+    fail(Errc::invalid_argument, "token file of ", file.size(), " tokens has no window of ", T + 1,
+         " tokens");
   const std::vector<uint64_t> picks = pick_windows(count, max_windows);
   std::vector<int32_t> win(static_cast<size_t>(T + 1)), ids, targets;
   double sum = 0;
@@ -288,8 +293,8 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
     if (!o.config_path.empty()) {
       const ModelConfig c = ModelConfig::from_json(read_file(o.config_path), o.config_path);
       if (c.to_json() != m.config().to_json())
-        fail(Errc::mismatch, o.config_path, ": contradicts the checkpoint's config (",
-             resume_dir, "/config.json)");
+        fail(Errc::mismatch, o.config_path, ": contradicts the checkpoint's config (", resume_dir,
+             "/config.json)");
     }
     return m;
   }();
@@ -381,8 +386,7 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
     res.checkpoint = final_dir.string();
   };
 
-  const int64_t end =
-      o.stop_after > 0 ? std::min(o.steps, res.first_step + o.stop_after) : o.steps;
+  const int64_t end = o.stop_after > 0 ? std::min(o.steps, res.first_step + o.stop_after) : o.steps;
   const int64_t ckpt_every = o.checkpoint_every > 0 ? o.checkpoint_every : o.eval_every;
   for (int64_t step = res.first_step; step < end; step++) {
     sampler.next(batch);

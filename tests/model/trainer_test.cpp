@@ -45,8 +45,8 @@ class TrainerTest : public ::testing::Test {
                          ("engram_trainer_test_" + std::to_string(::getpid())));
     fs::remove_all(*root_);
     fs::create_directories(*root_ / "data");
-    const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to",
-                           "big", "red", "house", "we", "saw", "bird", "over", "tree"};
+    const char* words[] = {"the", "cat", "sat", "on",    "a",  "mat", "and",  "dog",  "ran",
+                           "to",  "big", "red", "house", "we", "saw", "bird", "over", "tree"};
     std::mt19937_64 rng(7);
     std::vector<std::string> docs;
     for (int d = 0; d < 12; d++) {
