@@ -60,6 +60,19 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   if (ec) fail(Errc::io, path, ": cannot rename into place: ", ec.message());
 }
 
+// A decimal integer, the whole string; Errc::parse naming `what` otherwise.
+int64_t parse_int(const std::string& text, const std::string& what) {
+  size_t used = 0;
+  int64_t v = 0;
+  try {
+    v = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) fail(Errc::parse, what, ": \"", text, "\" is no integer");
+  return v;
+}
+
 std::string hex64(uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
@@ -141,7 +154,7 @@ void load_optimizer(Optimizers& opt, const std::string& path) {
          expected);
   const auto it = f.metadata().find("adamw.steps");
   if (it == f.metadata().end()) fail(Errc::parse, path, ": metadata \"adamw.steps\" missing");
-  opt.dense.set_steps(std::stoll(it->second));
+  opt.dense.set_steps(parse_int(it->second, path + ": metadata adamw.steps"));
 }
 
 // Evenly spaced window indices: n of count (all when n <= 0 or n >= count).
@@ -175,7 +188,8 @@ void reset_metrics(const std::string& path, int64_t keep_through_step) {
     std::getline(in, line);  // header
     while (std::getline(in, line)) {
       if (line.empty()) continue;
-      if (std::stoll(line.substr(0, line.find(','))) <= keep_through_step) kept += line + "\n";
+      if (parse_int(line.substr(0, line.find(',')), path + ": step column") <= keep_through_step)
+        kept += line + "\n";
     }
   }
   write_file_atomic(path, kept);
