@@ -24,6 +24,8 @@
 #include "engram/engram_layer.h"
 #include "engram/error.h"
 #include "engram/hasher.h"
+#include "engram/store_checkpoint.h"
+#include "engram/v41_layer.h"
 #include "module.h"
 
 namespace pb = pybind11;
@@ -314,6 +316,33 @@ class LayerV41 {
     layer_->attach_table({embed_weight_.data(), embed_scale_.data(), rows});
   }
 
+  // A layer whose dense weights come from a V4.1 checkpoint directory and whose rows are
+  // passed in by the caller (forward_rows), e.g. from a TableStore over the same checkpoint.
+  static std::unique_ptr<LayerV41> from_checkpoint(const std::string& dir, int64_t layer_id) {
+    const std::unique_ptr<V41Checkpoint> ck = V41Checkpoint::open(dir);
+    return std::unique_ptr<LayerV41>(new LayerV41(load_v41_layer(*ck, layer_id)));
+  }
+
+  // hidden [B, T, hc, d]; rows float32 [B, T, cols, head_dim] (dequantized, as TableStore.lookup
+  // returns them); token_mask bool [B, T] or None -> hidden + gate * value
+  f32_array forward_rows(const f32_array& hidden, const f32_array& rows,
+                         const std::optional<bool_array>& token_mask) {
+    const auto& s = layer_->shape();
+    expect_shape(hidden, {-1, -1, s.hc, s.hidden}, "hidden");
+    const int64_t B = hidden.shape(0), T = hidden.shape(1);
+    expect_shape(rows, {B, T, s.cols, s.head_dim}, "rows");
+    std::vector<uint8_t> mask;
+    if (token_mask) {
+      expect_shape(*token_mask, {B, T}, "token_mask");
+      mask.assign(token_mask->data(), token_mask->data() + B * T);
+    }
+    f32_array out = new_f32({B, T, s.hc, s.hidden});
+    pb::gil_scoped_release unlock;
+    layer_->forward_rows(out.mutable_data(), hidden.data(), rows.data(),
+                         mask.empty() ? nullptr : mask.data(), B * T);
+    return out;
+  }
+
   // Hash raw token ids with the tables of config_path's layer layer_id (V4.1 form). The config
   // must describe this layer: hidden_size, hc_mult, engram_head_dim, columns and table rows.
   void attach_hasher(const std::string& config_path, int64_t layer_id,
@@ -384,6 +413,8 @@ class LayerV41 {
   }
 
  private:
+  explicit LayerV41(std::unique_ptr<EngramLayerV41> layer) : layer_(std::move(layer)) {}
+
   u8_array embed_weight_, embed_scale_;  // kept alive: the layer reads rows from them
   std::unique_ptr<EngramLayerV41> layer_;
   std::optional<Composed> composed_;
@@ -455,6 +486,13 @@ void bind_nn(pybind11::module_& m) {
            pb::arg("token_mask") = pb::none(),
            "hidden [B,T,hc,d]; ids: row ids int64 [B,T,cols] (global) or token ids [B,T] "
            "(needs attach_hasher); token_mask bool [B,T] or None -> hidden + gate * value")
+      .def_static("from_checkpoint", &LayerV41::from_checkpoint, pb::arg("dir"),
+                  pb::arg("layer_id"),
+                  "Dense weights (wkv, q_weight, k_weight) from a V4.1 checkpoint directory; rows "
+                  "come from the caller (forward_rows), e.g. a TableStore over it.")
+      .def("forward_rows", &LayerV41::forward_rows, pb::arg("hidden"), pb::arg("rows"),
+           pb::arg("token_mask") = pb::none(),
+           "hidden [B,T,hc,d]; rows float32 [B,T,cols,head_dim] -> hidden + gate * value")
       .def("attach_hasher", &LayerV41::attach_hasher, pb::arg("config_path"), pb::arg("layer_id"),
            pb::arg("tokenizer_path"))
       .def("hash_rows", &LayerV41::hash_rows, pb::arg("input_ids"),
