@@ -16,7 +16,7 @@ namespace engram::model {
 
 // Elementwise kernels fork threads only above this many elements: below it the fork/join costs
 // more than the work (decode steps, tiny models).
-constexpr int64_t kParallelMin = 1 << 14;
+[[maybe_unused]] constexpr int64_t kParallelMin = 1 << 14;
 
 // ---- token embedding --------------------------------------------------------------------------
 
