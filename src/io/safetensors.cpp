@@ -121,6 +121,8 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> prefix, ui
   } catch (const json::parse_error& e) {
     fail(Errc::parse, origin, ": header JSON is malformed near byte offset ", 8 + e.byte, ": ",
          e.what());
+  } catch (const json::exception& e) {  // e.g. a number out of range (406)
+    fail(Errc::parse, origin, ": invalid JSON: ", e.what());
   }
   if (!duplicate.empty()) fail(Errc::parse, origin, ": header repeats the key ", quoted(duplicate));
   if (!root.is_object()) fail(Errc::parse, origin, ": header is not a JSON object");
@@ -310,6 +312,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
     root = json::parse(p, p + bytes.size());
   } catch (const json::parse_error& e) {
     fail(Errc::parse, path, ": malformed JSON near byte offset ", e.byte, ": ", e.what());
+  } catch (const json::exception& e) {  // e.g. a number out of range (406)
+    fail(Errc::parse, path, ": invalid JSON: ", e.what());
   }
   if (!root.is_object() || !root.contains("weight_map") || !root["weight_map"].is_object()) {
     fail(Errc::parse, path, ": no \"weight_map\" object");

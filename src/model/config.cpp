@@ -39,6 +39,8 @@ ModelConfig ModelConfig::from_json(const std::string& json_text, const std::stri
     j = json::parse(json_text);
   } catch (const json::parse_error& e) {
     fail(Errc::parse, where, ": invalid JSON at byte ", e.byte, ": ", e.what());
+  } catch (const json::exception& e) {  // e.g. a number out of range (406)
+    fail(Errc::parse, where, ": invalid JSON: ", e.what());
   }
   check_keys(j,
              {"vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "ffn_hidden",

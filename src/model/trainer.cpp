@@ -278,6 +278,8 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
       state = json::parse(read_file(state_path));
     } catch (const json::parse_error& e) {
       fail(Errc::parse, state_path, ": invalid JSON: ", e.what());
+    } catch (const json::exception& e) {  // e.g. a number out of range (406)
+      fail(Errc::parse, state_path, ": invalid JSON: ", e.what());
     }
     for (const char* f : {"model.safetensors", "optimizer.safetensors"}) {
       const std::string key = std::string("checksum.") + f;

@@ -47,6 +47,8 @@ IdsBatch parse_ids_json(std::string_view json_text, const std::string& origin,
     root = Json::parse(json_text.begin(), json_text.end());
   } catch (const Json::parse_error& e) {
     fail(Errc::parse, origin, ": malformed JSON at byte ", e.byte, ": ", e.what());
+  } catch (const Json::exception& e) {  // e.g. a number out of range (406)
+    fail(Errc::parse, origin, ": invalid JSON: ", e.what());
   }
   if (!root.is_object())
     fail(Errc::parse, origin, ": expected a JSON object with \"input_ids\", got ",

@@ -250,6 +250,8 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& or
     root = Json::parse(json_text.begin(), json_text.end());
   } catch (const Json::parse_error& e) {
     fail(Errc::parse, origin, ": malformed JSON at byte ", e.byte, ": ", e.what());
+  } catch (const Json::exception& e) {  // e.g. a number out of range (406)
+    fail(Errc::parse, origin, ": invalid JSON: ", e.what());
   }
   const JsonPath rp{origin, ""};
   text::require_object(root, rp);
