@@ -16,7 +16,8 @@ for bin in build-fuzz/fuzz_*; do
   work=$(mktemp -d)
   [ -d "$seeds" ] && cp -r "$seeds"/. "$work"/
   echo "fuzz: $name for ${secs}s"
-  "$bin" -max_total_time="$secs" -rss_limit_mb=4096 -timeout=10 -print_final_stats=0 "$work" \
+  "$bin" -max_total_time="$secs" -rss_limit_mb=4096 -timeout=10 -print_final_stats=0 \
+    -artifact_prefix="build-fuzz/$name-" "$work" \
     >"build-fuzz/$name.log" 2>&1 || { tail -60 "build-fuzz/$name.log"; rm -rf "$work"; exit 1; }
   rm -rf "$work"
   tail -1 "build-fuzz/$name.log"
