@@ -16,28 +16,17 @@
 #include <vector>
 
 #include "model/kernels.h"
+#include "test_helpers.h"
 
 namespace engram::model {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
-
-double weighted_sum(const std::vector<float>& out, const std::vector<float>& w) {
-  double s = 0.0;
-  for (size_t i = 0; i < out.size(); i++) s += double(out[i]) * w[i];
-  return s;
-}
+using engram::testing::randn;
+using engram::testing::weighted_sum;
 
 // Checks `grad` (analytic d loss / d x) against finite differences of loss(x) at up to
 // `samples` evenly spread coordinates of x (all of them if x is small).
-void expect_fd_match(const std::string& what, std::vector<float>& x,
-                     const std::vector<float>& grad,
+void expect_fd_match(const std::string& what, std::vector<float>& x, const std::vector<float>& grad,
                      const std::function<double(const std::vector<float>&)>& loss,
                      float eps = 1e-2f, int samples = 64) {
   ASSERT_EQ(x.size(), grad.size()) << what;
@@ -123,10 +112,10 @@ TEST(Kernels, RmsNormBackwardMatchesFiniteDifferences) {
       EXPECT_NEAR(out[n * C + c], x[n * C + c] * r * weight[c], 1e-5);
     }
   }
-  rmsnorm_backward(dx.data(), dweight.data(), w.data(), x.data(), weight.data(), rstd.data(), N,
-                   C);
+  rmsnorm_backward(dx.data(), dweight.data(), w.data(), x.data(), weight.data(), rstd.data(), N, C);
   expect_fd_match("dx", x, dx, [&](const std::vector<float>& t) { return run(t, weight); });
-  expect_fd_match("dweight", weight, dweight, [&](const std::vector<float>& t) { return run(x, t); });
+  expect_fd_match("dweight", weight, dweight,
+                  [&](const std::vector<float>& t) { return run(x, t); });
 }
 
 TEST(Kernels, MatmulFastMatchesReferenceAndReferenceMatchesFiniteDifferences) {
@@ -216,11 +205,14 @@ TEST_P(AttentionTest, FastMatchesReferenceAndBackwardMatchesFiniteDifferences) {
   expect_close(dqkv, dqkv_ref, 1e-4f, 1e-5f, "attention dqkv");
   std::vector<float> g(qkv.size(), 0.0f);
   attention_backward_ref(g.data(), w.data(), qkv.data(), att_ref.data(), B, T, H, KV, D);
-  expect_fd_match("dqkv", qkv, g, [&](const std::vector<float>& t) {
-    std::vector<float> o(out.size()), a(att.size());
-    attention_forward_ref(o.data(), a.data(), t.data(), B, T, H, KV, D);
-    return weighted_sum(o, w);
-  }, 1e-2f, 200);
+  expect_fd_match(
+      "dqkv", qkv, g,
+      [&](const std::vector<float>& t) {
+        std::vector<float> o(out.size()), a(att.size());
+        attention_forward_ref(o.data(), a.data(), t.data(), B, T, H, KV, D);
+        return weighted_sum(o, w);
+      },
+      1e-2f, 200);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
@@ -269,7 +261,7 @@ TEST(Kernels, SwigluBackwardMatchesFiniteDifferences) {
 TEST(Kernels, CrossEntropyIsStableAndBackwardMatchesFiniteDifferences) {
   const int64_t N = 4, V = 9;
   auto logits = randn(N * V, 16, 3.0f);
-  logits[5] = 80.0f;  // large logit: a naive exp would overflow
+  logits[5] = 80.0f;                                   // large logit: a naive exp would overflow
   const std::vector<int32_t> targets = {2, -1, 8, 0};  // row 1 ignored
   std::vector<float> losses(N), lse(N);
   crossentropy_forward(losses.data(), lse.data(), logits.data(), targets.data(), N, V);
@@ -296,8 +288,8 @@ TEST(Kernels, CrossEntropyIsStableAndBackwardMatchesFiniteDifferences) {
 
 TEST(Kernels, MoeRouteTakesTopKByProbability) {
   const int64_t N = 3, E = 5, K = 2;
-  const std::vector<float> logits = {0.1f, 2.0f, -1.0f, 1.5f, 0.0f,   // top: 1, 3
-                                     3.0f, 3.0f, 0.0f, 0.0f, -2.0f,   // tie: 0 before 1
+  const std::vector<float> logits = {0.1f,  2.0f,  -1.0f, 1.5f, 0.0f,   // top: 1, 3
+                                     3.0f,  3.0f,  0.0f,  0.0f, -2.0f,  // tie: 0 before 1
                                      -1.0f, -1.0f, -1.0f, 4.0f, 5.0f};  // 4, 3
   std::vector<float> probs(N * E), gates(N * K);
   std::vector<int32_t> idx(N * K);

@@ -11,9 +11,12 @@
 
 #include "engram/engram_layer.h"
 #include "engram/error.h"
+#include "test_helpers.h"
 
 namespace engram {
 namespace {
+
+using engram::testing::randn;
 
 EngramLayerShape small_shape(int64_t hc) {
   EngramLayerShape s;
@@ -24,14 +27,6 @@ EngramLayerShape small_shape(int64_t hc) {
   s.kernel = 4;
   s.dilation = 2;
   return s;
-}
-
-std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
 }
 
 // Every parameter random (so the conv and norms are not at their identity init).

@@ -11,17 +11,12 @@
 #include "engram/engram_layer.h"
 #include "engram/error.h"
 #include "engram/row_format.h"
+#include "test_helpers.h"
 
 namespace engram {
 namespace {
 
-std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using engram::testing::randn;
 
 struct Case {
   EngramV41Shape shape;

@@ -10,23 +10,13 @@
 #include <vector>
 
 #include "engram/nn_kernels.h"
+#include "test_helpers.h"
 
 namespace engram::nn {
 namespace {
 
-std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
-double weighted_sum(const std::vector<float>& out, const std::vector<float>& r) {
-  double s = 0.0;
-  for (size_t i = 0; i < out.size(); i++) s += double(out[i]) * r[i];
-  return s;
-}
+using engram::testing::randn;
+using engram::testing::weighted_sum;
 
 // Central differences of loss() with respect to every entry of x, against the analytic grad.
 void expect_grad_matches(std::vector<float>& x, const std::vector<float>& grad,

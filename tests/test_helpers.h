@@ -1,0 +1,27 @@
+// Small helpers shared by the C++ kernel tests: seeded random tensors and the scalar loss used
+// by finite-difference gradient checks.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace engram::testing {
+
+// n values drawn from N(0, scale^2), the same for the same seed on every platform's libstdc++.
+inline std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// sum_i out[i] * w[i] in double: a scalar loss whose gradient with respect to out is w.
+inline double weighted_sum(const std::vector<float>& out, const std::vector<float>& w) {
+  double s = 0.0;
+  for (size_t i = 0; i < out.size(); i++) s += double(out[i]) * w[i];
+  return s;
+}
+
+}  // namespace engram::testing
