@@ -10,6 +10,7 @@
 #include "engram/error.h"
 #include "engram/ids_json.h"
 #include "engram/tokenizer.h"
+#include "util/read_file.h"
 
 namespace engram::cli {
 namespace {
@@ -19,18 +20,9 @@ struct EncodeOptions {
   bool flag = false;  // encode: --no-special; decode: --skip-special
 };
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(Errc::io, path, ": cannot open for reading");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(Errc::io, path, ": read failed");
-  return ss.str();
-}
-
 void run_encode(const EncodeOptions& o) {
   const Tokenizer tok = Tokenizer::from_file(o.tokenizer);
-  const std::string text = read_all(o.input);
+  const std::string text = read_file(o.input);
   std::vector<int32_t> ids;
   try {
     ids = tok.encode(text, !o.flag);

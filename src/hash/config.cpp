@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engram/error.h"
+#include "util/read_file.h"
 
 namespace engram {
 namespace {
@@ -203,12 +204,7 @@ EngramConfig EngramConfig::from_json(std::string_view json_text, const std::stri
 }
 
 EngramConfig EngramConfig::from_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(Errc::io, path, ": cannot open Engram config");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) fail(Errc::io, path, ": read error");
-  return from_json(text.str(), path);
+  return from_json(read_file(path), path);
 }
 
 int64_t EngramConfig::row_dim() const {

@@ -12,19 +12,11 @@
 #include "engram/error.h"
 #include "engram/model.h"
 #include "engram/safetensors.h"
+#include "util/read_file.h"
 
 namespace engram {
 
 namespace {
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(Errc::io, path, ": cannot open for reading");
-  std::ostringstream os;
-  os << in.rdbuf();
-  if (in.bad()) fail(Errc::io, path, ": read error");
-  return os.str();
-}
 
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
@@ -58,7 +50,7 @@ void Model::save(const std::string& dir) {
 
 Model Model::load(const std::string& dir) {
   const std::string cfg_path = dir + "/config.json";
-  Model m(ModelConfig::from_json(read_text_file(cfg_path), cfg_path));
+  Model m(ModelConfig::from_json(read_file(cfg_path), cfg_path));
   const std::string st_path = dir + "/model.safetensors";
   SafetensorsFile file = SafetensorsFile::open(st_path);
   std::set<std::string> expected;

@@ -20,6 +20,7 @@
 #include "engram/optim.h"
 #include "engram/safetensors.h"
 #include "engram/tokenizer.h"
+#include "util/read_file.h"
 
 namespace engram {
 
@@ -27,15 +28,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(Errc::io, path, ": cannot open for reading");
-  std::ostringstream os;
-  os << in.rdbuf();
-  if (in.bad()) fail(Errc::io, path, ": read error");
-  return os.str();
-}
 
 void fsync_path(const std::string& path, bool directory) {
   const int fd = ::open(path.c_str(), (directory ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);

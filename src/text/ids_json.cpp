@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "engram/error.h"
+#include "util/read_file.h"
 
 namespace engram {
 namespace {
@@ -104,12 +105,7 @@ IdsBatch parse_ids_json(std::string_view json_text, const std::string& origin,
 }
 
 IdsBatch read_ids_json(const std::string& path, const IdsLimits& limits) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(Errc::io, path, ": cannot open for reading");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(Errc::io, path, ": read failed");
-  return parse_ids_json(ss.str(), path, limits);
+  return parse_ids_json(read_file(path), path, limits);
 }
 
 std::string ids_json_string(const IdsBatch& batch) {

@@ -14,6 +14,7 @@
 #include "text/pipeline.h"
 #include "text/unicode.h"
 #include "text/utf8.h"
+#include "util/read_file.h"
 
 namespace engram {
 
@@ -135,15 +136,6 @@ void load_post_processor(const Json& j, const JsonPath& p, PostProcessor& out) {
 }
 
 enum class DecoderKind { none, byte_level };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(Errc::io, path, ": cannot open for reading");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(Errc::io, path, ": read failed");
-  return ss.str();
-}
 
 }  // namespace
 
