@@ -328,19 +328,12 @@ class LayerV41 {
   f32_array forward_rows(const f32_array& hidden, const f32_array& rows,
                          const std::optional<bool_array>& token_mask) {
     const auto& s = layer_->shape();
-    expect_shape(hidden, {-1, -1, s.hc, s.hidden}, "hidden");
-    const int64_t B = hidden.shape(0), T = hidden.shape(1);
-    expect_shape(rows, {B, T, s.cols, s.head_dim}, "rows");
-    std::vector<uint8_t> mask;
-    if (token_mask) {
-      expect_shape(*token_mask, {B, T}, "token_mask");
-      mask.assign(token_mask->data(), token_mask->data() + B * T);
-    }
-    f32_array out = new_f32({B, T, s.hc, s.hidden});
-    pb::gil_scoped_release unlock;
-    layer_->forward_rows(out.mutable_data(), hidden.data(), rows.data(),
-                         mask.empty() ? nullptr : mask.data(), B * T);
-    return out;
+    return run(hidden, token_mask, [&](int64_t B, int64_t T) {
+      expect_shape(rows, {B, T, s.cols, s.head_dim}, "rows");
+      return [&, B, T](float* out, const uint8_t* mask) {
+        layer_->forward_rows(out, hidden.data(), rows.data(), mask, B * T);
+      };
+    });
   }
 
   // Hash raw token ids with the tables of config_path's layer layer_id (V4.1 form). The config
@@ -390,19 +383,12 @@ class LayerV41 {
                     const std::optional<bool_array>& token_mask) {
     if (ids.ndim() == 2) return forward(hidden, hash_rows(ids, token_mask), token_mask);
     const auto& s = layer_->shape();
-    expect_shape(hidden, {-1, -1, s.hc, s.hidden}, "hidden");
-    const int64_t B = hidden.shape(0), T = hidden.shape(1);
-    expect_shape(ids, {B, T, s.cols}, "row_ids");
-    std::vector<uint8_t> mask;
-    if (token_mask) {
-      expect_shape(*token_mask, {B, T}, "token_mask");
-      mask.assign(token_mask->data(), token_mask->data() + B * T);
-    }
-    f32_array out = new_f32({B, T, s.hc, s.hidden});
-    pb::gil_scoped_release unlock;
-    layer_->forward(out.mutable_data(), hidden.data(), ids.data(),
-                    mask.empty() ? nullptr : mask.data(), B * T);
-    return out;
+    return run(hidden, token_mask, [&](int64_t B, int64_t T) {
+      expect_shape(ids, {B, T, s.cols}, "row_ids");
+      return [&, B, T](float* out, const uint8_t* mask) {
+        layer_->forward(out, hidden.data(), ids.data(), mask, B * T);
+      };
+    });
   }
 
   f32_array wkv() const {
@@ -414,6 +400,27 @@ class LayerV41 {
 
  private:
   explicit LayerV41(std::unique_ptr<EngramLayerV41> layer) : layer_(std::move(layer)) {}
+
+  // Shared by both forwards: checks hidden [B, T, hc, d] and the mask [B, T], lets
+  // check_inputs(B, T) validate the rest and return the kernel call, then runs it without the
+  // GIL into a new [B, T, hc, d] array.
+  template <typename CheckInputs>
+  f32_array run(const f32_array& hidden, const std::optional<bool_array>& token_mask,
+                CheckInputs&& check_inputs) {
+    const auto& s = layer_->shape();
+    expect_shape(hidden, {-1, -1, s.hc, s.hidden}, "hidden");
+    const int64_t B = hidden.shape(0), T = hidden.shape(1);
+    auto kernel = check_inputs(B, T);
+    std::vector<uint8_t> mask;
+    if (token_mask) {
+      expect_shape(*token_mask, {B, T}, "token_mask");
+      mask.assign(token_mask->data(), token_mask->data() + B * T);
+    }
+    f32_array out = new_f32({B, T, s.hc, s.hidden});
+    pb::gil_scoped_release unlock;
+    kernel(out.mutable_data(), mask.empty() ? nullptr : mask.data());
+    return out;
+  }
 
   u8_array embed_weight_, embed_scale_;  // kept alive: the layer reads rows from them
   std::unique_ptr<EngramLayerV41> layer_;
