@@ -267,6 +267,18 @@ inline void pipelined_rows(const RowFormat& fmt, int64_t b, int64_t e, RowAt&& r
   }
 }
 
+// row_at(i) for a gather: the (values, scales) pointers of table row row_ids[i]. The ids were
+// checked by the caller.
+inline auto table_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
+                       std::span<const int64_t> row_ids) {
+  const bool f8 = fmt.dtype == RowDtype::f8_e4m3;
+  return [&fmt, data, scale, row_ids, f8](int64_t i) {
+    const int64_t r = row_ids[i];
+    return std::pair<const uint8_t*, const uint8_t*>(data + r * fmt.data_bytes,
+                                                     f8 ? scale + r * fmt.scale_bytes : nullptr);
+  };
+}
+
 }  // namespace
 
 void dequantize_row(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, float* out) {
@@ -332,12 +344,7 @@ void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale
   if (n == 0) return;
   check_format(fmt, data, scale, "gather_rows");
   check_ids(num_rows, row_ids, "gather_rows");
-  const bool f8 = fmt.dtype == RowDtype::f8_e4m3;
-  const auto row_at = [&](int64_t i) {
-    const int64_t r = row_ids[i];
-    return std::pair<const uint8_t*, const uint8_t*>(data + r * fmt.data_bytes,
-                                                     f8 ? scale + r * fmt.scale_bytes : nullptr);
-  };
+  const auto row_at = table_rows(fmt, data, scale, row_ids);
   for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
     pipelined_rows(fmt, b, e, row_at, [&](int64_t i, const uint8_t* d, const uint8_t* s) {
       row_to_f32(fmt, d, s, out + i * fmt.width);
@@ -351,12 +358,7 @@ void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* 
   if (n == 0) return;
   check_format(fmt, data, scale, "gather_rows_bf16");
   check_ids(num_rows, row_ids, "gather_rows_bf16");
-  const bool f8 = fmt.dtype == RowDtype::f8_e4m3;
-  const auto row_at = [&](int64_t i) {
-    const int64_t r = row_ids[i];
-    return std::pair<const uint8_t*, const uint8_t*>(data + r * fmt.data_bytes,
-                                                     f8 ? scale + r * fmt.scale_bytes : nullptr);
-  };
+  const auto row_at = table_rows(fmt, data, scale, row_ids);
   for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
     std::vector<float> tmp(static_cast<size_t>(fmt.width));
     pipelined_rows(fmt, b, e, row_at, [&](int64_t i, const uint8_t* d, const uint8_t* s) {
