@@ -43,7 +43,8 @@ const Luts& luts() {
   return l;
 }
 
-constexpr int64_t kParallelMinValues = 1 << 16;  // below this a gather stays on one thread
+[[maybe_unused]] constexpr int64_t kParallelMinValues =
+    1 << 16;  // below this a gather stays on one thread
 
 // ---- bf16 -> f32 ----------------------------------------------------------------------------
 void row_bf16_to_f32(const uint8_t* src, int64_t width, float* out) {
@@ -220,9 +221,9 @@ void check_ids(int64_t num_rows, std::span<const int64_t> ids, const char* who) 
 // Runs body(begin, end) over [0, n): on one thread for small batches, else in chunks of
 // kChunkRows handed out dynamically to OpenMP threads (a thread that the OS preempts does not
 // hold up the others). `body` never throws (all checks happen before).
-constexpr int64_t kChunkRows = 128;
+[[maybe_unused]] constexpr int64_t kChunkRows = 128;
 template <typename Body>
-void for_row_ranges(int64_t n, int64_t width, Body&& body) {
+void for_row_ranges(int64_t n, [[maybe_unused]] int64_t width, Body&& body) {
 #ifdef _OPENMP
   if (n > kChunkRows && n * width >= kParallelMinValues && omp_get_max_threads() > 1 &&
       !omp_in_parallel()) {
