@@ -1,10 +1,13 @@
-// Small helpers shared by the C++ kernel tests: seeded random tensors and the scalar loss used
-// by finite-difference gradient checks.
+// Small helpers shared by the C++ tests: seeded random tensors, the scalar loss used by
+// finite-difference gradient checks, and the message of an expected error.
 #pragma once
 
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
+
+#include "engram/error.h"
 
 namespace engram::testing {
 
@@ -22,6 +25,18 @@ inline double weighted_sum(const std::vector<float>& out, const std::vector<floa
   double s = 0.0;
   for (size_t i = 0; i < out.size(); i++) s += double(out[i]) * w[i];
   return s;
+}
+
+// The message of the engram::Error that f() throws (and its code into *code), or "<no error>".
+template <typename F>
+std::string error_of(F&& f, Errc* code = nullptr) {
+  try {
+    f();
+  } catch (const Error& e) {
+    if (code) *code = e.code();
+    return e.what();
+  }
+  return "<no error>";
 }
 
 }  // namespace engram::testing

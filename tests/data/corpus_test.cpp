@@ -6,6 +6,7 @@
 #include "data/test_files.h"
 #include "engram/data.h"
 #include "engram/error.h"
+#include "test_helpers.h"
 
 namespace engram {
 namespace {
@@ -21,16 +22,7 @@ std::vector<TextChunk> read_all(const CorpusOptions& o) {
   return out;
 }
 
-template <typename F>
-std::string error_of(F&& f, Errc* code = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (code) *code = e.code();
-    return e.what();
-  }
-  return "<no error>";
-}
+using engram::testing::error_of;
 
 TEST(BrownDetag, QuotesPunctuationAndParagraphs) {
   const std::string tagged =

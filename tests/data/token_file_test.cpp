@@ -12,6 +12,7 @@
 #include "engram/data.h"
 #include "engram/error.h"
 #include "engram/tokenizer.h"
+#include "test_helpers.h"
 
 namespace engram {
 namespace {
@@ -31,16 +32,7 @@ std::string write_tokens(const TempDir& d, const std::string& name, uint32_t voc
   return path;
 }
 
-template <typename F>
-std::string error_of(F&& f, Errc* code = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (code) *code = e.code();
-    return e.what();
-  }
-  return "<no error>";
-}
+using engram::testing::error_of;
 
 void overwrite(const std::string& path, size_t offset, const void* bytes, size_t n) {
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
