@@ -4,6 +4,8 @@
 // runs in a fixed order, so results do not depend on thread timing.
 #include "model/kernels.h"
 
+#include "engram/nn_kernels.h"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -38,43 +40,16 @@ void embedding_backward(float* dwte, const float* dout, const int32_t* ids, int6
 
 // ---- RMSNorm ----------------------------------------------------------------------------------
 
+// The model's rows are contiguous: the Engram layer's strided kernels (nn_kernels.h) with
+// ld = C, so both share one implementation (double-accumulated sums of squares and dot).
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N,
                      int64_t C, float eps) {
-#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
-  for (int64_t n = 0; n < N; n++) {
-    const float* x = inp + n * C;
-    float ss = 0.0f;
-#pragma omp simd reduction(+ : ss)
-    for (int64_t c = 0; c < C; c++) ss += x[c] * x[c];
-    const float r = 1.0f / std::sqrt(ss / static_cast<float>(C) + eps);
-    rstd[n] = r;
-    float* o = out + n * C;
-    for (int64_t c = 0; c < C; c++) o[c] = x[c] * r * weight[c];
-  }
+  nn::rmsnorm_forward(out, C, rstd, inp, C, weight, N, C, eps);
 }
 
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                       const float* weight, const float* rstd, int64_t N, int64_t C) {
-  // y = x r w with r = (mean(x^2) + eps)^(-1/2):
-  // dx = r (dy w) - r^3 / C * x * sum(dy w x);  dw = sum_n dy x r.
-#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
-  for (int64_t n = 0; n < N; n++) {
-    const float* x = inp + n * C;
-    const float* dy = dout + n * C;
-    const float r = rstd[n];
-    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-    for (int64_t c = 0; c < C; c++) dot += dy[c] * weight[c] * x[c];
-    const float k = r * r * r * dot / static_cast<float>(C);
-    float* dx = dinp + n * C;
-    for (int64_t c = 0; c < C; c++) dx[c] += r * dy[c] * weight[c] - k * x[c];
-  }
-  for (int64_t n = 0; n < N; n++) {
-    const float* x = inp + n * C;
-    const float* dy = dout + n * C;
-    const float r = rstd[n];
-    for (int64_t c = 0; c < C; c++) dweight[c] += dy[c] * x[c] * r;
-  }
+  nn::rmsnorm_backward(dinp, C, dweight, dout, C, inp, C, weight, rstd, N, C);
 }
 
 // ---- linear -----------------------------------------------------------------------------------
