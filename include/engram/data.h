@@ -202,25 +202,46 @@ class TokenFile {
   std::unique_ptr<Impl> impl_;
 };
 
-// Random training windows: each row is T + 1 consecutive tokens starting at an offset drawn
-// uniformly from [0, size - T - 1] by a seeded SplitMix64 stream (unbiased bounded draws), so
-// the same seed gives the same batches on every platform. The file must outlive the sampler.
+// Training windows, T + 1 consecutive tokens a row, drawn by a seeded SplitMix64 stream (the
+// same seed gives the same batches on every platform). Two orders:
+//   epoch   (default) the file is cut into n = (size - T) / T windows at phase + k * T; each epoch
+//           visits every window once in a seeded pseudo-random order (a keyed 4-round Feistel
+//           permutation with cycle walking: O(1) memory whatever the corpus size), and each epoch
+//           draws a fresh phase in [0, T), so no window repeats before the whole file was seen.
+//   random  each row starts at an offset drawn uniformly from [0, size - T - 1], independently
+//           (windows overlap and repeat long before one pass).
+// The file must outlive the sampler.
+enum class SamplingOrder { epoch, random };
+
 class WindowSampler {
  public:
-  // Errc::invalid_argument when B or T < 1 or the file holds fewer than T + 1 tokens.
-  WindowSampler(const TokenFile& file, int64_t B, int64_t T, uint64_t seed);
+  // Errc::invalid_argument when B or T < 1 or the file holds fewer than 2 T tokens (epoch) /
+  // T + 1 tokens (random).
+  WindowSampler(const TokenFile& file, int64_t B, int64_t T, uint64_t seed,
+                SamplingOrder order = SamplingOrder::epoch);
   // Fills out [B, T+1] (row-major) with the next batch.
   void next(std::span<int32_t> out);
   int64_t batch() const { return B_; }
   int64_t context() const { return T_; }
+  uint64_t windows_per_epoch() const { return n_; }  // epoch order; 0 for random
+  uint64_t epoch() const { return epoch_; }          // epochs started so far, minus one
 
  private:
   uint64_t next_u64();
   uint64_t bounded(uint64_t n);  // uniform in [0, n)
+  uint64_t permute(uint64_t i) const;  // epoch order: i in [0, n) -> window index in [0, n)
+  void start_epoch();
   const TokenFile* file_;
   int64_t B_;
   int64_t T_;
   uint64_t state_;
+  SamplingOrder order_;
+  uint64_t n_ = 0;          // windows per epoch
+  uint64_t pos_ = 0;        // windows of this epoch already used
+  uint64_t epoch_ = 0;
+  uint64_t phase_ = 0;      // this epoch's first window offset
+  unsigned half_bits_ = 0;  // Feistel half width: 2^(2 half_bits) >= n
+  uint64_t keys_[4] = {};   // this epoch's round keys
 };
 
 // ---- corpus -> token file --------------------------------------------------------------------

@@ -1,9 +1,10 @@
 // engram/trainer.h: the training loop behind `engram train`, and held-out evaluation.
 //
-// One step: a batch of seeded random windows [B, T+1] from train.bin (WindowSampler) ->
+// One step: a batch of seeded windows [B, T+1] from train.bin (WindowSampler: by default every
+// window once an epoch in a shuffled order, see engram/data.h) ->
 // Model::forward/backward -> global gradient clipping (dense and Engram table rows together) ->
 // AdamW on dense tensors at lr(step) (linear warm-up, then cosine to min_lr) and sparse row Adam
-// on the Engram tables at 5 x lr(step), no weight decay.
+// on the Engram tables at table_lr_mult x lr(step) (the paper's 5 by default), no weight decay.
 //
 // Output folder (--out):
 //   checkpoint-NNNNNNNN/   a model directory (config.json, model.safetensors, tokenizer.json)
@@ -44,6 +45,8 @@ struct TrainOptions {
   int64_t warmup = 0;
   float clip = 1.0f;  // <= 0: no clipping
   float weight_decay = 0.1f;
+  float table_lr_mult = 5.0f;  // Engram tables' learning rate / lr
+  SamplingOrder sampling = SamplingOrder::epoch;
   uint64_t seed = 0;             // model init and batch sampling
   int64_t eval_every = 0;        // 0: evaluate only after the last step
   int64_t eval_windows = 32;     // fixed held-out windows, evenly spaced over val.bin

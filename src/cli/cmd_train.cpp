@@ -4,7 +4,9 @@
 //   engram train --config configs/baseline_d128.json --tokenizer tok.json --data data/brown
 //       --out runs/base --steps 300 --batch 16 --seq 128 --lr 1e-3 --seed 0 --threads 2
 //       [--resume] [--eval-every 50] [--warmup 30] [--clip 1] [--weight-decay 0.1]
+//       [--table-lr-mult 5] [--sampling epoch|random]
 #include <cstdio>
+#include <map>
 
 #include "cli/commands.h"
 #include "engram/trainer.h"
@@ -23,13 +25,22 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--steps", o->steps, "total optimizer steps")->capture_default_str();
   cmd->add_option("--batch", o->batch, "sequences per step (B)")->capture_default_str();
   cmd->add_option("--seq", o->seq, "tokens per sequence (T)")->capture_default_str();
-  cmd->add_option("--lr", o->lr, "peak learning rate (Engram tables: 5x)")->capture_default_str();
+  cmd->add_option("--lr", o->lr, "peak learning rate")->capture_default_str();
   cmd->add_option("--min-lr-ratio", o->min_lr_ratio, "cosine floor as a fraction of --lr")
       ->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "linear warm-up steps")->capture_default_str();
   cmd->add_option("--clip", o->clip, "global gradient norm limit (<= 0: none)")
       ->capture_default_str();
   cmd->add_option("--weight-decay", o->weight_decay, "AdamW decay of projection matrices")
+      ->capture_default_str();
+  cmd->add_option("--table-lr-mult", o->table_lr_mult,
+                  "Engram tables' learning rate as a multiple of --lr")
+      ->capture_default_str();
+  cmd->add_option("--sampling", o->sampling,
+                  "window order: epoch (each window once a pass, shuffled) or random")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, SamplingOrder>{{"epoch", SamplingOrder::epoch},
+                                               {"random", SamplingOrder::random}}))
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "model init and batch sampling seed")->capture_default_str();
   cmd->add_option("--threads", *threads, "OpenMP / OpenBLAS threads (0: default)")

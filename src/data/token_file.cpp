@@ -338,13 +338,23 @@ void TokenFile::eval_windows(uint64_t first, int64_t B, int64_t T, std::span<int
 // ---------------------------------------------------------------------------------------------
 // Sampler
 
-WindowSampler::WindowSampler(const TokenFile& file, int64_t B, int64_t T, uint64_t seed)
-    : file_(&file), B_(B), T_(T), state_(seed) {
+WindowSampler::WindowSampler(const TokenFile& file, int64_t B, int64_t T, uint64_t seed,
+                             SamplingOrder order)
+    : file_(&file), B_(B), T_(T), state_(seed), order_(order) {
   if (B < 1 || T < 1)
     fail(Errc::invalid_argument, "window sampler: B = ", B, " and T = ", T, " must be >= 1");
-  if (file.size() < static_cast<uint64_t>(T) + 1) {
+  const uint64_t need = order == SamplingOrder::epoch ? 2 * static_cast<uint64_t>(T)
+                                                      : static_cast<uint64_t>(T) + 1;
+  if (file.size() < need) {
     fail(Errc::invalid_argument, "window sampler: the token file holds ", file.size(),
-         " tokens, a window needs T + 1 = ", T + 1);
+         " tokens, ", order == SamplingOrder::epoch ? "epoch order needs 2 T = " : "a window needs T + 1 = ",
+         need);
+  }
+  if (order == SamplingOrder::epoch) {
+    n_ = (file.size() - static_cast<uint64_t>(T)) / static_cast<uint64_t>(T);
+    while ((uint64_t{1} << (2 * half_bits_)) < n_) half_bits_++;
+    if (half_bits_ == 0) half_bits_ = 1;  // a 4-value domain: the Feistel needs a bit a half
+    start_epoch();
   }
 }
 
@@ -364,14 +374,54 @@ uint64_t WindowSampler::bounded(uint64_t n) {
   }
 }
 
+void WindowSampler::start_epoch() {
+  phase_ = bounded(static_cast<uint64_t>(T_));
+  for (uint64_t& k : keys_) k = next_u64();
+  pos_ = 0;
+}
+
+// A bijection on [0, 4^half_bits) (balanced Feistel network, round function a keyed 64-bit mix),
+// restricted to [0, n) by cycle walking: re-applying it until the value lands below n visits each
+// value of [0, n) exactly once as i runs over [0, n). Less than 4 applications on average, since
+// the domain is under 4 n.
+uint64_t WindowSampler::permute(uint64_t i) const {
+  const uint64_t mask = (uint64_t{1} << half_bits_) - 1;
+  uint64_t x = i;
+  do {
+    uint64_t l = x >> half_bits_, r = x & mask;
+    for (uint64_t k : keys_) {
+      uint64_t f = (r ^ k) * 0xbf58476d1ce4e5b9ull;
+      f ^= f >> 31;
+      f *= 0x94d049bb133111ebull;
+      f ^= f >> 29;
+      const uint64_t nl = r;
+      r = (l ^ f) & mask;
+      l = nl;
+    }
+    x = (l << half_bits_) | r;
+  } while (x >= n_);
+  return x;
+}
+
 void WindowSampler::next(std::span<int32_t> out) {
   const auto row = static_cast<size_t>(T_ + 1);
   if (out.size() != static_cast<size_t>(B_) * row) {
     fail(Errc::invalid_argument, "window sampler: out holds ", out.size(), " ids, [B, T+1] needs ",
          B_ * (T_ + 1));
   }
-  const uint64_t starts = file_->size() - static_cast<uint64_t>(T_);  // offsets 0 .. size - T - 1
-  for (int64_t b = 0; b < B_; ++b) file_->read(bounded(starts), out.subspan(b * row, row));
+  if (order_ == SamplingOrder::random) {
+    const uint64_t starts = file_->size() - static_cast<uint64_t>(T_);  // 0 .. size - T - 1
+    for (int64_t b = 0; b < B_; ++b) file_->read(bounded(starts), out.subspan(b * row, row));
+    return;
+  }
+  for (int64_t b = 0; b < B_; ++b) {
+    if (pos_ == n_) {
+      epoch_++;
+      start_epoch();
+    }
+    const uint64_t start = phase_ + permute(pos_++) * static_cast<uint64_t>(T_);
+    file_->read(start, out.subspan(b * row, row));
+  }
 }
 
 }  // namespace engram

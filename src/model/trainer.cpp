@@ -93,6 +93,8 @@ json schedule_json(const TrainOptions& o) {
               {"warmup", o.warmup},
               {"clip", o.clip},
               {"weight_decay", o.weight_decay},
+              {"table_lr_mult", o.table_lr_mult},
+              {"sampling", o.sampling == SamplingOrder::epoch ? "epoch" : "random"},
               {"seed", o.seed}};
 }
 
@@ -255,6 +257,8 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
   if (o.warmup < 0 || o.warmup > o.steps)
     fail(Errc::invalid_argument, "--warmup ", o.warmup, " is outside [0, --steps ", o.steps, "]");
   if (o.weight_decay < 0) fail(Errc::invalid_argument, "--weight-decay must be >= 0");
+  if (!(o.table_lr_mult >= 0) || !std::isfinite(o.table_lr_mult))
+    fail(Errc::invalid_argument, "--table-lr-mult must be a number >= 0, got ", o.table_lr_mult);
   if (o.out_dir.empty()) fail(Errc::invalid_argument, "--out is required");
   const fs::path out(o.out_dir);
   const std::string latest_path = (out / "latest").string();
@@ -327,8 +331,8 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
 
   AdamWOptions aw;
   aw.weight_decay = o.weight_decay;
-  Optimizers opt{AdamW(model.param_spans(), aw), EngramTableAdam(model)};
-  WindowSampler sampler(train_file, o.batch, o.seq, o.seed);
+  Optimizers opt{AdamW(model.param_spans(), aw), EngramTableAdam(model, o.table_lr_mult)};
+  WindowSampler sampler(train_file, o.batch, o.seq, o.seed, o.sampling);
   const int64_t B = o.batch, T = o.seq;
   std::vector<int32_t> batch(size_t(B * (T + 1))), ids(size_t(B * T)), targets(size_t(B * T));
 

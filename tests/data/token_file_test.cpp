@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -171,7 +172,8 @@ TEST(WindowSampler, SeededWindowsAreSlicesOfTheFile) {
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
   const TokenFile f = TokenFile::open(write_tokens(d, "t.bin", 64, ids));
   const int64_t B = 4, T = 8;
-  WindowSampler a(f, B, T, 42), b(f, B, T, 42), c(f, B, T, 43);
+  const SamplingOrder R = SamplingOrder::random;
+  WindowSampler a(f, B, T, 42, R), b(f, B, T, 42, R), c(f, B, T, 43, R);
   std::vector<int32_t> xa(B * (T + 1)), xb(xa.size()), xc(xa.size());
   std::set<int32_t> starts;
   bool differs = false;
@@ -191,7 +193,60 @@ TEST(WindowSampler, SeededWindowsAreSlicesOfTheFile) {
   // 800 draws over 56 possible starts (0 .. 64 - 9): every one is reached, none past the end.
   EXPECT_EQ(starts.size(), 56u);
   EXPECT_EQ(*starts.rbegin(), 55);
-  EXPECT_THROW(WindowSampler(f, 1, 64, 0), Error);
+  EXPECT_THROW(WindowSampler(f, 1, 64, 0, R), Error);
+}
+
+// Epoch order: within an epoch every window phase + k T (k < n) comes exactly once, in an order
+// that is neither the identity nor the same from epoch to epoch; the same seed repeats it.
+TEST(WindowSampler, EpochOrderVisitsEveryWindowOncePerEpoch) {
+  TempDir d;
+  std::vector<int32_t> ids(1003);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+  const TokenFile f = TokenFile::open(write_tokens(d, "t.bin", 2000, ids));
+  for (const int64_t B : {1, 3, 7}) {
+    const int64_t T = 10;
+    WindowSampler s(f, B, T, 5), again(f, B, T, 5);
+    const uint64_t n = s.windows_per_epoch();
+    ASSERT_EQ(n, 99u);  // (1003 - 10) / 10
+    std::vector<int32_t> x(size_t(B * (T + 1))), y(x.size());
+    std::vector<int32_t> starts;
+    std::vector<std::vector<int32_t>> epochs;
+    while (epochs.size() < 3) {
+      s.next(x);
+      again.next(y);
+      ASSERT_EQ(x, y);
+      for (int64_t r = 0; r < B; ++r) {
+        const int32_t st = x[size_t(r * (T + 1))];
+        for (int64_t t = 0; t <= T; ++t) ASSERT_EQ(x[size_t(r * (T + 1) + t)], st + t);
+        starts.push_back(st);
+        if (starts.size() == n) {
+          epochs.push_back(starts);
+          starts.clear();
+        }
+      }
+    }
+    for (const std::vector<int32_t>& e : epochs) {
+      const int32_t phase = *std::min_element(e.begin(), e.end());
+      ASSERT_LT(phase, T);
+      std::set<int32_t> seen;
+      for (int32_t st : e) {
+        ASSERT_EQ((st - phase) % T, 0) << st;
+        seen.insert(st);
+      }
+      EXPECT_EQ(seen.size(), n);  // each window once
+      EXPECT_LE(*seen.rbegin() + T, 1002);
+      EXPECT_FALSE(std::is_sorted(e.begin(), e.end()));
+    }
+    EXPECT_NE(epochs[0], epochs[1]);
+    EXPECT_NE(epochs[1], epochs[2]);
+  }
+  // The smallest file: 2 T tokens give one window an epoch.
+  const TokenFile small = TokenFile::open(write_tokens(d, "s.bin", 2000, std::vector<int32_t>(20, 1)));
+  WindowSampler one(small, 2, 10, 0);
+  EXPECT_EQ(one.windows_per_epoch(), 1u);
+  std::vector<int32_t> x(22);
+  one.next(x);
+  EXPECT_THROW(WindowSampler(small, 1, 11, 0), Error);
 }
 
 TEST(TokenizeCorpus, DocumentsEncodedWithSeparator) {
