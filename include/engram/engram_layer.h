@@ -103,11 +103,20 @@ class EngramLayer {
   // new forward after it.
   void reset_decode(int64_t B);
   void decode_step(float* out, const float* hidden, const int64_t* hash_ids, int64_t B);
+  // decode_step with the rows already gathered (e.g. prefetched from a row store): rows [B, E],
+  // position b's cols rows of row_width back to back in column order, i.e. table rows
+  // hash_ids[b, c] + column offset c. Same result, bit for bit, as decode_step on those ids.
+  void decode_step_rows(float* out, const float* hidden, const float* rows, int64_t B);
 
  private:
   void check_hash_ids(const int64_t* hash_ids, int64_t B, int64_t T) const;
   // Rows -> gate and gated value for N positions (shared by forward and decode_step).
   void gated_value(const float* hidden, const int64_t* hash_ids, int64_t N);
+  // The part of gated_value after the gather: e_ [N, E] holds the rows.
+  void gated_value_of_rows(const float* hidden, int64_t N);
+  // The decode step after gated_value: ShortConv on v_ with the cached state -> out [B, H*D].
+  void decode_conv(float* out, int64_t B);
+  void check_decode_batch(int64_t B, const char* what) const;
 
   EngramLayerShape shape_;
   std::vector<int64_t> offsets_;  // [cols] exclusive prefix sums of primes

@@ -40,6 +40,10 @@
 
 namespace engram {
 
+class RowStore;
+struct PrefetchOptions;
+struct TableSource;
+
 struct MoeOptions {
   int64_t n_experts = 0;          // 0: dense SwiGLU MLP
   int64_t top_k = 2;              // experts per token
@@ -95,6 +99,16 @@ struct ParamSpan {
   bool weight_decay;
 };
 
+// Where decode time went while Engram rows came from a store (Model::serve_engram_from), summed
+// over the decode steps since the last reset_decode_stats().
+struct DecodeStats {
+  int64_t steps = 0;
+  int64_t step_ns = 0;   // wall time inside decode_step
+  int64_t wait_ns = 0;   // blocked waiting for rows (every Engram layer)
+  int64_t fetch_ns = 0;  // prefetch() to rows in, summed over Engram layers
+  int64_t ahead_ns = 0;  // prefetch() to the first Engram layer's wait: compute the fetch overlaps
+};
+
 // An Engram table and the sparse gradient of the last backward (rows ascending, distinct).
 struct EngramTableView {
   std::string name;
@@ -104,6 +118,9 @@ struct EngramTableView {
   std::span<const float> grad_values;   // (n, width)
   float grad_scale;  // factor from Model::clip_grad_norm, to apply to grad_values (else 1)
 };
+
+// Name of Engram layer `layer`'s table in files and stores: "layers.{layer}.engram.table".
+std::string engram_store_table_name(int64_t layer);
 
 class Model {
  public:
@@ -159,6 +176,29 @@ class Model {
   std::span<const float> decode_step(int32_t token);
   void reset_cache();
   int64_t cache_length() const;
+
+  // ---- Engram tables served from a row store while decoding ----------------------------------
+  // Writes every Engram table (F32) to the safetensors file `path`, atomically (see
+  // save_safetensors): tensor "layers.{l}.engram.table" [rows, row_width] for each Engram layer
+  // l, row = hash id + column offset (the flat table of the hasher's layout). Errc::invalid_argument
+  // if the model has no Engram layer; Errc::io on a write error (no file left behind).
+  void export_engram_tables(const std::string& path);
+  // One TableSource per Engram layer, in layer order, over a file export_engram_tables wrote
+  // (for FileStore::open). Each tensor is checked against this model: missing, not F32 or
+  // mis-shaped is Errc::mismatch naming the file and tensor.
+  std::vector<TableSource> engram_table_sources(const std::string& path) const;
+  // From the next decode_step on, Engram rows come from `store` (tables named as above, checked
+  // now: Errc::mismatch naming the table) through a Prefetcher: at step entry the token is hashed
+  // (streamed, with the lookback state), every Engram layer's fetch starts at once, the layers
+  // before the first Engram layer run, and each Engram layer waits only for its own rows. Logits
+  // are bit-identical to the resident tables'. A store error (I/O, id out of range) is thrown by
+  // decode_step as engram::Error; the sequence is then lost: decode_step refuses to continue it
+  // (Errc::invalid_argument) until reset_cache(). Training forward/backward never use the store.
+  void serve_engram_from(std::shared_ptr<RowStore> store, const PrefetchOptions& options);
+  void serve_engram_resident();  // back to the layers' own tables
+  bool engram_served() const;
+  DecodeStats decode_stats() const;
+  void reset_decode_stats();
 
   // Matmul FLOPs of one training step (forward + backward) over B*T tokens: 6 * (active
   // projection parameters, Engram's value/key projections included) * tokens + attention's

@@ -175,13 +175,19 @@ void EngramLayer::check_hash_ids(const int64_t* hash_ids, int64_t B, int64_t T) 
 }
 
 void EngramLayer::gated_value(const float* hidden, const int64_t* hash_ids, int64_t N) {
-  const int64_t D = shape_.hidden, H = shape_.hc, E = shape_.emb_dim(), cols = shape_.cols();
-  const int64_t KV = (1 + H) * D;
+  const int64_t E = shape_.emb_dim(), cols = shape_.cols();
   rows_.resize(N * cols);
   for (int64_t n = 0; n < N; n++)
     for (int64_t c = 0; c < cols; c++) rows_[n * cols + c] = hash_ids[n * cols + c] + offsets_[c];
-  hidden_.assign(hidden, hidden + N * H * D);
   e_.resize(N * E);
+  nn::embedding_gather(e_.data(), p_.table, rows_.data(), N, cols, shape_.row_width);
+  gated_value_of_rows(hidden, N);
+}
+
+void EngramLayer::gated_value_of_rows(const float* hidden, int64_t N) {
+  const int64_t D = shape_.hidden, H = shape_.hc, E = shape_.emb_dim();
+  const int64_t KV = (1 + H) * D;
+  hidden_.assign(hidden, hidden + N * H * D);
   kv_.resize(N * KV);
   nk_.resize(N * H * D);
   nq_.resize(N * H * D);
@@ -190,8 +196,6 @@ void EngramLayer::gated_value(const float* hidden, const int64_t* hash_ids, int6
   score_.resize(N * H);
   gate_.resize(N * H);
   v_.resize(N * H * D);
-
-  nn::embedding_gather(e_.data(), p_.table, rows_.data(), N, cols, shape_.row_width);
   nn::linear_forward(kv_.data(), e_.data(), p_.w_vk, p_.b_vk, N, E, KV);
   for (int64_t b = 0; b < H; b++) {
     nn::rmsnorm_forward(nk_.data() + b * D, H * D, rstd_k_.data() + b * N, kv_.data() + (1 + b) * D,
@@ -279,14 +283,32 @@ void EngramLayer::reset_decode(int64_t B) {
   conv_state_.assign(B * (shape_.kernel - 1) * shape_.dilation * shape_.hc * shape_.hidden, 0.0f);
 }
 
-void EngramLayer::decode_step(float* out, const float* hidden, const int64_t* hash_ids, int64_t B) {
+void EngramLayer::check_decode_batch(int64_t B, const char* what) const {
   if (B != dec_B_ || dec_B_ == 0)
-    fail(Errc::invalid_argument, "EngramLayer.decode_step: batch ", B,
+    fail(Errc::invalid_argument, "EngramLayer.", what, ": batch ", B,
          " does not match the decode state's batch ", dec_B_, " (run forward or reset_decode)");
+}
+
+void EngramLayer::decode_step(float* out, const float* hidden, const int64_t* hash_ids, int64_t B) {
+  check_decode_batch(B, "decode_step");
   check_hash_ids(hash_ids, B, 1);
   have_forward_ = false;  // the activations are now those of one step, not of a forward
-  const int64_t D = shape_.hidden, H = shape_.hc, HD = H * D;
   gated_value(hidden, hash_ids, B);
+  decode_conv(out, B);
+}
+
+void EngramLayer::decode_step_rows(float* out, const float* hidden, const float* rows,
+                                   int64_t B) {
+  check_decode_batch(B, "decode_step_rows");
+  if (rows == nullptr) fail(Errc::invalid_argument, "EngramLayer.decode_step_rows: rows is null");
+  have_forward_ = false;
+  e_.assign(rows, rows + B * shape_.emb_dim());
+  gated_value_of_rows(hidden, B);
+  decode_conv(out, B);
+}
+
+void EngramLayer::decode_conv(float* out, int64_t B) {
+  const int64_t D = shape_.hidden, H = shape_.hc, HD = H * D;
   std::vector<float> rstd(H * B), vn(B * HD), y(B * HD);
   for (int64_t b = 0; b < H; b++)
     nn::rmsnorm_forward(vn.data() + b * D, HD, rstd.data() + b * B, v_.data() + b * D, HD,
