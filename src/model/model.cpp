@@ -6,6 +6,7 @@
 // up_proj (2F, C). Output projections add straight into the residual stream (GEMM with beta 1),
 // and the backward keeps one residual-gradient buffer that every branch accumulates into.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -18,6 +19,8 @@
 #include "engram/error.h"
 #include "engram/hasher.h"
 #include "engram/model.h"
+#include "engram/prefetch.h"
+#include "engram/store.h"
 #include "model/kernels.h"
 
 namespace engram {
@@ -157,6 +160,12 @@ double normal_pair_sample(std::mt19937_64& rng, double& spare, bool& has_spare) 
   return r * std::cos(two_pi * u2);
 }
 
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 struct Model::Impl {
@@ -193,6 +202,11 @@ struct Model::Impl {
   std::vector<float> kcache, vcache;  // (L, max_seq_len, KV*D)
   std::vector<float> dec_scratch;     // (max_seq_len)
   int64_t cache_len = 0;
+  // Engram rows from a row store while decoding (serve_engram_from); null: the layers' tables.
+  std::unique_ptr<Prefetcher> prefetcher;
+  std::vector<size_t> store_table;  // (engrams.size()) store table of each Engram layer
+  DecodeStats dec_stats;
+  bool dec_broken = false;  // a step failed half-way: the sequence's state is inconsistent
 
   explicit Impl(const ModelConfig& c) : cfg(c) {
     cfg.validate();
@@ -733,6 +747,10 @@ struct Model::Impl {
            ")");
     }
     check_ids(&token, 1, 1, "token");
+    if (dec_broken && cache_len > 0) {
+      fail(Errc::invalid_argument, "decode_step: an earlier step of this sequence failed at position ",
+           cache_len, ", so its state is lost; call reset_cache() first");
+    }
     if (kcache.empty()) {
       kcache.assign(L * cfg.max_seq_len * KV * D, 0.0f);
       vcache.assign(L * cfg.max_seq_len * KV * D, 0.0f);
@@ -742,17 +760,31 @@ struct Model::Impl {
     Acts& a = dec;
     const int64_t pos = cache_len;
     const int64_t raw = token;
+    const int64_t t_entry = prefetcher ? now_ns() : 0;
+    dec_broken = true;  // until this step completes
     if (pos == 0) {
       for (EngramSlot& s : engrams) {
         s.mod->reset_decode(1);
         s.dec_state = HashState{};
       }
     }
+    // With a store, the hash ids are global rows (column offsets added) and every Engram layer's
+    // fetch starts here, before the embedding; the ticket cancels what is left if a layer throws.
     for (EngramSlot& s : engrams) {
       s.hash.resize(hasher->num_columns());
       s.out.resize(C);
-      hasher->hash_chunk(s.dec_state, s.layer, {&raw, 1}, s.hash);
+      hasher->hash_chunk(s.dec_state, s.layer, {&raw, 1}, s.hash, {}, prefetcher != nullptr);
     }
+    Ticket ticket;
+    if (prefetcher) {
+      std::vector<LayerRequest> requests(engrams.size());
+      for (size_t i = 0; i < engrams.size(); i++) {
+        requests[i].table = store_table[i];
+        requests[i].ids = engrams[i].hash;
+      }
+      ticket = prefetcher->prefetch(pos, std::move(requests));
+    }
+    int64_t t_first_wait = 0;
     embedding_forward(a.layers[0].x, &token, p.wte, 1, C);
     for (int64_t l = 0; l < L; l++) {
       LayerActs& la = a.layers[l];
@@ -760,7 +792,13 @@ struct Model::Impl {
       float* next = l + 1 < L ? a.layers[l + 1].x : a.xf;
       if (engram_of[l] >= 0) {
         EngramSlot& s = engrams[engram_of[l]];
-        s.mod->decode_step(s.out.data(), la.x, s.hash.data(), 1);
+        if (prefetcher) {
+          if (t_first_wait == 0) t_first_wait = now_ns();
+          const StagedRows rows = ticket.wait(size_t(engram_of[l]));
+          s.mod->decode_step_rows(s.out.data(), la.x, rows.f32().data(), 1);
+        } else {
+          s.mod->decode_step(s.out.data(), la.x, s.hash.data(), 1);
+        }
         for (int64_t i = 0; i < C; i++) la.xe[i] = la.x[i] + s.out[i];
       }
       rmsnorm_forward(la.xn1, la.rstd1, la.xe, w.attn_norm, 1, C, cfg.norm_eps);
@@ -782,7 +820,45 @@ struct Model::Impl {
     matmul_forward(a.logits, a.xnf, p.lm_head, 1, C, V);
     for (EngramSlot& s : engrams) hasher->advance(s.dec_state, {&raw, 1});
     cache_len++;
+    dec_broken = false;
+    if (prefetcher) {
+      for (size_t i = 0; i < engrams.size(); i++) {
+        const LayerTiming t = ticket.timing(i);
+        dec_stats.wait_ns += t.wait_ns;
+        dec_stats.fetch_ns += t.fetch_ns;
+      }
+      dec_stats.ahead_ns += t_first_wait - t_entry;
+      dec_stats.step_ns += now_ns() - t_entry;
+      dec_stats.steps++;
+    }
     return a.logits;
+  }
+
+  // Checks that `store` holds every Engram table of this model as F32 [rows, row_width] under
+  // the name export_engram_tables gives it, then routes decoding through a Prefetcher over it.
+  void serve_from(std::shared_ptr<RowStore> store, const PrefetchOptions& options) {
+    if (!store) fail(Errc::invalid_argument, "serve_engram_from: the store is null");
+    if (engrams.empty()) fail(Errc::invalid_argument, "serve_engram_from: the model has no Engram layer");
+    std::vector<size_t> tables;
+    for (const EngramSlot& s : engrams) {
+      const std::string name = engram_store_table_name(s.layer);
+      const size_t t = store->table_index(name);
+      const TableDesc& d = store->table(t);
+      const EngramLayerShape& sh = s.mod->shape();
+      if (d.format.dtype != RowDtype::f32 || d.format.width != sh.row_width ||
+          d.rows != sh.table_rows()) {
+        fail(Errc::mismatch, "serve_engram_from: store table ", name, " is ",
+             row_dtype_name(d.format.dtype), " [", d.rows, ", ", d.format.width,
+             "] but the model's Engram layer ", s.layer, " needs f32 [", sh.table_rows(), ", ",
+             sh.row_width, "]");
+      }
+      tables.push_back(t);
+    }
+    PrefetchOptions opt = options;
+    opt.output = RowOutput::f32;
+    prefetcher = std::make_unique<Prefetcher>(std::move(store), opt);
+    store_table = std::move(tables);
+    dec_stats = DecodeStats{};
   }
 
   double train_flops(int64_t B, int64_t T) const {
@@ -934,6 +1010,17 @@ std::span<const float> Model::decode_step(int32_t token) {
 }
 void Model::reset_cache() { impl_->cache_len = 0; }  // Engram decode state resets at position 0
 int64_t Model::cache_length() const { return impl_->cache_len; }
+
+void Model::serve_engram_from(std::shared_ptr<RowStore> store, const PrefetchOptions& options) {
+  impl_->serve_from(std::move(store), options);
+}
+void Model::serve_engram_resident() {
+  impl_->prefetcher.reset();
+  impl_->store_table.clear();
+}
+bool Model::engram_served() const { return impl_->prefetcher != nullptr; }
+DecodeStats Model::decode_stats() const { return impl_->dec_stats; }
+void Model::reset_decode_stats() { impl_->dec_stats = DecodeStats{}; }
 
 double Model::train_flops(int64_t B, int64_t T) const { return impl_->train_flops(B, T); }
 
