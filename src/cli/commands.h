@@ -15,5 +15,7 @@ void add_bench_store_command(CLI::App& app);  // bench store         (cmd_bench_
 void add_train_command(CLI::App& app);     // train                 (cmd_train.cpp)
 void add_eval_command(CLI::App& app);      // eval                  (cmd_eval.cpp)
 void add_generate_command(CLI::App& app);  // generate              (cmd_generate.cpp)
+void add_plot_command(CLI::App& app);      // plot                  (cmd_plot.cpp)
+void add_demo_command(CLI::App& app);      // demo                  (cmd_demo.cpp)
 
 }  // namespace engram::cli
