@@ -1,13 +1,15 @@
 // Tests of the training loop (engram/trainer.h) on a tiny model and corpus: resume reproduces an
 // uninterrupted run bit for bit (dense and Engram table state), a half-written checkpoint never
-// replaces the last good one, a corrupt or contradicting checkpoint is refused with a clear
+// replaces the last good one, nor does a full disk while checkpointing, a corrupt or contradicting checkpoint is refused with a clear
 // error, and evaluate() equals a window-by-window reference.
 #include "engram/trainer.h"
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -182,6 +184,47 @@ TEST_F(TrainerTest, HalfWrittenCheckpointLeavesTheLastGoodOne) {
   EXPECT_FALSE(fs::exists(out / "checkpoint-00000009.tmp"));  // swept by the next checkpoint
   const TrainResult straight = train(options("killed_ref"), nullptr);
   EXPECT_EQ(slurp(fs::path(r.checkpoint) / "model.safetensors"),
+            slurp(fs::path(straight.checkpoint) / "model.safetensors"));
+}
+
+// A full disk while checkpointing: RLIMIT_FSIZE makes write() fail past 16 KiB (EFBIG, as ENOSPC
+// would), so the next checkpoint's model.safetensors cannot be written. The run stops with
+// Errc::io naming the file, `latest` still names the last good checkpoint, and a resume from it
+// (with room again) reaches the uninterrupted run's weights.
+TEST_F(TrainerTest, FullDiskWhileCheckpointingKeepsTheLastGoodOne) {
+  TrainOptions o = options("full");
+  o.stop_after = 4;
+  const TrainResult first = train(o, nullptr);
+  const std::string good = slurp(fs::path(first.checkpoint) / "model.safetensors");
+
+  TrainOptions again = options("full");
+  again.resume = true;
+  struct rlimit old;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  struct rlimit lim = old;
+  lim.rlim_cur = 16 * 1024;
+  const auto prev = signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+  std::string what;
+  Errc code = Errc::invalid_argument;
+  try {
+    train(again, nullptr);
+  } catch (const Error& e) {
+    what = e.what();
+    code = e.code();
+  }
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, prev);
+  ASSERT_FALSE(what.empty()) << "a checkpoint past the size limit was reported written";
+  EXPECT_EQ(code, Errc::io);
+  EXPECT_NE(what.find("safetensors"), std::string::npos) << what;
+  EXPECT_EQ(resolve_model_dir(o.out_dir), first.checkpoint);
+  EXPECT_EQ(slurp(fs::path(first.checkpoint) / "model.safetensors"), good);
+
+  const TrainResult resumed = train(again, nullptr);
+  EXPECT_EQ(resumed.first_step, 4);
+  const TrainResult straight = train(options("full_ref"), nullptr);
+  EXPECT_EQ(slurp(fs::path(resumed.checkpoint) / "model.safetensors"),
             slurp(fs::path(straight.checkpoint) / "model.safetensors"));
 }
 
