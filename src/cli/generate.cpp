@@ -208,8 +208,10 @@ GenerateResult generate_with(Model& model, const Tokenizer& tok, const GenerateO
   const DecodeStats st = model.decode_stats();
   if (st.step_ns > 0) r.wait_fraction = double(st.wait_ns) / double(st.step_ns);
   const int64_t n_engram = int64_t(model.config().engram.layer_ids.size());
-  if (st.steps > 0 && n_engram > 0)
+  if (st.steps > 0 && n_engram > 0) {
     r.mean_fetch_us = double(st.fetch_ns) / double(st.steps * n_engram) / 1e3;
+    r.mean_ahead_us = double(st.ahead_ns) / double(st.steps) / 1e3;
+  }
   if (tier.cached()) r.cache_hit_rate = tier.cached()->cache_stats().hit_rate();
   return r;
 }

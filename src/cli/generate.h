@@ -53,6 +53,7 @@ struct GenerateResult {
   // waiting for rows, and the mean time from a step's prefetch to its rows being in.
   double wait_fraction = 0;
   double mean_fetch_us = 0;
+  double mean_ahead_us = 0;   // a step's compute before its first Engram layer (what a fetch hides behind)
   double cache_hit_rate = 0;  // "cache" tier only
 };
 

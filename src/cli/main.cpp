@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   engram::cli::add_tokenizer_command(app);
   engram::cli::add_data_command(app);
   engram::cli::add_bench_store_command(app);
+  engram::cli::add_bench_decode_command(app);
   engram::cli::add_train_command(app);
   engram::cli::add_eval_command(app);
   engram::cli::add_generate_command(app);

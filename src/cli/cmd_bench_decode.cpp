@@ -1,0 +1,186 @@
+// `engram bench decode`: decode tokens/s with the Engram tables resident and served from each
+// store tier with prefetch, same model, prompt and seed, side by side.
+//
+//   engram bench decode --model runs/engram [--prompt TEXT] [--max-tokens 128] [--repeats 7]
+//       [--tiers resident,dram,file,file-buffered,cache] [--cache-mb 4] [--threads 1]
+//   engram bench decode --config configs/engram_d128.json --tokenizer tok.json   (random weights)
+//
+// Tiers: resident (the model's own tables), dram (DramStore), file (FileStore, io_uring,
+// O_DIRECT), file-buffered (FileStore through the page cache), cache (hot-row cache over the
+// O_DIRECT file). The tiers run interleaved, one generation each per round, so a noisy machine
+// slows them alike; the table gives medians over rounds and the median of each round's ratio to
+// resident. Every generation's text must equal the resident one (the logits are bit-identical),
+// or the bench fails. Per store tier it also prints where a step's time went: the compute before
+// the first Engram layer that a fetch can hide behind, the mean fetch time and the share of
+// decode time spent waiting for rows.
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/generate.h"
+#include "engram/error.h"
+#include "engram/trainer.h"
+#include "util/read_file.h"
+
+namespace engram::cli {
+
+namespace {
+
+struct BenchDecodeArgs {
+  std::string model, config, tokenizer;
+  std::string prompt = "The jury said it did find that the";
+  int64_t max_tokens = 128;
+  int repeats = 7;
+  std::string tiers = "resident,dram,file,file-buffered,cache";
+  double cache_mb = 4;
+  int threads = 1;
+  float temperature = 0.8f;
+  uint64_t seed = 0;
+};
+
+struct TierSpec {
+  std::string label, tables;
+  bool direct = true;
+};
+
+TierSpec parse_tier(const std::string& name) {
+  if (name == "resident" || name == "dram" || name == "file" || name == "cache")
+    return {name, name, true};
+  if (name == "file-buffered") return {name, "file", false};
+  if (name == "cache-buffered") return {name, "cache", false};
+  fail(Errc::invalid_argument, "--tiers: unknown tier \"", name,
+       "\" (resident, dram, file, file-buffered, cache, cache-buffered)");
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void run_bench_decode(const BenchDecodeArgs& a) {
+  if (a.repeats < 1) fail(Errc::invalid_argument, "--repeats must be >= 1");
+  set_compute_threads(a.threads);
+  std::vector<TierSpec> tiers;
+  {
+    std::stringstream ss(a.tiers);
+    std::string t;
+    while (std::getline(ss, t, ',')) tiers.push_back(parse_tier(t));
+  }
+  if (tiers.empty() || tiers[0].label != "resident")
+    fail(Errc::invalid_argument, "--tiers must start with resident (the reference)");
+
+  std::string tok_path;
+  std::unique_ptr<Model> model;
+  if (!a.model.empty()) {
+    const std::string dir = resolve_model_dir(a.model);
+    model = std::make_unique<Model>(Model::load(dir));
+    tok_path = dir + "/tokenizer.json";
+  } else {
+    if (a.config.empty() || a.tokenizer.empty())
+      fail(Errc::invalid_argument, "give --model, or --config and --tokenizer");
+    model = std::make_unique<Model>(ModelConfig::from_json(read_file(a.config), a.config), 0);
+    tok_path = a.tokenizer;
+  }
+  if (model->config().engram.layer_ids.empty())
+    fail(Errc::invalid_argument, "the model has no Engram layer: nothing to serve from a store");
+  const Tokenizer tok = Tokenizer::from_file(tok_path);
+
+  GenerateOptions base;
+  base.prompt = a.prompt;
+  base.max_tokens = a.max_tokens;
+  base.temperature = a.temperature;
+  base.seed = a.seed;
+  base.cache_bytes = uint64_t(a.cache_mb * double(1 << 20));
+
+  const size_t n = tiers.size();
+  std::vector<std::vector<double>> tps(n), ratio(n), wait(n), fetch(n), ahead(n), hits(n);
+  std::vector<std::string> desc(n);
+  std::string reference;
+  int64_t tokens = 0;
+  std::printf("engram bench decode: %d rounds x %zu tiers, %lld tokens each, %d thread(s)\n",
+              a.repeats, n, static_cast<long long>(a.max_tokens), a.threads);
+  // Round 0 warms every tier up (page cache, huge pages, allocator) and is not counted.
+  for (int round = 0; round <= a.repeats; round++) {
+    double resident_tps = 0;
+    for (size_t i = 0; i < n; i++) {
+      GenerateOptions o = base;
+      o.tables = tiers[i].tables;
+      o.direct = tiers[i].direct;
+      const GenerateResult r = generate_with(*model, tok, o);
+      if (round == 0 && i == 0) {
+        reference = r.text;
+        tokens = r.tokens;
+      }
+      if (r.text != reference)
+        fail(Errc::mismatch, "tier ", tiers[i].label, " generated a different text than resident "
+             "in round ", round, ": the logits are not bit-identical");
+      desc[i] = r.tier;
+      if (round == 0) continue;
+      if (i == 0) resident_tps = r.tokens_per_s;
+      tps[i].push_back(r.tokens_per_s);
+      ratio[i].push_back(resident_tps > 0 ? r.tokens_per_s / resident_tps : 0);
+      wait[i].push_back(r.wait_fraction);
+      fetch[i].push_back(r.mean_fetch_us);
+      ahead[i].push_back(r.mean_ahead_us);
+      hits[i].push_back(r.cache_hit_rate);
+    }
+  }
+  std::printf("%lld tokens generated per run, text identical on every tier and round\n\n",
+              static_cast<long long>(tokens));
+  std::printf("%-14s %10s %9s %9s %8s %10s %10s %8s  %s\n", "tier", "tokens/s", "vs res.",
+              "ratio/rd", "wait %", "fetch us", "ahead us", "hits %", "store");
+  for (size_t i = 0; i < n; i++) {
+    const bool store = tiers[i].tables != "resident";
+    const double med = median(tps[i]);
+    std::printf("%-14s %10.1f %8.1f%% %8.1f%% ", tiers[i].label.c_str(), med,
+                100.0 * med / median(tps[0]), 100.0 * median(ratio[i]));
+    if (store)
+      std::printf("%8.1f %10.1f %10.1f ", 100.0 * median(wait[i]), median(fetch[i]),
+                  median(ahead[i]));
+    else
+      std::printf("%8s %10s %10s ", "-", "-", "-");
+    if (tiers[i].tables == "cache")
+      std::printf("%8.1f  ", 100.0 * median(hits[i]));
+    else
+      std::printf("%8s  ", "-");
+    std::printf("%s\n", desc[i].c_str());
+  }
+  std::printf("\nvs res.: median tokens/s over resident's median; ratio/rd: median of each round's "
+              "ratio; wait: share of decode_step time blocked on rows; fetch: prefetch() to rows "
+              "in, per Engram layer; ahead: compute from step entry to the first Engram layer\n");
+}
+
+}  // namespace
+
+void add_bench_decode_command(CLI::App& app) {
+  CLI::App* bench = nullptr;
+  try {
+    bench = app.get_subcommand("bench");
+  } catch (const CLI::OptionNotFound&) {
+    bench = app.add_subcommand("bench", "benchmarks");
+    bench->require_subcommand(1);
+  }
+  auto a = std::make_shared<BenchDecodeArgs>();
+  CLI::App* cmd = bench->add_subcommand(
+      "decode", "decode tokens/s, Engram tables resident vs served from store tiers");
+  cmd->add_option("--model", a->model, "model directory or training folder");
+  cmd->add_option("--config", a->config, "model config JSON (random weights) instead of --model");
+  cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json (with --config)");
+  cmd->add_option("--prompt", a->prompt, "text to continue")->capture_default_str();
+  cmd->add_option("--max-tokens", a->max_tokens, "tokens per generation")->capture_default_str();
+  cmd->add_option("--repeats", a->repeats, "rounds (each runs every tier once)")
+      ->capture_default_str();
+  cmd->add_option("--tiers", a->tiers, "comma-separated, resident first")->capture_default_str();
+  cmd->add_option("--cache-mb", a->cache_mb, "hot-row cache of the cache tiers (MiB)")
+      ->capture_default_str();
+  cmd->add_option("--threads", a->threads, "OpenMP / OpenBLAS threads")->capture_default_str();
+  cmd->add_option("--temperature", a->temperature, "sampling temperature")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
+  cmd->callback([a] { run_bench_decode(*a); });
+}
+
+}  // namespace engram::cli

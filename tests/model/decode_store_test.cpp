@@ -1,0 +1,231 @@
+// Decoding with the Engram tables served from row-store tiers (Model::serve_engram_from): the
+// logits must be bit-identical to resident decoding on every tier (file, file behind a small
+// hot-row cache, DRAM), with Engram at layer 0, at layer 1 and at two layers; the rows must
+// really come from the store; store errors surface from decode_step and lose only the sequence;
+// mismatched tables are refused before any step.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engram/error.h"
+#include "engram/model.h"
+#include "engram/prefetch.h"
+#include "engram/store.h"
+#include "test_helpers.h"
+
+namespace engram {
+namespace {
+
+using testing::error_of;
+
+ModelConfig engram_config(std::vector<int64_t> layer_ids) {
+  ModelConfig c;
+  c.vocab_size = 97;
+  c.hidden_size = 32;
+  c.n_layers = 3;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.ffn_hidden = 48;
+  c.max_seq_len = 40;
+  c.engram.layer_ids = std::move(layer_ids);
+  c.engram.config_json = R"({"engram_vocab_size": [211, 223], "max_ngram_size": 3,
+      "n_embed_per_ngram": 16, "n_head_per_ngram": 2, "pad_id": 0, "seed": 0,
+      "kernel_size": 4})";
+  return c;
+}
+
+// A model whose Engram layers matter: tables and ShortConv weights far from their initial
+// (near-zero) values, so a wrong row or a wrong conv state changes the logits.
+Model engram_model(std::vector<int64_t> layer_ids, uint64_t seed = 3) {
+  Model m(engram_config(std::move(layer_ids)), seed);
+  uint64_t s = 100;
+  for (const ParamInfo& info : m.param_infos()) {
+    const bool table = info.name.ends_with("multi_head_embedding.embedding.weight");
+    const bool conv = info.name.ends_with("short_conv.conv.weight");
+    if (!table && !conv) continue;
+    std::span<float> w = m.param(info.name);
+    const std::vector<float> r = testing::randn(w.size(), s++, table ? 1.0f : 0.5f);
+    std::copy(r.begin(), r.end(), w.begin());
+  }
+  return m;
+}
+
+// n tokens: scattered ids first (every step new n-grams), then one id repeated (every step the
+// same n-grams, so a hot-row cache hits).
+std::vector<int32_t> token_stream(int n) {
+  std::vector<int32_t> ids;
+  for (int i = 0; i < n; i++)
+    ids.push_back(i < n / 2 ? int32_t((i * 37 + i * i * 11 + 5) % 97) : 42);
+  return ids;
+}
+
+// Logits of every step, flattened (steps, V).
+std::vector<float> decode_all(Model& m, const std::vector<int32_t>& ids) {
+  m.reset_cache();
+  std::vector<float> out;
+  for (int32_t id : ids) {
+    std::span<const float> l = m.decode_step(id);
+    out.insert(out.end(), l.begin(), l.end());
+  }
+  return out;
+}
+
+bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("engram_decode_store_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+class DecodeStoreTest : public ::testing::TestWithParam<std::vector<int64_t>> {};
+
+TEST_P(DecodeStoreTest, EveryTierGivesTheResidentLogitsBitForBit) {
+  TempDir dir;
+  Model m = engram_model(GetParam());
+  const std::vector<int32_t> ids = token_stream(30);
+  const std::vector<float> resident = decode_all(m, ids);
+
+  const std::string path = dir.file("tables.safetensors");
+  m.export_engram_tables(path);
+  std::shared_ptr<FileStore> file = FileStore::open(m.engram_table_sources(path));
+  std::shared_ptr<FileStore> file_pread =
+      FileStore::open(m.engram_table_sources(path), FileStoreOptions{false, false, 8});
+  // 32 rows: the scattered half of the stream overflows it, the repeated half hits.
+  const uint64_t row_bytes = file->table(0).row_bytes();
+  auto cached = std::make_shared<CachedStore>(file, 32 * row_bytes);
+  std::shared_ptr<RowStore> dram = DramStore::load(*file);
+
+  const std::vector<std::pair<std::string, std::shared_ptr<RowStore>>> tiers = {
+      {"file", file}, {"file(pread)", file_pread}, {"cache", cached}, {"dram", dram}};
+  for (const auto& [name, store] : tiers) {
+    m.serve_engram_from(store, PrefetchOptions{});
+    ASSERT_TRUE(m.engram_served());
+    const std::vector<float> served = decode_all(m, ids);
+    EXPECT_TRUE(bit_equal(served, resident)) << name;
+    const DecodeStats st = m.decode_stats();
+    EXPECT_EQ(st.steps, int64_t(ids.size())) << name;
+    EXPECT_GE(st.step_ns, st.wait_ns) << name;
+    m.reset_decode_stats();
+    EXPECT_EQ(m.decode_stats().steps, 0);
+  }
+  const CacheStats cs = cached->cache_stats();
+  EXPECT_GT(cs.hits, 0u);
+  EXPECT_GT(cs.evictions, 0u);
+
+  // Resident again: the model's own tables, same logits.
+  m.serve_engram_resident();
+  EXPECT_FALSE(m.engram_served());
+  EXPECT_TRUE(bit_equal(decode_all(m, ids), resident));
+}
+
+INSTANTIATE_TEST_SUITE_P(Layers, DecodeStoreTest,
+                         ::testing::Values(std::vector<int64_t>{1}, std::vector<int64_t>{0},
+                                           std::vector<int64_t>{0, 2}));
+
+TEST(DecodeStore, RowsComeFromTheStoreNotTheModel) {
+  TempDir dir;
+  Model m = engram_model({1});
+  const std::vector<int32_t> ids = token_stream(12);
+  const std::vector<float> before = decode_all(m, ids);
+  const std::string path = dir.file("tables.safetensors");
+  m.export_engram_tables(path);
+  // Change the model's own table after the export: resident decoding changes, served does not.
+  std::span<float> table = m.param("model.layers.1.engram.multi_head_embedding.embedding.weight");
+  for (float& x : table) x = -3.0f * x + 0.25f;
+  const std::vector<float> changed = decode_all(m, ids);
+  ASSERT_FALSE(bit_equal(changed, before)) << "the Engram layer has no effect: the test is blind";
+  m.serve_engram_from(FileStore::open(m.engram_table_sources(path)), PrefetchOptions{});
+  EXPECT_TRUE(bit_equal(decode_all(m, ids), before));
+}
+
+TEST(DecodeStore, StoreErrorsSurfaceAndLoseOnlyTheSequence) {
+  TempDir dir;
+  Model m = engram_model({1});
+  const std::vector<int32_t> ids = token_stream(10);
+  const std::vector<float> resident = decode_all(m, ids);
+  const std::string path = dir.file("tables.safetensors");
+  m.export_engram_tables(path);
+  std::shared_ptr<FileStore> file = FileStore::open(m.engram_table_sources(path));
+  bool fault = false;
+  file->set_fault_hook([&fault](const ReadRequest&, uint64_t, uint32_t) -> int64_t {
+    return fault ? -EIO : 0;
+  });
+  m.serve_engram_from(file, PrefetchOptions{});
+  m.reset_cache();
+  for (int i = 0; i < 4; i++) m.decode_step(ids[i]);
+  fault = true;
+  Errc code{};
+  const std::string msg = error_of([&] { m.decode_step(ids[4]); }, &code);
+  EXPECT_EQ(code, Errc::io) << msg;
+  EXPECT_NE(msg.find("tables.safetensors"), std::string::npos) << msg;
+  EXPECT_EQ(m.cache_length(), 4);
+  fault = false;
+  // The failed step may have advanced earlier layers' state: the sequence cannot go on.
+  const std::string refused = error_of([&] { m.decode_step(ids[4]); }, &code);
+  EXPECT_EQ(code, Errc::invalid_argument) << refused;
+  EXPECT_NE(refused.find("reset_cache"), std::string::npos) << refused;
+  // A new sequence works and matches resident decoding.
+  EXPECT_TRUE(bit_equal(decode_all(m, ids), resident));
+}
+
+TEST(DecodeStore, MismatchedTablesAreRefused) {
+  TempDir dir;
+  Model one = engram_model({1});
+  Model zero = engram_model({0});
+  const std::string path = dir.file("tables.safetensors");
+  one.export_engram_tables(path);
+  Errc code{};
+  // A file without the model's layer.
+  std::string msg = error_of([&] { zero.engram_table_sources(path); }, &code);
+  EXPECT_EQ(code, Errc::mismatch) << msg;
+  EXPECT_NE(msg.find("layers.0.engram.table"), std::string::npos) << msg;
+  // A store without the model's table.
+  msg = error_of([&] {
+    zero.serve_engram_from(FileStore::open(one.engram_table_sources(path)), PrefetchOptions{});
+  }, &code);
+  EXPECT_EQ(code, Errc::out_of_range) << msg;
+  EXPECT_FALSE(zero.engram_served());
+  // A table of another shape under the right name.
+  ModelConfig wide = engram_config({1});
+  wide.engram.config_json = R"({"engram_vocab_size": [211, 223], "max_ngram_size": 3,
+      "n_embed_per_ngram": 32, "n_head_per_ngram": 2, "pad_id": 0, "seed": 0, "kernel_size": 4})";
+  Model other(wide, 1);
+  msg = error_of([&] { other.engram_table_sources(path); }, &code);
+  EXPECT_EQ(code, Errc::mismatch) << msg;
+  EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
+  msg = error_of([&] {
+    other.serve_engram_from(FileStore::open(one.engram_table_sources(path)), PrefetchOptions{});
+  }, &code);
+  EXPECT_EQ(code, Errc::mismatch) << msg;
+  EXPECT_NE(msg.find("layers.1.engram.table"), std::string::npos) << msg;
+  // No Engram layer at all.
+  ModelConfig plain = engram_config({});
+  Model dense(plain, 0);
+  msg = error_of([&] { dense.export_engram_tables(dir.file("none.safetensors")); }, &code);
+  EXPECT_EQ(code, Errc::invalid_argument) << msg;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("none.safetensors")));
+  msg = error_of([&] { one.serve_engram_from(nullptr, PrefetchOptions{}); }, &code);
+  EXPECT_EQ(code, Errc::invalid_argument) << msg;
+}
+
+}  // namespace
+}  // namespace engram
