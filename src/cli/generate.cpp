@@ -108,8 +108,10 @@ class TierScope {
       cached_ = std::make_shared<CachedStore>(file, opt.cache_bytes, CachePolicy::s3fifo);
       store_ = cached_;
     }
+    // One fetch worker per Engram layer: each layer's fetch starts at once, and no idle
+    // threads compete with the compute for the cores.
     PrefetchOptions po;
-    po.threads = 2;
+    po.threads = unsigned(std::max<size_t>(1, model.config().engram.layer_ids.size()));
     model.serve_engram_from(store_, po);
   }
   ~TierScope() {
@@ -173,7 +175,7 @@ GenerateResult generate_with(Model& model, const Tokenizer& tok, const GenerateO
   t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < opt.max_tokens; i++) {
     const int32_t next = sample(logits, opt, rng);
-    if (eos && next == *eos) break;
+    if (opt.stop_at_eos && eos && next == *eos) break;
     r.ids.push_back(next);
     if (opt.stream) {
       // Write what is new; a trailing U+FFFD may be half of a multi-byte character that the

@@ -37,6 +37,7 @@ struct GenerateOptions {
   uint64_t cache_bytes = 4ull << 20;  // hot-row cache of the "cache" tier
   bool direct = true;                 // file tiers: O_DIRECT reads (false: the page cache)
   bool stream = false;                // write the text to stdout as it is produced
+  bool stop_at_eos = true;            // false: always max_tokens (benchmarks)
 };
 
 struct GenerateResult {
