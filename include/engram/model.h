@@ -180,8 +180,9 @@ class Model {
   // ---- Engram tables served from a row store while decoding ----------------------------------
   // Writes every Engram table (F32) to the safetensors file `path`, atomically (see
   // save_safetensors): tensor "layers.{l}.engram.table" [rows, row_width] for each Engram layer
-  // l, row = hash id + column offset (the flat table of the hasher's layout). Errc::invalid_argument
-  // if the model has no Engram layer; Errc::io on a write error (no file left behind).
+  // l, row = hash id + column offset (the flat table of the hasher's layout).
+  // Errc::invalid_argument if the model has no Engram layer; Errc::io on a write error (no file
+  // left behind).
   void export_engram_tables(const std::string& path);
   // One TableSource per Engram layer, in layer order, over a file export_engram_tables wrote
   // (for FileStore::open). Each tensor is checked against this model: missing, not F32 or

@@ -1,7 +1,7 @@
 // `engram bench decode`: decode tokens/s with the Engram tables resident and served from each
 // store tier with prefetch, same model, prompt and seed, side by side.
 //
-//   engram bench decode --model runs/engram [--prompt TEXT] [--max-tokens 128] [--repeats 7]
+//   engram bench decode --model runs/engram [--prompt TEXT] [--max-tokens 128] [--repeats 15]
 //       [--tiers resident,dram,file,file-buffered,cache] [--cache-mb 4] [--threads 1]
 //   engram bench decode --config configs/engram_d128.json --tokenizer tok.json   (random weights)
 //
@@ -32,7 +32,7 @@ struct BenchDecodeArgs {
   std::string model, config, tokenizer;
   std::string prompt = "The jury said it did find that the";
   int64_t max_tokens = 128;
-  int repeats = 7;
+  int repeats = 15;
   std::string tiers = "resident,dram,file,file-buffered,cache";
   double cache_mb = 4;
   int threads = 1;
@@ -98,47 +98,54 @@ void run_bench_decode(const BenchDecodeArgs& a) {
   base.stop_at_eos = false;  // every run decodes max_tokens steps
 
   const size_t n = tiers.size();
-  std::vector<std::vector<double>> tps(n), ratio(n), wait(n), fetch(n), ahead(n), hits(n);
+  std::vector<std::vector<double>> tps(n), ratio(n), wait(n), fetch(n), ahead(n), hits(n), cpu(n);
   std::vector<std::string> desc(n);
   std::string reference;
   int64_t tokens = 0;
   std::printf("engram bench decode: %d rounds x %zu tiers, %lld tokens each, %d thread(s)\n",
               a.repeats, n, static_cast<long long>(a.max_tokens), a.threads);
-  // Round 0 warms every tier up (page cache, huge pages, allocator) and is not counted.
+  // Round 0 warms every tier up (page cache, huge pages, allocator) and is not counted. Each
+  // round starts at another tier, so no tier always runs right after the same neighbour.
   for (int round = 0; round <= a.repeats; round++) {
-    double resident_tps = 0;
-    for (size_t i = 0; i < n; i++) {
+    std::vector<GenerateResult> res(n);
+    for (size_t k = 0; k < n; k++) {
+      const size_t i = (k + size_t(round)) % n;
       GenerateOptions o = base;
       o.tables = tiers[i].tables;
       o.direct = tiers[i].direct;
-      const GenerateResult r = generate_with(*model, tok, o);
-      if (round == 0 && i == 0) {
-        reference = r.text;
-        tokens = r.tokens;
-      }
+      res[i] = generate_with(*model, tok, o);
+    }
+    if (round == 0) {
+      reference = res[0].text;
+      tokens = res[0].tokens;
+    }
+    for (size_t i = 0; i < n; i++) {
+      const GenerateResult& r = res[i];
       if (r.text != reference)
-        fail(Errc::mismatch, "tier ", tiers[i].label, " generated a different text than resident "
-             "in round ", round, ": the logits are not bit-identical");
+        fail(Errc::mismatch, "tier ", tiers[i].label,
+             " generated a different text than resident "
+             "in round ",
+             round, ": the logits are not bit-identical");
       desc[i] = r.tier;
       if (round == 0) continue;
-      if (i == 0) resident_tps = r.tokens_per_s;
       tps[i].push_back(r.tokens_per_s);
-      ratio[i].push_back(resident_tps > 0 ? r.tokens_per_s / resident_tps : 0);
+      ratio[i].push_back(res[0].tokens_per_s > 0 ? r.tokens_per_s / res[0].tokens_per_s : 0);
       wait[i].push_back(r.wait_fraction);
       fetch[i].push_back(r.mean_fetch_us);
       ahead[i].push_back(r.mean_ahead_us);
       hits[i].push_back(r.cache_hit_rate);
+      cpu[i].push_back(r.tokens > 0 ? 1e6 * r.cpu_seconds / double(r.tokens) : 0);
     }
   }
   std::printf("%lld tokens generated per run, text identical on every tier and round\n\n",
               static_cast<long long>(tokens));
-  std::printf("%-14s %10s %9s %9s %8s %10s %10s %8s  %s\n", "tier", "tokens/s", "vs res.",
-              "ratio/rd", "wait %", "fetch us", "ahead us", "hits %", "store");
+  std::printf("%-14s %10s %9s %9s %9s %8s %10s %10s %8s  %s\n", "tier", "tokens/s", "vs res.",
+              "ratio/rd", "cpu us/t", "wait %", "fetch us", "ahead us", "hits %", "store");
   for (size_t i = 0; i < n; i++) {
     const bool store = tiers[i].tables != "resident";
     const double med = median(tps[i]);
-    std::printf("%-14s %10.1f %8.1f%% %8.1f%% ", tiers[i].label.c_str(), med,
-                100.0 * med / median(tps[0]), 100.0 * median(ratio[i]));
+    std::printf("%-14s %10.1f %8.1f%% %8.1f%% %9.1f ", tiers[i].label.c_str(), med,
+                100.0 * med / median(tps[0]), 100.0 * median(ratio[i]), median(cpu[i]));
     if (store)
       std::printf("%8.1f %10.1f %10.1f ", 100.0 * median(wait[i]), median(fetch[i]),
                   median(ahead[i]));
@@ -150,9 +157,11 @@ void run_bench_decode(const BenchDecodeArgs& a) {
       std::printf("%8s  ", "-");
     std::printf("%s\n", desc[i].c_str());
   }
-  std::printf("\nvs res.: median tokens/s over resident's median; ratio/rd: median of each round's "
-              "ratio; wait: share of decode_step time blocked on rows; fetch: prefetch() to rows "
-              "in, per Engram layer; ahead: compute from step entry to the first Engram layer\n");
+  std::printf(
+      "\nvs res.: median tokens/s over resident's median; ratio/rd: median of each round's "
+      "ratio; cpu: CPU time of the decoding thread per token; wait: share of decode_step time "
+      "blocked on rows; fetch: prefetch() to rows "
+      "in, per Engram layer; ahead: compute from step entry to the first Engram layer\n");
 }
 
 }  // namespace

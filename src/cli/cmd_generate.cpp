@@ -49,14 +49,14 @@ void add_generate_command(CLI::App& app) {
     a->direct = !*buffered;
     a->stream = true;
     const GenerateResult r = generate_text(*a);
-    if (r.hit_max_seq_len)
-      std::fprintf(stderr, "stopped at the model's max_seq_len\n");
+    if (r.hit_max_seq_len) std::fprintf(stderr, "stopped at the model's max_seq_len\n");
     std::fprintf(stderr, "%lld tokens in %.3f s: %.1f tokens/s (tables: %s)\n",
                  static_cast<long long>(r.tokens), r.seconds, r.tokens_per_s, r.tier.c_str());
     if (a->tables != "resident") {
       std::fprintf(stderr, "prefetch: waited %.1f%% of decode time, mean fetch %.1f us a layer",
                    100.0 * r.wait_fraction, r.mean_fetch_us);
-      if (a->tables == "cache") std::fprintf(stderr, ", cache hit rate %.1f%%", 100 * r.cache_hit_rate);
+      if (a->tables == "cache")
+        std::fprintf(stderr, ", cache hit rate %.1f%%", 100 * r.cache_hit_rate);
       std::fputc('\n', stderr);
     }
   });

@@ -8,6 +8,8 @@
 // max_seq_len positions are used.
 #include "cli/generate.h"
 
+#include <time.h>
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -16,7 +18,6 @@
 #include <filesystem>
 #include <numeric>
 #include <random>
-#include <unistd.h>
 
 #include "engram/error.h"
 #include "engram/prefetch.h"
@@ -70,7 +71,8 @@ int32_t sample(std::span<const float> logits, const GenerateOptions& a, std::mt1
 }
 
 void check_options(const GenerateOptions& a) {
-  if (a.max_tokens < 0) fail(Errc::invalid_argument, "--max-tokens must be >= 0, got ", a.max_tokens);
+  if (a.max_tokens < 0)
+    fail(Errc::invalid_argument, "--max-tokens must be >= 0, got ", a.max_tokens);
   if (!(a.top_p > 0.0f && a.top_p <= 1.0f))
     fail(Errc::invalid_argument, "--top-p must be in (0, 1], got ", a.top_p);
   if (!(a.temperature >= 0.0f))
@@ -89,8 +91,8 @@ class TierScope {
     if (opt.tables_file.empty()) {
       static std::atomic<int> counter{0};
       path_ = (std::filesystem::temp_directory_path() /
-               ("engram-tables-" + std::to_string(getpid()) + "-" +
-                std::to_string(counter++) + ".safetensors"))
+               ("engram-tables-" + std::to_string(getpid()) + "-" + std::to_string(counter++) +
+                ".safetensors"))
                   .string();
       temporary_ = true;
     } else {
@@ -139,6 +141,12 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
 }  // namespace
 
 GenerateResult generate_with(Model& model, const Tokenizer& tok, const GenerateOptions& opt) {
@@ -147,8 +155,8 @@ GenerateResult generate_with(Model& model, const Tokenizer& tok, const GenerateO
   if (prompt.empty()) fail(Errc::invalid_argument, "--prompt encodes to no tokens");
   const int64_t max_len = model.config().max_seq_len;
   if (int64_t(prompt.size()) >= max_len)
-    fail(Errc::invalid_argument, "--prompt has ", prompt.size(), " tokens; the model's max_seq_len ",
-         max_len, " leaves no room to generate");
+    fail(Errc::invalid_argument, "--prompt has ", prompt.size(),
+         " tokens; the model's max_seq_len ", max_len, " leaves no room to generate");
   for (size_t i = 0; i < prompt.size(); i++) {
     if (prompt[i] >= model.config().vocab_size)
       fail(Errc::mismatch, "prompt token ", i, " has id ", prompt[i],
@@ -173,6 +181,7 @@ GenerateResult generate_with(Model& model, const Tokenizer& tok, const GenerateO
 
   std::string printed;  // decoded text already written to stdout
   t0 = std::chrono::steady_clock::now();
+  const double cpu0 = thread_cpu_seconds();
   for (int64_t i = 0; i < opt.max_tokens; i++) {
     const int32_t next = sample(logits, opt, rng);
     if (opt.stop_at_eos && eos && next == *eos) break;
@@ -198,6 +207,7 @@ GenerateResult generate_with(Model& model, const Tokenizer& tok, const GenerateO
     logits = model.decode_step(next);
   }
   r.seconds = seconds_since(t0);
+  r.cpu_seconds = thread_cpu_seconds() - cpu0;
   r.text = tok.decode(r.ids);
   if (opt.stream) {
     if (r.text.size() > printed.size() && r.text.compare(0, printed.size(), printed) == 0)

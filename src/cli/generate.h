@@ -31,9 +31,9 @@ struct GenerateOptions {
   int64_t top_k = 40;        // 0: all
   float top_p = 0.95f;       // (0, 1]
   uint64_t seed = 0;
-  int threads = 0;                   // OpenMP / OpenBLAS threads (0: default)
-  std::string tables = "resident";   // resident | dram | file | cache
-  std::string tables_file;           // where the tables are exported; empty: a temporary file
+  int threads = 0;                    // OpenMP / OpenBLAS threads (0: default)
+  std::string tables = "resident";    // resident | dram | file | cache
+  std::string tables_file;            // where the tables are exported; empty: a temporary file
   uint64_t cache_bytes = 4ull << 20;  // hot-row cache of the "cache" tier
   bool direct = true;                 // file tiers: O_DIRECT reads (false: the page cache)
   bool stream = false;                // write the text to stdout as it is produced
@@ -41,20 +41,22 @@ struct GenerateOptions {
 };
 
 struct GenerateResult {
-  std::string text;           // the continuation (prompt excluded)
-  std::vector<int32_t> ids;   // its token ids
+  std::string text;          // the continuation (prompt excluded)
+  std::vector<int32_t> ids;  // its token ids
   int64_t prompt_tokens = 0;
   int64_t tokens = 0;         // generated tokens (== ids.size())
   double prompt_seconds = 0;  // feeding the prompt through the decode step
   double seconds = 0;         // generating `tokens` (sampling included)
   double tokens_per_s = 0;    // tokens / seconds
+  double cpu_seconds = 0;  // CPU time of the calling thread over `seconds` (fetch workers excluded)
   bool hit_max_seq_len = false;
-  std::string tier;           // e.g. "resident", "file(io_uring, O_DIRECT)"
+  std::string tier;  // e.g. "resident", "file(io_uring, O_DIRECT)"
   // Store tiers, over the generated tokens' steps: the share of decode time spent blocked in
   // waiting for rows, and the mean time from a step's prefetch to its rows being in.
   double wait_fraction = 0;
   double mean_fetch_us = 0;
-  double mean_ahead_us = 0;   // a step's compute before its first Engram layer (what a fetch hides behind)
+  double mean_ahead_us =
+      0;  // a step's compute before its first Engram layer (what a fetch hides behind)
   double cache_hit_rate = 0;  // "cache" tier only
 };
 

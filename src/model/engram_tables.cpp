@@ -43,7 +43,9 @@ void Model::export_engram_tables(const std::string& path) {
     const int64_t layer = table_layer(t.name);
     if (layer < 0) fail(Errc::invalid_argument, "export_engram_tables: unexpected table ", t.name);
     const size_t bytes = size_t(t.rows) * size_t(t.width) * sizeof(float);
-    views.push_back(TensorView{engram_store_table_name(layer), Dtype::F32, {t.rows, t.width},
+    views.push_back(TensorView{engram_store_table_name(layer),
+                               Dtype::F32,
+                               {t.rows, t.width},
                                {reinterpret_cast<const std::byte*>(t.table), bytes}});
   }
   if (views.empty()) {
@@ -78,7 +80,8 @@ std::vector<TableSource> Model::engram_table_sources(const std::string& path) co
     src.data_offset = t->offset;
     out.push_back(std::move(src));
   }
-  if (out.empty()) fail(Errc::invalid_argument, "engram_table_sources: the model has no Engram layer");
+  if (out.empty())
+    fail(Errc::invalid_argument, "engram_table_sources: the model has no Engram layer");
   return out;
 }
 

@@ -748,8 +748,8 @@ struct Model::Impl {
     }
     check_ids(&token, 1, 1, "token");
     if (dec_broken && cache_len > 0) {
-      fail(Errc::invalid_argument, "decode_step: an earlier step of this sequence failed at position ",
-           cache_len, ", so its state is lost; call reset_cache() first");
+      fail(Errc::invalid_argument, "decode_step: an earlier step of this sequence failed at ",
+           "position ", cache_len, ", so its state is lost; call reset_cache() first");
     }
     if (kcache.empty()) {
       kcache.assign(L * cfg.max_seq_len * KV * D, 0.0f);
@@ -838,7 +838,9 @@ struct Model::Impl {
   // the name export_engram_tables gives it, then routes decoding through a Prefetcher over it.
   void serve_from(std::shared_ptr<RowStore> store, const PrefetchOptions& options) {
     if (!store) fail(Errc::invalid_argument, "serve_engram_from: the store is null");
-    if (engrams.empty()) fail(Errc::invalid_argument, "serve_engram_from: the model has no Engram layer");
+    if (engrams.empty()) {
+      fail(Errc::invalid_argument, "serve_engram_from: the model has no Engram layer");
+    }
     std::vector<size_t> tables;
     for (const EngramSlot& s : engrams) {
       const std::string name = engram_store_table_name(s.layer);

@@ -166,9 +166,8 @@ TEST(DecodeStore, StoreErrorsSurfaceAndLoseOnlyTheSequence) {
   m.export_engram_tables(path);
   std::shared_ptr<FileStore> file = FileStore::open(m.engram_table_sources(path));
   bool fault = false;
-  file->set_fault_hook([&fault](const ReadRequest&, uint64_t, uint32_t) -> int64_t {
-    return fault ? -EIO : 0;
-  });
+  file->set_fault_hook(
+      [&fault](const ReadRequest&, uint64_t, uint32_t) -> int64_t { return fault ? -EIO : 0; });
   m.serve_engram_from(file, PrefetchOptions{});
   m.reset_cache();
   for (int i = 0; i < 4; i++) m.decode_step(ids[i]);
@@ -199,9 +198,11 @@ TEST(DecodeStore, MismatchedTablesAreRefused) {
   EXPECT_EQ(code, Errc::mismatch) << msg;
   EXPECT_NE(msg.find("layers.0.engram.table"), std::string::npos) << msg;
   // A store without the model's table.
-  msg = error_of([&] {
-    zero.serve_engram_from(FileStore::open(one.engram_table_sources(path)), PrefetchOptions{});
-  }, &code);
+  msg = error_of(
+      [&] {
+        zero.serve_engram_from(FileStore::open(one.engram_table_sources(path)), PrefetchOptions{});
+      },
+      &code);
   EXPECT_EQ(code, Errc::out_of_range) << msg;
   EXPECT_FALSE(zero.engram_served());
   // A table of another shape under the right name.
@@ -212,9 +213,11 @@ TEST(DecodeStore, MismatchedTablesAreRefused) {
   msg = error_of([&] { other.engram_table_sources(path); }, &code);
   EXPECT_EQ(code, Errc::mismatch) << msg;
   EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
-  msg = error_of([&] {
-    other.serve_engram_from(FileStore::open(one.engram_table_sources(path)), PrefetchOptions{});
-  }, &code);
+  msg = error_of(
+      [&] {
+        other.serve_engram_from(FileStore::open(one.engram_table_sources(path)), PrefetchOptions{});
+      },
+      &code);
   EXPECT_EQ(code, Errc::mismatch) << msg;
   EXPECT_NE(msg.find("layers.1.engram.table"), std::string::npos) << msg;
   // No Engram layer at all.
