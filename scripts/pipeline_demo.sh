@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job (for now): set up and build, then run the exact Engram front end on a sample text
-# with DeepSeek-V3's tokenizer: encode -> compress the vocabulary -> hash every position for each
-# Engram layer of the demo config, printing what happened at each step.
+# The exact Engram front end on a sample text with DeepSeek-V3's tokenizer: set up and build, then
+# encode -> compress the vocabulary -> hash every position for each Engram layer of the demo
+# config, printing what happened at each step. (The main demo is scripts/demo.sh.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -52,13 +52,15 @@ struct TrainingCurves {
   std::vector<double> step;
   std::vector<double> tokens;
   std::vector<double> train_loss;
+  std::vector<double> elapsed_s;  // per step, when the file has the column (else empty)
   std::vector<double> val_step;
   std::vector<double> val_tokens;
   std::vector<double> val_loss;
 };
 
 // Reads a metrics.csv: a header naming at least the columns step, train_loss, val_loss and
-// tokens (in any order), then one row per step; val_loss may be empty. Errc::io when the file
+// tokens (in any order; elapsed_s is read when present), then one row per step; val_loss may be
+// empty. Errc::io when the file
 // cannot be read; Errc::parse naming the file, line and column for a missing column, a short
 // row or a field that is not a number.
 TrainingCurves read_metrics_csv(const std::string& path);

@@ -267,7 +267,11 @@ TrainingCurves read_metrics_csv(const std::string& path) {
   };
   const size_t c_step = column("step"), c_train = column("train_loss"), c_val = column("val_loss"),
                c_tokens = column("tokens");
-  const size_t needed = std::max({c_step, c_train, c_val, c_tokens}) + 1;
+  const auto elapsed_it = std::find(header.begin(), header.end(), "elapsed_s");
+  const bool has_elapsed = elapsed_it != header.end();
+  const size_t c_elapsed = size_t(elapsed_it - header.begin());
+  const size_t needed =
+      std::max({c_step, c_train, c_val, c_tokens, has_elapsed ? c_elapsed : 0}) + 1;
 
   TrainingCurves c;
   for (size_t i = 1; i < lines.size(); i++) {
@@ -282,6 +286,7 @@ TrainingCurves read_metrics_csv(const std::string& path) {
     c.step.push_back(step);
     c.tokens.push_back(tokens);
     c.train_loss.push_back(parse_number(f[c_train], path, ln, "train_loss"));
+    if (has_elapsed) c.elapsed_s.push_back(parse_number(f[c_elapsed], path, ln, "elapsed_s"));
     if (!f[c_val].empty()) {
       c.val_step.push_back(step);
       c.val_tokens.push_back(tokens);

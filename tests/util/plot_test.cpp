@@ -69,6 +69,7 @@ TEST(MetricsCsv, ReadsEveryStepAndTheEvaluatedOnes) {
   EXPECT_THAT(c.step, ElementsAre(1, 2, 3, 4));
   EXPECT_THAT(c.tokens, ElementsAre(1024, 2048, 3072, 4096));
   EXPECT_THAT(c.train_loss, ElementsAre(9.1, 8.5, 8.0, 7.6));
+  EXPECT_THAT(c.elapsed_s, ElementsAre(0.5, 1.0, 1.5, 2.0));
   EXPECT_THAT(c.val_step, ElementsAre(2, 4));
   EXPECT_THAT(c.val_tokens, ElementsAre(2048, 4096));
   EXPECT_THAT(c.val_loss, ElementsAre(8.7, 7.9));
@@ -77,6 +78,7 @@ TEST(MetricsCsv, ReadsEveryStepAndTheEvaluatedOnes) {
       t.write("r.csv", "tokens,val_loss,train_loss,step\r\n10,,3.5,1\r\n20,3,2.5,2"));
   EXPECT_THAT(d.step, ElementsAre(1, 2));
   EXPECT_THAT(d.val_loss, ElementsAre(3));
+  EXPECT_TRUE(d.elapsed_s.empty());
   // Only a header: no points, no error.
   EXPECT_TRUE(read_metrics_csv(t.write("h.csv", "step,train_loss,val_loss,tokens\n")).step.empty());
 }

@@ -1,0 +1,74 @@
+"""`engram plot`: the PNG it writes is read back by a PNG reader written from the specification
+(tests/python/png_reader.py: chunk CRCs, IHDR, zlib, scanline filters) and checked pixel by pixel
+where the figure's content is known; bad inputs fail with a message naming file and line.
+"""
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import png_reader
+
+SRC = Path(os.environ.get("ENGRAM_SOURCE_DIR", Path(__file__).resolve().parents[2]))
+BIN = Path(os.environ.get("ENGRAM_BINARY_DIR", SRC / "build"))
+ENGRAM = BIN / "engram"
+
+pytestmark = pytest.mark.skipif(not ENGRAM.exists(), reason=f"{ENGRAM} not built")
+
+BLUE, ORANGE = (31, 119, 180), (230, 110, 0)  # the first two run colours (src/util/plot.cpp)
+
+
+def engram(*args):
+    return subprocess.run([str(ENGRAM), *map(str, args)], capture_output=True, text=True)
+
+
+def metrics(path, losses, val_every=5):
+    lines = ["step,lr,train_loss,val_loss,tokens,elapsed_s"]
+    for i, loss in enumerate(losses, 1):
+        val = f"{loss + 0.1:.4f}" if i % val_every == 0 else ""
+        lines.append(f"{i},0.001,{loss:.4f},{val},{i * 2048},{i * 0.5:.3f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_two_runs_drawn_in_their_colours(tmp_path):
+    a = metrics(tmp_path / "a.csv", [9 - 0.1 * i for i in range(40)])
+    b = metrics(tmp_path / "b.csv", [9 - 0.12 * i for i in range(40)])
+    out = tmp_path / "fig.png"
+    r = engram("plot", "--metrics", a, b, "--labels", "base,engram", "--output", out,
+               "--title", "test figure")
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {out}" in r.stdout
+    assert not (tmp_path / "fig.png.tmp").exists()
+    width, height, bpp, rows = png_reader.decode(out.read_bytes())
+    assert (width, height, bpp) == (960, 600, 3)
+    for x, y in [(0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1)]:
+        assert png_reader.pixel(rows, bpp, x, y) == (255, 255, 255)
+    # Held-out markers (radius 4.5) have opaque centres: each run's exact colour appears, 8
+    # markers plus the legend swatch each.
+    assert png_reader.count(rows, bpp, BLUE) > 8 * 20
+    assert png_reader.count(rows, bpp, ORANGE) > 8 * 20
+    # Text ink (title, ticks, labels, legend) is the one dark grey.
+    assert png_reader.count(rows, bpp, (30, 30, 30)) > 1000
+    # Losses fall, so the first held-out marker is drawn above (smaller y) the last one.
+    blue = [(x // bpp, y) for y, row in enumerate(rows) for x in range(0, len(row), bpp)
+            if tuple(row[x:x + bpp]) == BLUE]
+    blue.sort()
+    assert blue[0][1] < blue[-1][1]
+
+
+def test_bad_inputs_fail_with_a_message(tmp_path):
+    a = metrics(tmp_path / "a.csv", [3.0, 2.5, 2.0, 1.5, 1.0])
+    out = tmp_path / "fig.png"
+    r = engram("plot", "--metrics", a, "--labels", "x,y", "--output", out)
+    assert r.returncode == 1 and "--labels names 2 runs but --metrics gives 1" in r.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("step,lr,train_loss,val_loss,tokens,elapsed_s\n1,0.1,oops,,10,1\n")
+    r = engram("plot", "--metrics", bad, "--output", out)
+    assert r.returncode == 1 and f"{bad}:2: column train_loss" in r.stderr
+    r = engram("plot", "--metrics", tmp_path / "missing.csv", "--output", out)
+    assert r.returncode == 1 and "missing.csv" in r.stderr
+    r = engram("plot", "--metrics", a, "--output", tmp_path / "no" / "dir" / "fig.png")
+    assert r.returncode == 1 and "fig.png" in r.stderr
+    assert not out.exists()
