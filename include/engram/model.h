@@ -176,6 +176,10 @@ class Model {
   std::span<const float> decode_step(int32_t token);
   void reset_cache();
   int64_t cache_length() const;
+  // decode_step over tokens in turn (same state, same logits bit for bit); returns the last
+  // one's logits. When Engram rows come from a store, the rows of all the tokens are fetched at
+  // once before the first step. Checks every token and the room left in the cache first.
+  std::span<const float> decode_prompt(std::span<const int32_t> tokens);
 
   // ---- Engram tables served from a row store while decoding ----------------------------------
   // Writes every Engram table (F32) to the safetensors file `path`, atomically (see

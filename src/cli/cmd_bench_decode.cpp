@@ -98,7 +98,8 @@ void run_bench_decode(const BenchDecodeArgs& a) {
   base.stop_at_eos = false;  // every run decodes max_tokens steps
 
   const size_t n = tiers.size();
-  std::vector<std::vector<double>> tps(n), ratio(n), wait(n), fetch(n), ahead(n), hits(n), cpu(n);
+  std::vector<std::vector<double>> tps(n), ratio(n), wait(n), fetch(n), ahead(n), hits(n), cpu(n),
+      prompt_ms(n);
   std::vector<std::string> desc(n);
   std::string reference;
   int64_t tokens = 0;
@@ -134,18 +135,21 @@ void run_bench_decode(const BenchDecodeArgs& a) {
       fetch[i].push_back(r.mean_fetch_us);
       ahead[i].push_back(r.mean_ahead_us);
       hits[i].push_back(r.cache_hit_rate);
+      prompt_ms[i].push_back(1e3 * r.prompt_seconds);
       cpu[i].push_back(r.tokens > 0 ? 1e6 * r.cpu_seconds / double(r.tokens) : 0);
     }
   }
   std::printf("%lld tokens generated per run, text identical on every tier and round\n\n",
               static_cast<long long>(tokens));
-  std::printf("%-14s %10s %9s %9s %9s %8s %10s %10s %8s  %s\n", "tier", "tokens/s", "vs res.",
-              "ratio/rd", "cpu us/t", "wait %", "fetch us", "ahead us", "hits %", "store");
+  std::printf("%-14s %10s %9s %9s %9s %9s %8s %10s %10s %8s  %s\n", "tier", "tokens/s", "vs res.",
+              "ratio/rd", "cpu us/t", "prompt ms", "wait %", "fetch us", "ahead us", "hits %",
+              "store");
   for (size_t i = 0; i < n; i++) {
     const bool store = tiers[i].tables != "resident";
     const double med = median(tps[i]);
-    std::printf("%-14s %10.1f %8.1f%% %8.1f%% %9.1f ", tiers[i].label.c_str(), med,
-                100.0 * med / median(tps[0]), 100.0 * median(ratio[i]), median(cpu[i]));
+    std::printf("%-14s %10.1f %8.1f%% %8.1f%% %9.1f %9.2f ", tiers[i].label.c_str(), med,
+                100.0 * med / median(tps[0]), 100.0 * median(ratio[i]), median(cpu[i]),
+                median(prompt_ms[i]));
     if (store)
       std::printf("%8.1f %10.1f %10.1f ", 100.0 * median(wait[i]), median(fetch[i]),
                   median(ahead[i]));
@@ -159,7 +163,8 @@ void run_bench_decode(const BenchDecodeArgs& a) {
   }
   std::printf(
       "\nvs res.: median tokens/s over resident's median; ratio/rd: median of each round's "
-      "ratio; cpu: CPU time of the decoding thread per token; wait: share of decode_step time "
+      "ratio; cpu: CPU time of the decoding thread per token; prompt: feeding the prompt (its rows "
+      "fetched at once); wait: share of decode_step time "
       "blocked on rows; fetch: prefetch() to rows "
       "in, per Engram layer; ahead: compute from step entry to the first Engram layer\n");
 }

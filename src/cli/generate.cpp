@@ -173,8 +173,7 @@ GenerateResult generate_with(Model& model, const Tokenizer& tok, const GenerateO
   model.reset_cache();
 
   auto t0 = std::chrono::steady_clock::now();
-  std::span<const float> logits;
-  for (int32_t id : prompt) logits = model.decode_step(id);
+  std::span<const float> logits = model.decode_prompt(prompt);
   r.prompt_seconds = seconds_since(t0);
   model.reset_decode_stats();
   if (tier.cached()) tier.cached()->reset_cache_counters();

@@ -741,7 +741,9 @@ struct Model::Impl {
 
   // ---- decoding -------------------------------------------------------------------------------
 
-  const float* decode(int32_t token) {
+  // One decode step. With a store, the step's rows come from `staged` (a ticket holding rows for
+  // several positions, this one at `staged_pos`) when given, else from a fetch issued here.
+  const float* decode(int32_t token, Ticket* staged = nullptr, size_t staged_pos = 0) {
     if (cache_len >= cfg.max_seq_len) {
       fail(Errc::out_of_range, "decode_step: the KV cache is full (max_seq_len ", cfg.max_seq_len,
            ")");
@@ -776,7 +778,7 @@ struct Model::Impl {
       hasher->hash_chunk(s.dec_state, s.layer, {&raw, 1}, s.hash, {}, prefetcher != nullptr);
     }
     Ticket ticket;
-    if (prefetcher) {
+    if (prefetcher && staged == nullptr) {
       std::vector<LayerRequest> requests(engrams.size());
       for (size_t i = 0; i < engrams.size(); i++) {
         requests[i].table = store_table[i];
@@ -794,8 +796,9 @@ struct Model::Impl {
         EngramSlot& s = engrams[engram_of[l]];
         if (prefetcher) {
           if (t_first_wait == 0) t_first_wait = now_ns();
-          const StagedRows rows = ticket.wait(size_t(engram_of[l]));
-          s.mod->decode_step_rows(s.out.data(), la.x, rows.f32().data(), 1);
+          const size_t E = size_t(s.mod->shape().emb_dim());
+          const StagedRows rows = (staged ? *staged : ticket).wait(size_t(engram_of[l]));
+          s.mod->decode_step_rows(s.out.data(), la.x, rows.f32().data() + staged_pos * E, 1);
         } else {
           s.mod->decode_step(s.out.data(), la.x, s.hash.data(), 1);
         }
@@ -821,7 +824,7 @@ struct Model::Impl {
     for (EngramSlot& s : engrams) hasher->advance(s.dec_state, {&raw, 1});
     cache_len++;
     dec_broken = false;
-    if (prefetcher) {
+    if (prefetcher && staged == nullptr) {
       for (size_t i = 0; i < engrams.size(); i++) {
         const LayerTiming t = ticket.timing(i);
         dec_stats.wait_ns += t.wait_ns;
@@ -832,6 +835,41 @@ struct Model::Impl {
       dec_stats.steps++;
     }
     return a.logits;
+  }
+
+  // Feeds `tokens` as consecutive decode steps. With a store, every position's rows are known
+  // now (the tokens are), so one fetch per Engram layer covers them all and is issued before the
+  // first step: a prompt costs one fetch latency, not one per token.
+  const float* decode_many(std::span<const int32_t> tokens) {
+    if (tokens.empty()) fail(Errc::invalid_argument, "decode_prompt: no tokens");
+    const int64_t n = int64_t(tokens.size());
+    if (cache_len + n > cfg.max_seq_len) {
+      fail(Errc::out_of_range, "decode_prompt: ", n, " tokens at position ", cache_len,
+           " exceed max_seq_len ", cfg.max_seq_len);
+    }
+    check_ids(tokens.data(), n, n, "tokens");
+    if (dec_broken && cache_len > 0) {
+      fail(Errc::invalid_argument, "decode_prompt: an earlier step of this sequence failed at ",
+           "position ", cache_len, ", so its state is lost; call reset_cache() first");
+    }
+    if (!prefetcher || n == 1) {
+      const float* out = nullptr;
+      for (int32_t t : tokens) out = decode(t);
+      return out;
+    }
+    const std::vector<int64_t> raw(tokens.begin(), tokens.end());
+    std::vector<LayerRequest> requests(engrams.size());
+    for (size_t i = 0; i < engrams.size(); i++) {
+      const EngramSlot& s = engrams[i];
+      const HashState from = cache_len == 0 ? HashState{} : s.dec_state;
+      requests[i].table = store_table[i];
+      requests[i].ids.resize(size_t(n * hasher->num_columns()));
+      hasher->hash_chunk(from, s.layer, raw, requests[i].ids, {}, true);
+    }
+    Ticket ticket = prefetcher->prefetch(cache_len, std::move(requests));
+    const float* out = nullptr;
+    for (int64_t i = 0; i < n; i++) out = decode(tokens[size_t(i)], &ticket, size_t(i));
+    return out;
   }
 
   // Checks that `store` holds every Engram table of this model as F32 [rows, row_width] under
@@ -1012,6 +1050,10 @@ std::span<const float> Model::decode_step(int32_t token) {
 }
 void Model::reset_cache() { impl_->cache_len = 0; }  // Engram decode state resets at position 0
 int64_t Model::cache_length() const { return impl_->cache_len; }
+
+std::span<const float> Model::decode_prompt(std::span<const int32_t> tokens) {
+  return {impl_->decode_many(tokens), static_cast<size_t>(impl_->V)};
+}
 
 void Model::serve_engram_from(std::shared_ptr<RowStore> store, const PrefetchOptions& options) {
   impl_->serve_from(std::move(store), options);

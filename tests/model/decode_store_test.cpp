@@ -74,6 +74,19 @@ std::vector<float> decode_all(Model& m, const std::vector<int32_t>& ids) {
   return out;
 }
 
+// decode_prompt over the first k tokens, then decode_step over the rest: the logits of
+// positions k-1 .. end, flattened.
+std::vector<float> decode_with_prompt(Model& m, const std::vector<int32_t>& ids, size_t k) {
+  m.reset_cache();
+  std::span<const float> l = m.decode_prompt({ids.data(), k});
+  std::vector<float> out(l.begin(), l.end());
+  for (size_t i = k; i < ids.size(); i++) {
+    l = m.decode_step(ids[i]);
+    out.insert(out.end(), l.begin(), l.end());
+  }
+  return out;
+}
+
 bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
@@ -119,10 +132,15 @@ TEST_P(DecodeStoreTest, EveryTierGivesTheResidentLogitsBitForBit) {
   for (const auto& [name, store] : tiers) {
     m.serve_engram_from(store, PrefetchOptions{});
     ASSERT_TRUE(m.engram_served());
+    m.reset_decode_stats();
     const std::vector<float> served = decode_all(m, ids);
     EXPECT_TRUE(bit_equal(served, resident)) << name;
     const DecodeStats st = m.decode_stats();
     EXPECT_EQ(st.steps, int64_t(ids.size())) << name;
+    // A prompt fetched in one go, then steps: the same logits from position k-1 on.
+    const size_t k = 13;
+    const std::vector<float> tail(resident.end() - (ids.size() - k + 1) * 97, resident.end());
+    EXPECT_TRUE(bit_equal(decode_with_prompt(m, ids, k), tail)) << name;
     EXPECT_GE(st.step_ns, st.wait_ns) << name;
     m.reset_decode_stats();
     EXPECT_EQ(m.decode_stats().steps, 0);
@@ -135,6 +153,8 @@ TEST_P(DecodeStoreTest, EveryTierGivesTheResidentLogitsBitForBit) {
   m.serve_engram_resident();
   EXPECT_FALSE(m.engram_served());
   EXPECT_TRUE(bit_equal(decode_all(m, ids), resident));
+  EXPECT_TRUE(bit_equal(decode_with_prompt(m, ids, 13),
+                        std::vector<float>(resident.end() - 18 * 97, resident.end())));
 }
 
 INSTANTIATE_TEST_SUITE_P(Layers, DecodeStoreTest,
@@ -155,6 +175,46 @@ TEST(DecodeStore, RowsComeFromTheStoreNotTheModel) {
   ASSERT_FALSE(bit_equal(changed, before)) << "the Engram layer has no effect: the test is blind";
   m.serve_engram_from(FileStore::open(m.engram_table_sources(path)), PrefetchOptions{});
   EXPECT_TRUE(bit_equal(decode_all(m, ids), before));
+}
+
+TEST(DecodeStore, PromptChunksContinueTheLookbackState) {
+  TempDir dir;
+  Model m = engram_model({0, 2});
+  const std::vector<int32_t> ids = token_stream(24);
+  const std::vector<float> resident = decode_all(m, ids);
+  const std::string path = dir.file("tables.safetensors");
+  m.export_engram_tables(path);
+  m.serve_engram_from(FileStore::open(m.engram_table_sources(path)), PrefetchOptions{});
+  // steps 0..4 one by one, 5..11 as one prompt chunk, 12..15 as another, then steps again
+  m.reset_cache();
+  std::vector<float> got;
+  auto keep = [&](std::span<const float> l) { got.insert(got.end(), l.begin(), l.end()); };
+  for (size_t i = 0; i < 5; i++) keep(m.decode_step(ids[i]));
+  keep(m.decode_prompt({ids.data() + 5, 7}));
+  keep(m.decode_prompt({ids.data() + 12, 4}));
+  for (size_t i = 16; i < ids.size(); i++) keep(m.decode_step(ids[i]));
+  std::vector<float> want;
+  for (size_t i = 0; i < ids.size(); i++) {
+    if ((i >= 5 && i < 11) || (i >= 12 && i < 15)) continue;  // inside a chunk: not returned
+    want.insert(want.end(), resident.begin() + i * 97, resident.begin() + (i + 1) * 97);
+  }
+  EXPECT_TRUE(bit_equal(got, want));
+  // A chunk that does not fit, or holds a bad id, is refused before anything runs.
+  Errc code{};
+  const std::vector<int32_t> long_prompt(41, 3);
+  m.reset_cache();
+  std::string msg = error_of([&] { m.decode_prompt(long_prompt); }, &code);
+  EXPECT_EQ(code, Errc::out_of_range) << msg;
+  EXPECT_EQ(m.cache_length(), 0);
+  const std::vector<int32_t> bad = {1, 2, 97};
+  msg = error_of([&] { m.decode_prompt(bad); }, &code);
+  EXPECT_EQ(code, Errc::out_of_range) << msg;
+  EXPECT_NE(msg.find("97"), std::string::npos) << msg;
+  EXPECT_EQ(m.cache_length(), 0);
+  m.serve_engram_resident();  // the same checks without a store
+  msg = error_of([&] { m.decode_prompt(long_prompt); }, &code);
+  EXPECT_EQ(code, Errc::out_of_range) << msg;
+  EXPECT_EQ(m.cache_length(), 0);
 }
 
 TEST(DecodeStore, StoreErrorsSurfaceAndLoseOnlyTheSequence) {
