@@ -170,65 +170,161 @@ static float* thread_scratch(int slot, size_t n) {
   return bufs[slot].data();
 }
 
-// y[0..n) += sum_r a[r] * X[r][0..n) for r < 4, rows X[r] = x + r * ldx: four rank-1 updates per
-// pass over y, so y is loaded and stored a quarter as often as with one axpy per row.
-static inline void axpy4(float* __restrict y, const float* __restrict x, int64_t ldx,
-                         const float* a, int64_t n) {
-  const float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
-  const float* __restrict x0 = x;
-  const float* __restrict x1 = x + ldx;
-  const float* __restrict x2 = x + 2 * ldx;
-  const float* __restrict x3 = x + 3 * ldx;
-#pragma omp simd
-  for (int64_t j = 0; j < n; j++) y[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j];
+// Sixteen fp32 lanes as one value (GCC / Clang vector extension): one AVX-512 register with
+// -march=native, split into narrower ones by the compiler elsewhere. memcpy loads assume no
+// alignment.
+typedef float v16f __attribute__((vector_size(64)));
+static inline v16f load16(const float* p) {
+  v16f v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+static inline void store16(float* p, v16f v) {
+  std::memcpy(p, &v, sizeof(v));
 }
 
-static inline void axpy1(float* __restrict y, const float* __restrict x, float a, int64_t n) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; j++) y[j] += a * x[j];
+// Element (r, k) of an operand stored as is (row stride ld) or transposed (A^T stored, row
+// stride ld): the transposed form lets a product read dS^T, P^T, Q^T or dO^T without copying.
+template <bool kTransA>
+static inline float elem(const float* A, int64_t ld, int64_t r, int64_t k) {
+  return kTransA ? A[k * ld + r] : A[r * ld + k];
 }
 
-// y[0..n) += sum_{r < m} a[r] * (x + r * ldx)[0..n)
-static inline void gemv_t(float* __restrict y, const float* x, int64_t ldx, const float* a,
-                          int64_t m, int64_t n) {
-  int64_t r = 0;
-  for (; r + 4 <= m; r += 4) axpy4(y, x + r * ldx, ldx, a + r, n);
-  for (; r < m; r++) axpy1(y, x + r * ldx, a[r], n);
+// Register tile of a small matrix product, 4 rows x 32 columns:
+//   C[r, 0:32) (+)= sum_{k in [k0, k1)} A(r, k) * B[k, 0:32)     r < 4
+// B (ldb), C (ldc) row-major; A as elem<kTransA>. The 8 accumulators and the two B vectors stay
+// in registers; each k costs 4 broadcasts, 2 loads and 8 FMAs of 16 lanes.
+template <bool kTransA>
+static inline void tile_4x32(float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
+                             int64_t ldb, int64_t k0, int64_t k1, bool accumulate) {
+  v16f c00{}, c01{}, c10{}, c11{}, c20{}, c21{}, c30{}, c31{};
+  for (int64_t k = k0; k < k1; k++) {
+    v16f b0 = load16(B + k * ldb), b1 = load16(B + k * ldb + 16);
+    // Without this the compiler folds the loads into the FMAs: 8 loads per k instead of 2.
+    asm("" : "+v"(b0), "+v"(b1));
+    const float a0 = elem<kTransA>(A, lda, 0, k), a1 = elem<kTransA>(A, lda, 1, k);
+    const float a2 = elem<kTransA>(A, lda, 2, k), a3 = elem<kTransA>(A, lda, 3, k);
+    c00 += a0 * b0;
+    c01 += a0 * b1;
+    c10 += a1 * b0;
+    c11 += a1 * b1;
+    c20 += a2 * b0;
+    c21 += a2 * b1;
+    c30 += a3 * b0;
+    c31 += a3 * b1;
+  }
+  const v16f acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+  for (int r = 0; r < 4; r++) {
+    for (int v = 0; v < 2; v++) {
+      float* c = C + r * ldc + 16 * v;
+      store16(c, accumulate ? load16(c) + acc[r][v] : acc[r][v]);
+    }
+  }
+}
+
+// The same for a partial tile (mr <= 4 rows, w <= 32 columns), plain loops.
+template <bool kTransA>
+static void tile_edge(float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
+                      int64_t ldb, int64_t mr, int64_t w, int64_t k0, int64_t k1, bool accumulate) {
+  float acc[4][32] = {};
+  for (int64_t k = k0; k < k1; k++) {
+    const float* b = B + k * ldb;
+    for (int64_t r = 0; r < mr; r++) {
+      const float a = elem<kTransA>(A, lda, r, k);
+#pragma omp simd
+      for (int64_t c = 0; c < w; c++) acc[r][c] += a * b[c];
+    }
+  }
+  for (int64_t r = 0; r < mr; r++) {
+    float* c = C + r * ldc;
+    for (int64_t j = 0; j < w; j++) c[j] = accumulate ? c[j] + acc[r][j] : acc[r][j];
+  }
+}
+
+// C[0:M, 0:N) (+)= A B over tiles of 4 rows x 32 columns, where the tile at (r0, c0) of mr rows
+// sums k over the range bounds(r0, mr, c0) = {k0, k1} only: the causal structure of attention
+// is expressed as per-tile k ranges (the entries of A or B outside them are zero, or the outputs
+// are not needed). A tile with an empty range is left untouched. Column-chunk-major order keeps
+// the B panel of one chunk (K x 32 floats) in cache while the row tiles stream past it.
+template <bool kTransA, class Bounds>
+static void tiled_product(float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
+                          int64_t ldb, int64_t M, int64_t N, bool accumulate, Bounds bounds) {
+  for (int64_t c0 = 0; c0 < N; c0 += 32) {
+    const int64_t w = std::min<int64_t>(32, N - c0);
+    for (int64_t r0 = 0; r0 < M; r0 += 4) {
+      const int64_t mr = std::min<int64_t>(4, M - r0);
+      const auto [k0, k1] = bounds(r0, mr, c0);
+      if (k0 >= k1) continue;
+      float* c = C + r0 * ldc + c0;
+      const float* a = kTransA ? A + r0 : A + r0 * lda;
+      if (mr == 4 && w == 32) {
+        tile_4x32<kTransA>(c, ldc, a, lda, B + c0, ldb, k0, k1, accumulate);
+      } else {
+        tile_edge<kTransA>(c, ldc, a, lda, B + c0, ldb, mr, w, k0, k1, accumulate);
+      }
+    }
+  }
+}
+
+struct KRange {
+  int64_t k0, k1;
+};
+
+// dst (cols, rows; row stride ldd) = src (rows, cols; row stride lds)^T, in 16 x 16 blocks so
+// that both sides touch 16 cache lines at a time.
+static void transpose(float* __restrict dst, int64_t ldd, const float* __restrict src, int64_t lds,
+                      int64_t rows, int64_t cols) {
+  for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+    const int64_t r1 = std::min(rows, r0 + 16);
+    for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+      const int64_t c1 = std::min(cols, c0 + 16);
+      for (int64_t c = c0; c < c1; c++) {
+        for (int64_t r = r0; r < r1; r++) dst[c * ldd + r] = src[r * lds + c];
+      }
+    }
+  }
 }
 
 void attention_forward(float* out, float* att, const float* qkv, int64_t B, int64_t T, int64_t H,
                        int64_t KV, int64_t D) {
+  // Per (b, query head h), with Q, K, V the (T, D) slices of qkv:
+  //   S = (scale Q) K^T     (T, T), tiles above the diagonal skipped
+  //   P = softmax(S) row-wise over j <= i, zero above the diagonal (stored in att)
+  //   O = P V               (T, D), k range of a row tile stops at its last row
+  // A block is (b, kv head): its K^T and V panels are shared by the group's query heads.
   const int64_t stride = (H + 2 * KV) * D;
   const int64_t group = H / KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const auto below_diagonal = [D](int64_t r0, int64_t mr, int64_t c0) {
+    return c0 <= r0 + mr - 1 ? KRange{0, D} : KRange{0, 0};
+  };
+  const auto causal_prefix = [](int64_t r0, int64_t mr, int64_t) { return KRange{0, r0 + mr}; };
 #pragma omp parallel
   {
-    float* kt = thread_scratch(0, D * T);  // K of one (b, kv head) block, transposed: (D, T)
-    float* vb = thread_scratch(1, T * D);  // V of the block, contiguous (T, D)
-    float* qs = thread_scratch(2, D);      // scaled query row
+    float* kt = thread_scratch(0, D * T);  // K^T (D, T)
+    float* vb = thread_scratch(1, T * D);  // V (T, D)
+    float* qs = thread_scratch(2, T * D);  // scale * Q of one head (T, D)
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++) {
       for (int64_t g = 0; g < KV; g++) {
         const float* base = qkv + b * T * stride;
+        transpose(kt, T, base + (H + g) * D, stride, T, D);
         for (int64_t j = 0; j < T; j++) {
-          const float* k = base + j * stride + (H + g) * D;
-          const float* v = base + j * stride + (H + KV + g) * D;
-          for (int64_t d = 0; d < D; d++) kt[d * T + j] = k[d];
-          std::memcpy(vb + j * D, v, D * sizeof(float));
+          std::memcpy(vb + j * D, base + j * stride + (H + KV + g) * D, D * sizeof(float));
         }
         for (int64_t h = g * group; h < (g + 1) * group; h++) {
           for (int64_t i = 0; i < T; i++) {
             const float* q = base + i * stride + h * D;
-            for (int64_t d = 0; d < D; d++) qs[d] = q[d] * scale;
-            float* p = att + ((b * H + h) * T + i) * T;
-            const int64_t n = i + 1;
-            std::fill(p, p + T, 0.0f);
-            gemv_t(p, kt, T, qs, D, n);  // p = K q (scaled), causal prefix
-            softmax_inplace(p, n);
-            float* o = out + (b * T + i) * H * D + h * D;
-            std::fill(o, o + D, 0.0f);
-            gemv_t(o, vb, D, p, n, D);  // o = V^T p
+            for (int64_t d = 0; d < D; d++) qs[i * D + d] = q[d] * scale;
           }
+          float* p = att + (b * H + h) * T * T;
+          tiled_product<false>(p, T, qs, D, kt, T, T, T, false, below_diagonal);
+          for (int64_t i = 0; i < T; i++) {
+            softmax_inplace(p + i * T, i + 1);
+            std::fill(p + i * T + i + 1, p + (i + 1) * T, 0.0f);
+          }
+          tiled_product<false>(out + b * T * H * D + h * D, H * D, p, T, vb, D, T, D, false,
+                               causal_prefix);
         }
       }
     }
@@ -237,69 +333,55 @@ void attention_forward(float* out, float* att, const float* qkv, int64_t B, int6
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att,
                         int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D) {
-  // With P = softmax(S), S = scale * Q K^T (causal), O = P V:
-  // dP = dO V^T, dV = P^T dO, dS = P * (dP - rowsum(P * dP)), dQ = scale dS K, dK = scale dS^T Q.
+  // With P = softmax(S), S = scale * Q K^T (causal), O = P V, per (b, query head):
+  //   dP = dO V^T                                  (T, T), lower triangle
+  //   dS = P * (dP - rowsum(P * dP)) * scale       zero above the diagonal
+  //   dQ += dS K                                   (T, D)
+  //   dK += dS^T Q,  dV += P^T dO                  (T, D): row j sums rows i >= j of dS, P
+  // dS^T and P^T are read in place (transposed-A tiles), Q, K and dO straight from qkv / dout.
   // Heads of one KV group share dK and dV, so a block is (b, kv head) and owns its outputs.
-  // dK_j = sum_{i >= j} dS[i, j] Q_i and dV_j = sum_{i >= j} P[i, j] dO_i read columns of dS
-  // and P, so both are kept transposed (row j = column j) to make every inner loop contiguous.
   const int64_t stride = (H + 2 * KV) * D;
   const int64_t group = H / KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const auto below_diagonal = [D](int64_t r0, int64_t mr, int64_t c0) {
+    return c0 <= r0 + mr - 1 ? KRange{0, D} : KRange{0, 0};
+  };
+  const auto causal_prefix = [](int64_t r0, int64_t mr, int64_t) { return KRange{0, r0 + mr}; };
+  const auto causal_suffix = [T](int64_t r0, int64_t, int64_t) { return KRange{r0, T}; };
 #pragma omp parallel
   {
-    float* vt = thread_scratch(0, D * T);   // V^T (D, T)
-    float* kb = thread_scratch(1, T * D);   // K (T, D)
-    float* qb = thread_scratch(2, T * D);   // this head's Q (T, D)
-    float* dob = thread_scratch(3, T * D);  // this head's dO (T, D)
-    float* dst = thread_scratch(4, T * T);  // dS^T (T, T)
-    float* pt = thread_scratch(5, T * T);   // P^T (T, T)
-    float* dk = thread_scratch(6, 2 * T * D);  // dK accumulator (T, D), then dV (T, D)
-    float* dv = dk + T * D;
-    float* ds = thread_scratch(7, T);
+    float* kb = thread_scratch(0, T * D);  // K (T, D)
+    float* vt = thread_scratch(1, D * T);  // V^T (D, T)
+    float* ds = thread_scratch(2, T * T);  // dP, then dS (T, T)
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++) {
       for (int64_t g = 0; g < KV; g++) {
         const float* base = qkv + b * T * stride;
         float* dbase = dqkv + b * T * stride;
         for (int64_t j = 0; j < T; j++) {
-          const float* v = base + j * stride + (H + KV + g) * D;
           std::memcpy(kb + j * D, base + j * stride + (H + g) * D, D * sizeof(float));
-          for (int64_t d = 0; d < D; d++) vt[d * T + j] = v[d];
         }
-        std::fill(dk, dk + 2 * T * D, 0.0f);  // dK and dV
+        transpose(vt, T, base + (H + KV + g) * D, stride, T, D);
+        float* dk = dbase + (H + g) * D;       // (T, D), row stride `stride`
+        float* dv = dbase + (H + KV + g) * D;  // (T, D), row stride `stride`
         for (int64_t h = g * group; h < (g + 1) * group; h++) {
+          const float* p = att + (b * H + h) * T * T;
+          const float* dO = dout + b * T * H * D + h * D;  // (T, D), row stride H * D
+          tiled_product<false>(ds, T, dO, H * D, vt, T, T, T, false, below_diagonal);
           for (int64_t i = 0; i < T; i++) {
-            std::memcpy(qb + i * D, base + i * stride + h * D, D * sizeof(float));
-            std::memcpy(dob + i * D, dout + (b * T + i) * H * D + h * D, D * sizeof(float));
-          }
-          for (int64_t i = 0; i < T; i++) {
+            const float* pi = p + i * T;
+            float* si = ds + i * T;
             const int64_t n = i + 1;
-            const float* p = att + ((b * H + h) * T + i) * T;
-            std::fill(ds, ds + n, 0.0f);
-            gemv_t(ds, vt, T, dob + i * D, D, n);  // dP_i = V dO_i
-            float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-            for (int64_t j = 0; j < n; j++) dot += p[j] * ds[j];
+            float dotp = 0.0f;
+#pragma omp simd reduction(+ : dotp)
+            for (int64_t j = 0; j < n; j++) dotp += pi[j] * si[j];
 #pragma omp simd
-            for (int64_t j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
-            gemv_t(dbase + i * stride + h * D, kb, D, ds, n, D);  // dQ_i += dS_i K
-            for (int64_t j = 0; j < n; j++) {
-              dst[j * T + i] = ds[j];
-              pt[j * T + i] = p[j];
-            }
+            for (int64_t j = 0; j < n; j++) si[j] = pi[j] * (si[j] - dotp) * scale;
+            std::fill(si + n, si + T, 0.0f);
           }
-          for (int64_t j = 0; j < T; j++) {
-            gemv_t(dk + j * D, qb + j * D, D, dst + j * T + j, T - j, D);
-            gemv_t(dv + j * D, dob + j * D, D, pt + j * T + j, T - j, D);
-          }
-        }
-        for (int64_t j = 0; j < T; j++) {
-          float* dkr = dbase + j * stride + (H + g) * D;
-          float* dvr = dbase + j * stride + (H + KV + g) * D;
-          for (int64_t d = 0; d < D; d++) {
-            dkr[d] += dk[j * D + d];
-            dvr[d] += dv[j * D + d];
-          }
+          tiled_product<false>(dbase + h * D, stride, ds, T, kb, D, T, D, true, causal_prefix);
+          tiled_product<true>(dk, stride, ds, T, base + h * D, stride, T, D, true, causal_suffix);
+          tiled_product<true>(dv, stride, p, T, dO, H * D, T, D, true, causal_suffix);
         }
       }
     }
@@ -467,8 +549,8 @@ void crossentropy_backward_inplace(float* logits_to_dlogits, const float* lse,
 
 // ---- MoE router -------------------------------------------------------------------------------
 
-void moe_route(float* probs, int32_t* topk_idx, float* gates, const float* router_logits,
-               int64_t N, int64_t E, int64_t k, bool norm_topk) {
+void moe_route(float* probs, int32_t* topk_idx, float* gates, const float* router_logits, int64_t N,
+               int64_t E, int64_t k, bool norm_topk) {
 #pragma omp parallel for schedule(static) if (N * E >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
     float* p = probs + n * E;

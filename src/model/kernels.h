@@ -95,8 +95,9 @@ void rope_backward(float* dx, const float* cos_t, const float* sin_t, int64_t B,
 // KV head h / (H / KV). Scale 1/sqrt(D), softmax over positions 0..t (numerically stable: max
 // subtracted). att (B, H, T, T) keeps the probabilities for the backward (entries above the
 // diagonal are written as 0); out (B, T, H * D).
-// Fast version: OpenMP over (b, KV head); each block transposes its K into a (D, T) panel so
-// that both the score and the P@V loops run over contiguous memory.
+// Fast version: OpenMP over (b, KV head); per query head, S = Q K^T, P V and the four backward
+// products run as register-tiled matrix products (4 x 32 output tiles) that skip the tiles above
+// the diagonal, so attention costs the causal half of its FLOPs at close to GEMM speed.
 void attention_forward(float* out, float* att, const float* qkv, int64_t B, int64_t T, int64_t H,
                        int64_t KV, int64_t D);
 // dqkv (B, T, (H + 2*KV) * D) +=; dout (B, T, H * D).

@@ -217,7 +217,10 @@ TEST_P(AttentionTest, FastMatchesReferenceAndBackwardMatchesFiniteDifferences) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                          ::testing::Values(AttnCase{1, 1, 1, 1, 4}, AttnCase{2, 7, 2, 2, 8},
-                                           AttnCase{2, 9, 4, 2, 6}, AttnCase{1, 5, 3, 1, 4}));
+                                           AttnCase{2, 9, 4, 2, 6}, AttnCase{1, 5, 3, 1, 4},
+                                           // full 4 x 32 register tiles plus edge tiles in
+                                           // both directions (T and D not multiples of 4, 32)
+                                           AttnCase{1, 70, 2, 1, 40}));
 
 TEST(Kernels, AttentionDecodeMatchesTheLastRowOfTheFullForward) {
   const int64_t T = 6, H = 4, KV = 2, D = 8, QKV = (H + 2 * KV) * D;
