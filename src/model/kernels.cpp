@@ -150,7 +150,7 @@ void rope_backward(float* dx, const float* cos_t, const float* sin_t, int64_t B,
 static void softmax_inplace(float* __restrict p, int64_t n) {
   float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
-  for (int64_t j = 0; j < n; j++) mx = std::max(mx, p[j]);
+  for (int64_t j = 0; j < n; j++) mx = p[j] > mx ? p[j] : mx;  // vectorizes; std::max does not
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < n; j++) {
@@ -519,13 +519,27 @@ void crossentropy_forward(float* losses, float* lse, const float* logits, const 
                           int64_t N, int64_t V) {
 #pragma omp parallel for schedule(static) if (N * V >= kParallelMin)
   for (int64_t n = 0; n < N; n++) {
+    // One pass over the row from memory: per chunk of 1024 logits (4 KB, still in L1 for its
+    // second read) its max, the running sum rescaled to a new max, then the chunk's exp sum.
+    // The max is a plain compare-select: std::max in an omp simd reduction does not vectorize.
     const float* l = logits + n * V;
     float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-    for (int64_t v = 0; v < V; v++) mx = std::max(mx, l[v]);
     float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t v = 0; v < V; v++) sum += exp_approx(l[v] - mx);
+    for (int64_t v0 = 0; v0 < V; v0 += 1024) {
+      const float* c = l + v0;
+      const int64_t len = std::min<int64_t>(1024, V - v0);
+      float cm = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : cm)
+      for (int64_t v = 0; v < len; v++) cm = c[v] > cm ? c[v] : cm;
+      if (cm > mx) {
+        sum = v0 == 0 ? 0.0f : sum * std::exp(mx - cm);
+        mx = cm;
+      }
+      float cs = 0.0f;
+#pragma omp simd reduction(+ : cs)
+      for (int64_t v = 0; v < len; v++) cs += exp_approx(c[v] - mx);
+      sum += cs;
+    }
     lse[n] = mx + std::log(sum);
     losses[n] = targets[n] >= 0 ? lse[n] - l[targets[n]] : 0.0f;
   }
