@@ -18,6 +18,7 @@
 
 #include "engram/error.h"
 #include "engram/optim.h"
+#include "engram/plot.h"
 #include "engram/safetensors.h"
 #include "engram/tokenizer.h"
 #include "util/read_file.h"
@@ -434,6 +435,16 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
     if (do_eval) std::fprintf(metrics, "%.6f", double(val));
     std::fprintf(metrics, ",%lld,%.3f\n", static_cast<long long>(tokens), elapsed);
     std::fflush(metrics);
+    if (do_eval) {
+      // The figure is a convenience: failing to draw it must not stop training.
+      try {
+        const fs::path name = out.has_filename() ? out.filename() : out.parent_path().filename();
+        write_loss_plot({metrics_path}, {name.string()}, (out / "loss.png").string(),
+                        "training and held-out loss");
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "warning: loss.png not updated: %s\n", e.what());
+      }
+    }
 
     if (progress && (tty || do_eval || last || done % std::max<int64_t>(1, o.log_every) == 0)) {
       const double run_s = seconds();

@@ -2,6 +2,7 @@
 (tests/python/png_reader.py: chunk CRCs, IHDR, zlib, scanline filters) and checked pixel by pixel
 where the figure's content is known; bad inputs fail with a message naming file and line.
 """
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -72,3 +73,41 @@ def test_bad_inputs_fail_with_a_message(tmp_path):
     r = engram("plot", "--metrics", a, "--output", tmp_path / "no" / "dir" / "fig.png")
     assert r.returncode == 1 and "fig.png" in r.stderr
     assert not out.exists()
+
+
+TINY = {"vocab_size": 300, "hidden_size": 32, "n_layers": 2, "n_heads": 2, "ffn_hidden": 48,
+        "max_seq_len": 32}
+
+
+def test_trainer_redraws_loss_png_and_survives_a_plot_failure(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    words = "the cat sat on a mat and dog ran to big red house".split()
+    for i in range(20):
+        text = "\n".join(" ".join(words[(i + j + k) % len(words)] for k in range(7)) + "."
+                         for j in range(30))
+        (corpus / f"d{i:02d}.txt").write_text(text)
+    assert engram("tokenizer", "train", "--input", corpus, "--split", "all", "--vocab-size", 300,
+                  "--output", tmp_path / "tok.json").returncode == 0
+    assert engram("data", "tokenize", "--tokenizer", tmp_path / "tok.json", "--input", corpus,
+                  "--output", tmp_path / "data").returncode == 0
+    (tmp_path / "cfg.json").write_text(json.dumps(TINY))
+
+    def train(out):
+        return engram("train", "--config", tmp_path / "cfg.json", "--tokenizer",
+                      tmp_path / "tok.json", "--data", tmp_path / "data", "--out", out,
+                      "--steps", 6, "--batch", 2, "--seq", 16, "--eval-every", 3,
+                      "--eval-windows", 2, "--threads", 1)
+
+    r = train(tmp_path / "ok")
+    assert r.returncode == 0, r.stderr
+    w, h, bpp, rows = png_reader.decode((tmp_path / "ok" / "loss.png").read_bytes())
+    assert (w, h) == (960, 600) and png_reader.count(rows, bpp, BLUE) > 0
+    # A figure that cannot be written (its temporary name is taken by a folder) is a warning;
+    # training, metrics and checkpoints go on.
+    (tmp_path / "bad" / "loss.png.tmp").mkdir(parents=True)
+    r = train(tmp_path / "bad")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("warning: loss.png not updated") == 2
+    assert (tmp_path / "bad" / "latest").exists()
+    assert (tmp_path / "bad" / "metrics.csv").read_text().count("\n") == 7
