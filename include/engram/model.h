@@ -199,6 +199,8 @@ class Model {
   // are bit-identical to the resident tables'. A store error (I/O, id out of range) is thrown by
   // decode_step as engram::Error; the sequence is then lost: decode_step refuses to continue it
   // (Errc::invalid_argument) until reset_cache(). Training forward/backward never use the store.
+  // options.threads == 0 gathers inline instead, on the calling thread at step entry, with no
+  // Prefetcher: for tiers whose gather costs less than handing it to a worker (DRAM).
   void serve_engram_from(std::shared_ptr<RowStore> store, const PrefetchOptions& options);
   void serve_engram_resident();  // back to the layers' own tables
   bool engram_served() const;

@@ -2,17 +2,19 @@
 // store tier with prefetch, same model, prompt and seed, side by side.
 //
 //   engram bench decode --model runs/engram [--prompt TEXT] [--max-tokens 128] [--repeats 15]
-//       [--tiers resident,dram,file,file-buffered,cache] [--cache-mb 4] [--threads 1]
+//       [--tiers resident,dram,dram-inline,file,file-buffered,file-buffered-inline,cache]
+//       [--cache-mb 4] [--threads 1]
 //   engram bench decode --config configs/engram_d128.json --tokenizer tok.json   (random weights)
 //
 // Tiers: resident (the model's own tables), dram (DramStore), file (FileStore, io_uring,
 // O_DIRECT), file-buffered (FileStore through the page cache), cache (hot-row cache over the
-// O_DIRECT file). The tiers run interleaved, one generation each per round, so a noisy machine
-// slows them alike; the table gives medians over rounds and the median of each round's ratio to
-// resident. Every generation's text must equal the resident one (the logits are bit-identical),
-// or the bench fails. Per store tier it also prints where a step's time went: the compute before
-// the first Engram layer that a fetch can hide behind, the mean fetch time and the share of
-// decode time spent waiting for rows.
+// O_DIRECT file); "-inline" gathers on the decoding thread at step entry instead of handing the
+// fetch to a prefetch worker (PrefetchOptions.threads = 0). The tiers run interleaved, one
+// generation each per round, so a noisy machine slows them alike; the table gives medians over
+// rounds and the median of each round's ratio to resident. Every generation's text must equal the
+// resident one (the logits are bit-identical), or the bench fails. Per store tier it also prints
+// where a step's time went: the compute before the first Engram layer that a fetch can hide behind,
+// the mean fetch time and the share of decode time spent waiting for rows.
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -33,7 +35,7 @@ struct BenchDecodeArgs {
   std::string prompt = "The jury said it did find that the";
   int64_t max_tokens = 128;
   int repeats = 15;
-  std::string tiers = "resident,dram,file,file-buffered,cache";
+  std::string tiers = "resident,dram,dram-inline,file,file-buffered,file-buffered-inline,cache";
   double cache_mb = 4;
   int threads = 1;
   float temperature = 0.8f;
@@ -43,15 +45,30 @@ struct BenchDecodeArgs {
 struct TierSpec {
   std::string label, tables;
   bool direct = true;
+  int fetch_threads = -1;
 };
 
+// <tier>[-buffered][-inline]: -buffered reads the file through the page cache, -inline gathers
+// on the decoding thread at step entry instead of through prefetch workers.
 TierSpec parse_tier(const std::string& name) {
-  if (name == "resident" || name == "dram" || name == "file" || name == "cache")
-    return {name, name, true};
-  if (name == "file-buffered") return {name, "file", false};
-  if (name == "cache-buffered") return {name, "cache", false};
-  fail(Errc::invalid_argument, "--tiers: unknown tier \"", name,
-       "\" (resident, dram, file, file-buffered, cache, cache-buffered)");
+  std::string base = name;
+  TierSpec t{name, "", true, -1};
+  if (base.ends_with("-inline")) {
+    t.fetch_threads = 0;
+    base.resize(base.size() - 7);
+  }
+  if (base.ends_with("-buffered")) {
+    t.direct = false;
+    base.resize(base.size() - 9);
+  }
+  if (base == "resident" && t.fetch_threads == -1 && t.direct) t.tables = base;
+  if (base == "dram" && t.direct) t.tables = base;
+  if (base == "file" || base == "cache") t.tables = base;
+  if (t.tables.empty())
+    fail(Errc::invalid_argument, "--tiers: unknown tier \"", name,
+         "\" (resident, or dram / file / cache, file and cache optionally -buffered, any of "
+         "them optionally -inline)");
+  return t;
 }
 
 double median(std::vector<double> v) {
@@ -114,6 +131,7 @@ void run_bench_decode(const BenchDecodeArgs& a) {
       GenerateOptions o = base;
       o.tables = tiers[i].tables;
       o.direct = tiers[i].direct;
+      o.fetch_threads = tiers[i].fetch_threads;
       res[i] = generate_with(*model, tok, o);
     }
     if (round == 0) {

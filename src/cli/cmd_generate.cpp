@@ -5,6 +5,7 @@
 //   engram generate --model runs/base --prompt "The jury said" --max-tokens 64
 //       [--temperature 0.8] [--top-k 40] [--top-p 0.95] [--seed 0]
 //       [--tables resident|dram|file|cache] [--tables-file PATH] [--cache-mb 4] [--buffered]
+//       [--fetch-threads -1]
 // --model takes a model directory (with tokenizer.json) or a training folder (its `latest`).
 // --tables other than resident exports the Engram tables to --tables-file (default: a temporary
 // file) and serves them from that tier with prefetch; the text is the same on every tier.
@@ -43,6 +44,9 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--cache-mb", *cache_mb, "hot-row cache size of --tables cache (MiB)")
       ->capture_default_str();
   cmd->add_flag("--buffered", *buffered, "file tiers read through the page cache (no O_DIRECT)");
+  cmd->add_option("--fetch-threads", a->fetch_threads,
+                  "prefetch workers (-1: one per Engram layer; 0: gather inline at step entry)")
+      ->capture_default_str();
   cmd->callback([a, cache_mb, buffered] {
     if (!(*cache_mb >= 0)) fail(Errc::invalid_argument, "--cache-mb must be >= 0");
     a->cache_bytes = uint64_t(*cache_mb * double(1 << 20));
@@ -53,8 +57,12 @@ void add_generate_command(CLI::App& app) {
     std::fprintf(stderr, "%lld tokens in %.3f s: %.1f tokens/s (tables: %s)\n",
                  static_cast<long long>(r.tokens), r.seconds, r.tokens_per_s, r.tier.c_str());
     if (a->tables != "resident") {
-      std::fprintf(stderr, "prefetch: waited %.1f%% of decode time, mean fetch %.1f us a layer",
-                   100.0 * r.wait_fraction, r.mean_fetch_us);
+      if (a->fetch_threads == 0)
+        std::fprintf(stderr, "inline gathers: %.1f%% of decode time, mean %.1f us a layer",
+                     100.0 * r.wait_fraction, r.mean_fetch_us);
+      else
+        std::fprintf(stderr, "prefetch: waited %.1f%% of decode time, mean fetch %.1f us a layer",
+                     100.0 * r.wait_fraction, r.mean_fetch_us);
       if (a->tables == "cache")
         std::fprintf(stderr, ", cache hit rate %.1f%%", 100 * r.cache_hit_rate);
       std::fputc('\n', stderr);

@@ -71,6 +71,8 @@ int32_t sample(std::span<const float> logits, const GenerateOptions& a, std::mt1
 }
 
 void check_options(const GenerateOptions& a) {
+  if (a.fetch_threads < -1 || a.fetch_threads > 64)
+    fail(Errc::invalid_argument, "--fetch-threads must be in -1..64, got ", a.fetch_threads);
   if (a.max_tokens < 0)
     fail(Errc::invalid_argument, "--max-tokens must be >= 0, got ", a.max_tokens);
   if (!(a.top_p > 0.0f && a.top_p <= 1.0f))
@@ -113,7 +115,9 @@ class TierScope {
     // One fetch worker per Engram layer: each layer's fetch starts at once, and no idle
     // threads compete with the compute for the cores.
     PrefetchOptions po;
-    po.threads = unsigned(std::max<size_t>(1, model.config().engram.layer_ids.size()));
+    po.threads = opt.fetch_threads >= 0
+                     ? unsigned(opt.fetch_threads)
+                     : unsigned(std::max<size_t>(1, model.config().engram.layer_ids.size()));
     model.serve_engram_from(store_, po);
   }
   ~TierScope() {

@@ -38,6 +38,9 @@ struct GenerateOptions {
   bool direct = true;                 // file tiers: O_DIRECT reads (false: the page cache)
   bool stream = false;                // write the text to stdout as it is produced
   bool stop_at_eos = true;            // false: always max_tokens (benchmarks)
+  // Store tiers: fetch workers; -1: one per Engram layer; 0: no worker, the decoding thread
+  // gathers each step's rows itself at step entry (cheaper than a hand-off for DRAM).
+  int fetch_threads = -1;
 };
 
 struct GenerateResult {

@@ -203,7 +203,10 @@ struct Model::Impl {
   std::vector<float> dec_scratch;     // (max_seq_len)
   int64_t cache_len = 0;
   // Engram rows from a row store while decoding (serve_engram_from); null: the layers' tables.
-  std::unique_ptr<Prefetcher> prefetcher;
+  std::unique_ptr<Prefetcher> prefetcher;  // null when fetching inline
+  std::shared_ptr<RowStore> row_store;
+  bool fetch_inline = false;               // PrefetchOptions.threads == 0: gather at step entry
+  std::vector<std::vector<float>> inline_rows;  // (engrams.size()) (E) rows of the step
   std::vector<size_t> store_table;  // (engrams.size()) store table of each Engram layer
   DecodeStats dec_stats;
   bool dec_broken = false;  // a step failed half-way: the sequence's state is inconsistent
@@ -762,7 +765,8 @@ struct Model::Impl {
     Acts& a = dec;
     const int64_t pos = cache_len;
     const int64_t raw = token;
-    const int64_t t_entry = prefetcher ? now_ns() : 0;
+    const bool served = row_store != nullptr;
+    const int64_t t_entry = served ? now_ns() : 0;
     dec_broken = true;  // until this step completes
     if (pos == 0) {
       for (EngramSlot& s : engrams) {
@@ -775,7 +779,7 @@ struct Model::Impl {
     for (EngramSlot& s : engrams) {
       s.hash.resize(hasher->num_columns());
       s.out.resize(C);
-      hasher->hash_chunk(s.dec_state, s.layer, {&raw, 1}, s.hash, {}, prefetcher != nullptr);
+      hasher->hash_chunk(s.dec_state, s.layer, {&raw, 1}, s.hash, {}, served);
     }
     Ticket ticket;
     if (prefetcher && staged == nullptr) {
@@ -786,6 +790,17 @@ struct Model::Impl {
       }
       ticket = prefetcher->prefetch(pos, std::move(requests));
     }
+    if (fetch_inline) {
+      // No worker: the calling thread gathers now (for tiers faster than a thread hand-off).
+      inline_rows.resize(engrams.size());
+      for (size_t i = 0; i < engrams.size(); i++) {
+        inline_rows[i].resize(size_t(engrams[i].mod->shape().emb_dim()));
+        row_store->gather_f32(store_table[i], engrams[i].hash, inline_rows[i].data());
+      }
+      const int64_t dt = now_ns() - t_entry;
+      dec_stats.fetch_ns += dt * int64_t(engrams.size());
+      dec_stats.wait_ns += dt;
+    }
     int64_t t_first_wait = 0;
     embedding_forward(a.layers[0].x, &token, p.wte, 1, C);
     for (int64_t l = 0; l < L; l++) {
@@ -794,7 +809,10 @@ struct Model::Impl {
       float* next = l + 1 < L ? a.layers[l + 1].x : a.xf;
       if (engram_of[l] >= 0) {
         EngramSlot& s = engrams[engram_of[l]];
-        if (prefetcher) {
+        if (fetch_inline) {
+          if (t_first_wait == 0) t_first_wait = now_ns();
+          s.mod->decode_step_rows(s.out.data(), la.x, inline_rows[size_t(engram_of[l])].data(), 1);
+        } else if (prefetcher) {
           if (t_first_wait == 0) t_first_wait = now_ns();
           const size_t E = size_t(s.mod->shape().emb_dim());
           const StagedRows rows = (staged ? *staged : ticket).wait(size_t(engram_of[l]));
@@ -824,8 +842,8 @@ struct Model::Impl {
     for (EngramSlot& s : engrams) hasher->advance(s.dec_state, {&raw, 1});
     cache_len++;
     dec_broken = false;
-    if (prefetcher && staged == nullptr) {
-      for (size_t i = 0; i < engrams.size(); i++) {
+    if (served && staged == nullptr) {
+      for (size_t i = 0; prefetcher && i < engrams.size(); i++) {
         const LayerTiming t = ticket.timing(i);
         dec_stats.wait_ns += t.wait_ns;
         dec_stats.fetch_ns += t.fetch_ns;
@@ -894,9 +912,14 @@ struct Model::Impl {
       }
       tables.push_back(t);
     }
-    PrefetchOptions opt = options;
-    opt.output = RowOutput::f32;
-    prefetcher = std::make_unique<Prefetcher>(std::move(store), opt);
+    prefetcher.reset();
+    fetch_inline = options.threads == 0;
+    if (!fetch_inline) {
+      PrefetchOptions opt = options;
+      opt.output = RowOutput::f32;
+      prefetcher = std::make_unique<Prefetcher>(store, opt);
+    }
+    row_store = std::move(store);
     store_table = std::move(tables);
     dec_stats = DecodeStats{};
   }
@@ -1060,9 +1083,11 @@ void Model::serve_engram_from(std::shared_ptr<RowStore> store, const PrefetchOpt
 }
 void Model::serve_engram_resident() {
   impl_->prefetcher.reset();
+  impl_->row_store.reset();
+  impl_->fetch_inline = false;
   impl_->store_table.clear();
 }
-bool Model::engram_served() const { return impl_->prefetcher != nullptr; }
+bool Model::engram_served() const { return impl_->row_store != nullptr; }
 DecodeStats Model::decode_stats() const { return impl_->dec_stats; }
 void Model::reset_decode_stats() { impl_->dec_stats = DecodeStats{}; }
 

@@ -127,10 +127,18 @@ TEST_P(DecodeStoreTest, EveryTierGivesTheResidentLogitsBitForBit) {
   auto cached = std::make_shared<CachedStore>(file, 32 * row_bytes);
   std::shared_ptr<RowStore> dram = DramStore::load(*file);
 
-  const std::vector<std::pair<std::string, std::shared_ptr<RowStore>>> tiers = {
-      {"file", file}, {"file(pread)", file_pread}, {"cache", cached}, {"dram", dram}};
-  for (const auto& [name, store] : tiers) {
-    m.serve_engram_from(store, PrefetchOptions{});
+  struct Tier {
+    std::string name;
+    std::shared_ptr<RowStore> store;
+    unsigned threads;  // 0: inline gathers
+  };
+  const std::vector<Tier> tiers = {{"file", file, 2},        {"file(pread)", file_pread, 1},
+                                   {"cache", cached, 2},     {"dram", dram, 2},
+                                   {"dram inline", dram, 0}, {"file inline", file, 0}};
+  for (const auto& [name, store, threads] : tiers) {
+    PrefetchOptions po;
+    po.threads = threads;
+    m.serve_engram_from(store, po);
     ASSERT_TRUE(m.engram_served());
     m.reset_decode_stats();
     const std::vector<float> served = decode_all(m, ids);
@@ -228,22 +236,26 @@ TEST(DecodeStore, StoreErrorsSurfaceAndLoseOnlyTheSequence) {
   bool fault = false;
   file->set_fault_hook(
       [&fault](const ReadRequest&, uint64_t, uint32_t) -> int64_t { return fault ? -EIO : 0; });
-  m.serve_engram_from(file, PrefetchOptions{});
-  m.reset_cache();
-  for (int i = 0; i < 4; i++) m.decode_step(ids[i]);
-  fault = true;
-  Errc code{};
-  const std::string msg = error_of([&] { m.decode_step(ids[4]); }, &code);
-  EXPECT_EQ(code, Errc::io) << msg;
-  EXPECT_NE(msg.find("tables.safetensors"), std::string::npos) << msg;
-  EXPECT_EQ(m.cache_length(), 4);
-  fault = false;
-  // The failed step may have advanced earlier layers' state: the sequence cannot go on.
-  const std::string refused = error_of([&] { m.decode_step(ids[4]); }, &code);
-  EXPECT_EQ(code, Errc::invalid_argument) << refused;
-  EXPECT_NE(refused.find("reset_cache"), std::string::npos) << refused;
-  // A new sequence works and matches resident decoding.
-  EXPECT_TRUE(bit_equal(decode_all(m, ids), resident));
+  for (unsigned threads : {1u, 0u}) {  // a prefetch worker, then inline gathers
+    PrefetchOptions po;
+    po.threads = threads;
+    m.serve_engram_from(file, po);
+    m.reset_cache();
+    for (int i = 0; i < 4; i++) m.decode_step(ids[i]);
+    fault = true;
+    Errc code{};
+    const std::string msg = error_of([&] { m.decode_step(ids[4]); }, &code);
+    EXPECT_EQ(code, Errc::io) << msg;
+    EXPECT_NE(msg.find("tables.safetensors"), std::string::npos) << msg;
+    EXPECT_EQ(m.cache_length(), 4);
+    fault = false;
+    // The failed step may have advanced earlier layers' state: the sequence cannot go on.
+    const std::string refused = error_of([&] { m.decode_step(ids[4]); }, &code);
+    EXPECT_EQ(code, Errc::invalid_argument) << refused;
+    EXPECT_NE(refused.find("reset_cache"), std::string::npos) << refused;
+    // A new sequence works and matches resident decoding.
+    EXPECT_TRUE(bit_equal(decode_all(m, ids), resident)) << threads;
+  }
 }
 
 TEST(DecodeStore, MismatchedTablesAreRefused) {

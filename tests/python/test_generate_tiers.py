@@ -69,11 +69,12 @@ def test_every_tier_generates_the_same_text(model):
     assert resident.stdout.strip() and "tables: resident" in resident.stderr
     assert "prefetch" not in resident.stderr
     for extra in (["--tables", "dram"], ["--tables", "file"], ["--tables", "file", "--buffered"],
-                  ["--tables", "cache", "--cache-mb", "0.01"]):
+                  ["--tables", "cache", "--cache-mb", "0.01"],
+                  ["--tables", "dram", "--fetch-threads", 0]):
         r = generate(model, *extra)
         assert r.stdout == resident.stdout, extra
-        assert "tokens/s" in r.stderr and "prefetch: waited" in r.stderr, r.stderr
-    assert "cache hit rate" in r.stderr
+        assert "tokens/s" in r.stderr and "% of decode time" in r.stderr, r.stderr
+        assert ("cache hit rate" in r.stderr) == ("cache" in extra), r.stderr
 
 
 def test_tables_file_is_kept_and_temporaries_are_not(model, tmp_path):
@@ -96,9 +97,10 @@ def test_tables_file_is_kept_and_temporaries_are_not(model, tmp_path):
 def test_bench_decode_runs_every_tier(model):
     r = engram("bench", "decode", "--model", model / "run", "--prompt", "the dog", "--max-tokens",
                12, "--repeats", 1, "--threads", 1,
-               "--tiers", "resident,dram,file,file-buffered,cache,cache-buffered")
+               "--tiers", "resident,dram,dram-inline,file,file-buffered,file-buffered-inline,"
+               "cache,cache-buffered-inline")
     assert "text identical on every tier and round" in r.stdout
-    for tier in ("resident", "dram", "file-buffered", "cache-buffered"):
+    for tier in ("resident", "dram", "dram-inline", "file-buffered-inline", "cache-buffered-inline"):
         assert any(line.startswith(tier + " ") for line in r.stdout.splitlines()), r.stdout
 
 
@@ -111,3 +113,6 @@ def test_bad_options(model, tmp_path):
     r = engram("bench", "decode", "--model", model / "run", "--tiers", "file,resident",
                check=False)
     assert r.returncode == 1 and "resident" in r.stderr
+    r = engram("bench", "decode", "--model", model / "run", "--tiers", "resident,dram-buffered",
+               check=False)
+    assert r.returncode == 1 and "dram-buffered" in r.stderr
