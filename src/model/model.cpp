@@ -912,13 +912,14 @@ struct Model::Impl {
       }
       tables.push_back(t);
     }
-    prefetcher.reset();
-    fetch_inline = options.threads == 0;
-    if (!fetch_inline) {
+    std::unique_ptr<Prefetcher> fetcher;  // built first: a bad option leaves the model as it was
+    if (options.threads != 0) {
       PrefetchOptions opt = options;
       opt.output = RowOutput::f32;
-      prefetcher = std::make_unique<Prefetcher>(store, opt);
+      fetcher = std::make_unique<Prefetcher>(store, opt);
     }
+    prefetcher = std::move(fetcher);
+    fetch_inline = options.threads == 0;
     row_store = std::move(store);
     store_table = std::move(tables);
     dec_stats = DecodeStats{};

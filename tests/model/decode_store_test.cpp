@@ -341,6 +341,13 @@ TEST(DecodeStore, MismatchedTablesAreRefused) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("none.safetensors")));
   msg = error_of([&] { one.serve_engram_from(nullptr, PrefetchOptions{}); }, &code);
   EXPECT_EQ(code, Errc::invalid_argument) << msg;
+  PrefetchOptions too_many;
+  too_many.threads = 1000;
+  msg = error_of(
+      [&] { one.serve_engram_from(FileStore::open(one.engram_table_sources(path)), too_many); },
+      &code);
+  EXPECT_EQ(code, Errc::invalid_argument) << msg;
+  EXPECT_FALSE(one.engram_served());
 }
 
 }  // namespace
