@@ -84,6 +84,23 @@ void check_options(const GenerateOptions& a) {
          "\"");
 }
 
+// A file removed when this goes out of scope (also when a constructor after it throws).
+class RemovedAtExit {
+ public:
+  RemovedAtExit() = default;
+  RemovedAtExit(const RemovedAtExit&) = delete;
+  RemovedAtExit& operator=(const RemovedAtExit&) = delete;
+  ~RemovedAtExit() {
+    if (path_.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove(path_, ec);
+  }
+  void set(std::string path) { path_ = std::move(path); }
+
+ private:
+  std::string path_;
+};
+
 // While alive: the model's Engram tables are served from the tier `opt.tables` names (exported
 // to a file first); at the end, back to resident and the temporary file removed.
 class TierScope {
@@ -96,7 +113,7 @@ class TierScope {
                ("engram-tables-" + std::to_string(getpid()) + "-" + std::to_string(counter++) +
                 ".safetensors"))
                   .string();
-      temporary_ = true;
+      temporary_.set(path_);
     } else {
       path_ = opt.tables_file;
     }
@@ -120,13 +137,7 @@ class TierScope {
                      : unsigned(std::max<size_t>(1, model.config().engram.layer_ids.size()));
     model.serve_engram_from(store_, po);
   }
-  ~TierScope() {
-    model_.serve_engram_resident();
-    if (temporary_) {
-      std::error_code ec;
-      std::filesystem::remove(path_, ec);
-    }
-  }
+  ~TierScope() { model_.serve_engram_resident(); }
   TierScope(const TierScope&) = delete;
   TierScope& operator=(const TierScope&) = delete;
 
@@ -136,7 +147,7 @@ class TierScope {
  private:
   Model& model_;
   std::string path_;
-  bool temporary_ = false;
+  RemovedAtExit temporary_;
   std::shared_ptr<RowStore> store_;
   std::shared_ptr<CachedStore> cached_;
 };
