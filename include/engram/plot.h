@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engram/png.h"
@@ -64,6 +65,8 @@ struct TrainingCurves {
 // cannot be read; Errc::parse naming the file, line and column for a missing column, a short
 // row or a field that is not a number.
 TrainingCurves read_metrics_csv(const std::string& path);
+// The same on the file's text; `origin` names it in errors.
+TrainingCurves parse_metrics_csv(std::string_view text, const std::string& origin);
 
 // The loss figure: x = training tokens, y = loss; per run a thin, light line for the training
 // loss and a thick line with markers for the held-out loss, in the run's colour. labels[i] names

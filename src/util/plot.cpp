@@ -81,14 +81,19 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
     hi += w;
   }
   const double raw = (hi - lo) / std::max(target, 1);
+  if (!std::isfinite(raw) || !(raw > 0))
+    fail(Errc::invalid_argument, "nice_ticks: range [", lo, ", ", hi, "] is too wide or narrow");
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   const double norm = raw / mag;
   const double step = (norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10) * mag;
   std::vector<double> ticks;
+  // k counts steps from 0; near 2^53 steps per value (a span tiny against its magnitude) k + 1
+  // may round back to k, so the loop also stops when the tick does not move, and at 1000 ticks.
   const double first = std::ceil(lo / step - 1e-9);
-  for (double k = first;; k++) {
-    double t = k * step;
-    if (t > hi + step * 1e-9) break;
+  for (int i = 0; i < 1000; i++) {
+    double t = (first + i) * step;
+    if (t > hi + step * 1e-9 || !std::isfinite(t)) break;
+    if (!ticks.empty() && t <= ticks.back()) break;
     if (std::abs(t) < step * 1e-9) t = 0;
     ticks.push_back(t);
   }
@@ -247,13 +252,16 @@ double parse_number(std::string_view field, const std::string& path, size_t line
 }  // namespace
 
 TrainingCurves read_metrics_csv(const std::string& path) {
-  const std::string text = read_file(path);
+  return parse_metrics_csv(read_file(path), path);
+}
+
+TrainingCurves parse_metrics_csv(std::string_view text, const std::string& path) {
   std::vector<std::string_view> lines;
   size_t start = 0;
   while (start < text.size()) {
     size_t end = text.find('\n', start);
     if (end == std::string::npos) end = text.size();
-    std::string_view l(text.data() + start, end - start);
+    std::string_view l = text.substr(start, end - start);
     if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
     lines.push_back(l);
     start = end + 1;

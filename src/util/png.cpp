@@ -78,6 +78,12 @@ float coverage(double d, double h) {
   return float(std::clamp(h + 0.5 - d, 0.0, 1.0));
 }
 
+// floor(v) clamped to [0, n - 1] before the conversion, so a far-off coordinate neither overflows
+// int nor makes a loop walk pixels outside the image.
+int clamp_to_pixel(double v, int n) {
+  return int(std::clamp(std::floor(v), 0.0, double(n - 1)));
+}
+
 }  // namespace
 
 void Image::draw_line(double x0, double y0, double x1, double y1, double width, Rgb c,
@@ -85,10 +91,10 @@ void Image::draw_line(double x0, double y0, double x1, double y1, double width, 
   if (!std::isfinite(x0) || !std::isfinite(y0) || !std::isfinite(x1) || !std::isfinite(y1)) return;
   const double h = std::max(width, 0.0) / 2;
   const double pad = h + 1;
-  const int xa = std::max(0, int(std::floor(std::min(x0, x1) - pad)));
-  const int xb = std::min(width_ - 1, int(std::ceil(std::max(x0, x1) + pad)));
-  const int ya = std::max(0, int(std::floor(std::min(y0, y1) - pad)));
-  const int yb = std::min(height_ - 1, int(std::ceil(std::max(y0, y1) + pad)));
+  const int xa = clamp_to_pixel(std::min(x0, x1) - pad, width_);
+  const int xb = clamp_to_pixel(std::max(x0, x1) + pad, width_);
+  const int ya = clamp_to_pixel(std::min(y0, y1) - pad, height_);
+  const int yb = clamp_to_pixel(std::max(y0, y1) + pad, height_);
   for (int y = ya; y <= yb; y++)
     for (int x = xa; x <= xb; x++) {
       const float cov = coverage(segment_distance(x + 0.5, y + 0.5, x0, y0, x1, y1), h);
@@ -97,11 +103,11 @@ void Image::draw_line(double x0, double y0, double x1, double y1, double width, 
 }
 
 void Image::fill_circle(double cx, double cy, double radius, Rgb c, float alpha) {
-  if (!std::isfinite(cx) || !std::isfinite(cy) || !(radius > 0)) return;
-  const int xa = std::max(0, int(std::floor(cx - radius - 1)));
-  const int xb = std::min(width_ - 1, int(std::ceil(cx + radius + 1)));
-  const int ya = std::max(0, int(std::floor(cy - radius - 1)));
-  const int yb = std::min(height_ - 1, int(std::ceil(cy + radius + 1)));
+  if (!std::isfinite(cx) || !std::isfinite(cy) || !std::isfinite(radius) || !(radius > 0)) return;
+  const int xa = clamp_to_pixel(cx - radius - 1, width_);
+  const int xb = clamp_to_pixel(cx + radius + 1, width_);
+  const int ya = clamp_to_pixel(cy - radius - 1, height_);
+  const int yb = clamp_to_pixel(cy + radius + 1, height_);
   for (int y = ya; y <= yb; y++)
     for (int x = xa; x <= xb; x++) {
       const double d = std::hypot(x + 0.5 - cx, y + 0.5 - cy);

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -54,6 +55,12 @@ TEST(NiceTicks, StepsOfOneTwoFive) {
   EXPECT_THAT(nice_ticks(-0.3, 0.3, 3), near({-0.2, 0, 0.2}));
   EXPECT_FALSE(nice_ticks(5, 5, 4).empty());  // a single value still gets ticks around it
   EXPECT_THAT(error_of([] { nice_ticks(0, INFINITY, 4); }), HasSubstr("not finite"));
+  // A span tiny against its magnitude: steps of 10 near 1e17 cannot all be represented; the
+  // ticks stay increasing and the call returns.
+  const std::vector<double> far = nice_ticks(1e17, 1e17 + 64, 8);
+  EXPECT_FALSE(far.empty());
+  EXPECT_TRUE(std::is_sorted(far.begin(), far.end()));
+  EXPECT_THAT(error_of([] { nice_ticks(-1.7e308, 1.7e308, 4); }), HasSubstr("too wide"));
 }
 
 constexpr const char* kMetrics =

@@ -89,6 +89,9 @@ TEST(Image, LinesCoverTheirWidthWithSoftEdges) {
   // Non-finite ends draw nothing.
   Image none(8, 8, kWhite);
   none.draw_line(0, 0, std::nan(""), 4, 2.0, kBlack);
+  // Far-off coordinates are clipped without overflowing the pixel loops.
+  none.draw_line(-1e30, 1e30, -2e30, 3e30, 2.0, kBlack);
+  none.fill_circle(1e300, 1e300, 1e300, kBlack);
   EXPECT_EQ(none.pixels(), Image(8, 8, kWhite).pixels());
 }
 
