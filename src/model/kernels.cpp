@@ -190,43 +190,40 @@ static inline float elem(const float* A, int64_t ld, int64_t r, int64_t k) {
   return kTransA ? A[k * ld + r] : A[r * ld + k];
 }
 
-// Register tile of a small matrix product, 4 rows x 32 columns:
-//   C[r, 0:32) (+)= sum_{k in [k0, k1)} A(r, k) * B[k, 0:32)     r < 4
-// B (ldb), C (ldc) row-major; A as elem<kTransA>. The 8 accumulators and the two B vectors stay
-// in registers; each k costs 4 broadcasts, 2 loads and 8 FMAs of 16 lanes.
-template <bool kTransA>
-static inline void tile_4x32(float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
-                             int64_t ldb, int64_t k0, int64_t k1, bool accumulate) {
-  v16f c00{}, c01{}, c10{}, c11{}, c20{}, c21{}, c30{}, c31{};
+// Register tile of a small matrix product, 4 rows x 16*kVecs columns (kVecs = 2 or 4):
+//   C[r, 0:16 kVecs) (+)= sum_{k in [k0, k1)} A(r, k) * B[k, 0:16 kVecs)     r < 4
+// B (ldb), C (ldc) row-major; A as elem<kTransA>. The 4 x kVecs accumulators and the kVecs B
+// vectors stay in registers; each k costs 4 broadcasts, kVecs loads and 4 kVecs FMAs of 16
+// lanes (kVecs = 4 halves the broadcasts per FMA).
+template <bool kTransA, int kVecs>
+static inline void tile_4xw(float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
+                            int64_t ldb, int64_t k0, int64_t k1, bool accumulate) {
+  v16f acc[4][kVecs] = {};
   for (int64_t k = k0; k < k1; k++) {
-    v16f b0 = load16(B + k * ldb), b1 = load16(B + k * ldb + 16);
-    // Without this the compiler folds the loads into the FMAs: 8 loads per k instead of 2.
-    asm("" : "+v"(b0), "+v"(b1));
-    const float a0 = elem<kTransA>(A, lda, 0, k), a1 = elem<kTransA>(A, lda, 1, k);
-    const float a2 = elem<kTransA>(A, lda, 2, k), a3 = elem<kTransA>(A, lda, 3, k);
-    c00 += a0 * b0;
-    c01 += a0 * b1;
-    c10 += a1 * b0;
-    c11 += a1 * b1;
-    c20 += a2 * b0;
-    c21 += a2 * b1;
-    c30 += a3 * b0;
-    c31 += a3 * b1;
+    v16f b[kVecs];
+    for (int v = 0; v < kVecs; v++) {
+      b[v] = load16(B + k * ldb + 16 * v);
+      // Without this the compiler folds the loads into the FMAs: 4 loads per vector, not 1.
+      asm("" : "+v"(b[v]));
+    }
+    for (int r = 0; r < 4; r++) {
+      const float a = elem<kTransA>(A, lda, r, k);
+      for (int v = 0; v < kVecs; v++) acc[r][v] += a * b[v];
+    }
   }
-  const v16f acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
   for (int r = 0; r < 4; r++) {
-    for (int v = 0; v < 2; v++) {
+    for (int v = 0; v < kVecs; v++) {
       float* c = C + r * ldc + 16 * v;
       store16(c, accumulate ? load16(c) + acc[r][v] : acc[r][v]);
     }
   }
 }
 
-// The same for a partial tile (mr <= 4 rows, w <= 32 columns), plain loops.
-template <bool kTransA>
+// The same for a partial tile (mr <= 4 rows, w <= kCols columns), plain loops.
+template <bool kTransA, int kCols>
 static void tile_edge(float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
                       int64_t ldb, int64_t mr, int64_t w, int64_t k0, int64_t k1, bool accumulate) {
-  float acc[4][32] = {};
+  float acc[4][kCols] = {};
   for (int64_t k = k0; k < k1; k++) {
     const float* b = B + k * ldb;
     for (int64_t r = 0; r < mr; r++) {
@@ -241,28 +238,41 @@ static void tile_edge(float* C, int64_t ldc, const float* A, int64_t lda, const 
   }
 }
 
-// C[0:M, 0:N) (+)= A B over tiles of 4 rows x 32 columns, where the tile at (r0, c0) of mr rows
-// sums k over the range bounds(r0, mr, c0) = {k0, k1} only: the causal structure of attention
-// is expressed as per-tile k ranges (the entries of A or B outside them are zero, or the outputs
-// are not needed). A tile with an empty range is left untouched. Column-chunk-major order keeps
-// the B panel of one chunk (K x 32 floats) in cache while the row tiles stream past it.
-template <bool kTransA, class Bounds>
+// C[0:M, 0:N) (+)= A B over tiles of 4 rows x kCols columns (32 or 64), where the tile at
+// (r0, c0) of mr rows sums k over the range bounds(r0, mr, c0) = {k0, k1} only: the causal
+// structure of attention is expressed as per-tile k ranges (the entries of A or B outside them
+// are zero, or the outputs are not needed). A tile with an empty range is left untouched.
+// Column-chunk-major order keeps the B panel of one chunk (K x kCols floats) in cache while the
+// row tiles stream past it.
+template <bool kTransA, int kCols, class Bounds>
 static void tiled_product(float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
                           int64_t ldb, int64_t M, int64_t N, bool accumulate, Bounds bounds) {
-  for (int64_t c0 = 0; c0 < N; c0 += 32) {
-    const int64_t w = std::min<int64_t>(32, N - c0);
+  for (int64_t c0 = 0; c0 < N; c0 += kCols) {
+    const int64_t w = std::min<int64_t>(kCols, N - c0);
     for (int64_t r0 = 0; r0 < M; r0 += 4) {
       const int64_t mr = std::min<int64_t>(4, M - r0);
       const auto [k0, k1] = bounds(r0, mr, c0);
       if (k0 >= k1) continue;
       float* c = C + r0 * ldc + c0;
       const float* a = kTransA ? A + r0 : A + r0 * lda;
-      if (mr == 4 && w == 32) {
-        tile_4x32<kTransA>(c, ldc, a, lda, B + c0, ldb, k0, k1, accumulate);
+      if (mr == 4 && w == kCols) {
+        tile_4xw<kTransA, kCols / 16>(c, ldc, a, lda, B + c0, ldb, k0, k1, accumulate);
       } else {
-        tile_edge<kTransA>(c, ldc, a, lda, B + c0, ldb, mr, w, k0, k1, accumulate);
+        tile_edge<kTransA, kCols>(c, ldc, a, lda, B + c0, ldb, mr, w, k0, k1, accumulate);
       }
     }
+  }
+}
+
+// A product whose N is the head size D: 64-column tiles when D is a multiple of 64 (one tile
+// row covers a whole head for D = 64), else 32-column tiles.
+template <bool kTransA, class Bounds>
+static void head_product(float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
+                         int64_t ldb, int64_t M, int64_t D, bool accumulate, Bounds bounds) {
+  if (D % 64 == 0) {
+    tiled_product<kTransA, 64>(C, ldc, A, lda, B, ldb, M, D, accumulate, bounds);
+  } else {
+    tiled_product<kTransA, 32>(C, ldc, A, lda, B, ldb, M, D, accumulate, bounds);
   }
 }
 
@@ -318,13 +328,13 @@ void attention_forward(float* out, float* att, const float* qkv, int64_t B, int6
             for (int64_t d = 0; d < D; d++) qs[i * D + d] = q[d] * scale;
           }
           float* p = att + (b * H + h) * T * T;
-          tiled_product<false>(p, T, qs, D, kt, T, T, T, false, below_diagonal);
+          tiled_product<false, 32>(p, T, qs, D, kt, T, T, T, false, below_diagonal);
           for (int64_t i = 0; i < T; i++) {
             softmax_inplace(p + i * T, i + 1);
             std::fill(p + i * T + i + 1, p + (i + 1) * T, 0.0f);
           }
-          tiled_product<false>(out + b * T * H * D + h * D, H * D, p, T, vb, D, T, D, false,
-                               causal_prefix);
+          head_product<false>(out + b * T * H * D + h * D, H * D, p, T, vb, D, T, D, false,
+                              causal_prefix);
         }
       }
     }
@@ -367,7 +377,7 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
         for (int64_t h = g * group; h < (g + 1) * group; h++) {
           const float* p = att + (b * H + h) * T * T;
           const float* dO = dout + b * T * H * D + h * D;  // (T, D), row stride H * D
-          tiled_product<false>(ds, T, dO, H * D, vt, T, T, T, false, below_diagonal);
+          tiled_product<false, 32>(ds, T, dO, H * D, vt, T, T, T, false, below_diagonal);
           for (int64_t i = 0; i < T; i++) {
             const float* pi = p + i * T;
             float* si = ds + i * T;
@@ -379,9 +389,9 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
             for (int64_t j = 0; j < n; j++) si[j] = pi[j] * (si[j] - dotp) * scale;
             std::fill(si + n, si + T, 0.0f);
           }
-          tiled_product<false>(dbase + h * D, stride, ds, T, kb, D, T, D, true, causal_prefix);
-          tiled_product<true>(dk, stride, ds, T, base + h * D, stride, T, D, true, causal_suffix);
-          tiled_product<true>(dv, stride, p, T, dO, H * D, T, D, true, causal_suffix);
+          head_product<false>(dbase + h * D, stride, ds, T, kb, D, T, D, true, causal_prefix);
+          head_product<true>(dk, stride, ds, T, base + h * D, stride, T, D, true, causal_suffix);
+          head_product<true>(dv, stride, p, T, dO, H * D, T, D, true, causal_suffix);
         }
       }
     }

@@ -220,7 +220,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                                            AttnCase{2, 9, 4, 2, 6}, AttnCase{1, 5, 3, 1, 4},
                                            // full 4 x 32 register tiles plus edge tiles in
                                            // both directions (T and D not multiples of 4, 32)
-                                           AttnCase{1, 70, 2, 1, 40}));
+                                           AttnCase{1, 70, 2, 1, 40},
+                                           // head-size products in 4 x 64 tiles (D % 64 == 0)
+                                           AttnCase{2, 37, 2, 1, 64}));
 
 TEST(Kernels, AttentionDecodeMatchesTheLastRowOfTheFullForward) {
   const int64_t T = 6, H = 4, KV = 2, D = 8, QKV = (H + 2 * KV) * D;
