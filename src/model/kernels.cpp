@@ -170,16 +170,23 @@ static float* thread_scratch(int slot, size_t n) {
   return bufs[slot].data();
 }
 
-// Sixteen fp32 lanes as one value (GCC / Clang vector extension): one AVX-512 register with
-// -march=native, split into narrower ones by the compiler elsewhere. memcpy loads assume no
-// alignment.
-typedef float v16f __attribute__((vector_size(64)));
-static inline v16f load16(const float* p) {
-  v16f v;
+// fp32 lanes of the widest vector register the build targets, as one value (GCC / Clang vector
+// extension): 16 with AVX-512 (-march=native here), 8 with AVX, 4 otherwise. memcpy loads
+// assume no alignment.
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+#elif defined(__AVX__)
+constexpr int kLanes = 8;
+#else
+constexpr int kLanes = 4;
+#endif
+typedef float vfloat __attribute__((vector_size(kLanes * sizeof(float))));
+static inline vfloat loadv(const float* p) {
+  vfloat v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
-static inline void store16(float* p, v16f v) {
+static inline void storev(float* p, vfloat v) {
   std::memcpy(p, &v, sizeof(v));
 }
 
@@ -190,19 +197,20 @@ static inline float elem(const float* A, int64_t ld, int64_t r, int64_t k) {
   return kTransA ? A[k * ld + r] : A[r * ld + k];
 }
 
-// Register tile of a small matrix product, 4 rows x 16*kVecs columns (kVecs = 2 or 4):
-//   C[r, 0:16 kVecs) (+)= sum_{k in [k0, k1)} A(r, k) * B[k, 0:16 kVecs)     r < 4
-// B (ldb), C (ldc) row-major; A as elem<kTransA>. The 4 x kVecs accumulators and the kVecs B
-// vectors stay in registers; each k costs 4 broadcasts, kVecs loads and 4 kVecs FMAs of 16
-// lanes (kVecs = 4 halves the broadcasts per FMA).
-template <bool kTransA, int kVecs>
+// Register tile of a small matrix product, 4 rows x kCols columns (32 or 64):
+//   C[r, 0:kCols) (+)= sum_{k in [k0, k1)} A(r, k) * B[k, 0:kCols)     r < 4
+// B (ldb), C (ldc) row-major; A as elem<kTransA>. With AVX-512 the 4 x kCols/16 accumulators
+// and the kCols/16 B vectors stay in registers; each k costs 4 broadcasts, kCols/16 loads and
+// kCols/4 lanes' worth of FMAs (64 columns halve the broadcasts per FMA).
+template <bool kTransA, int kCols>
 static inline void tile_4xw(float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
                             int64_t ldb, int64_t k0, int64_t k1, bool accumulate) {
-  v16f acc[4][kVecs] = {};
+  constexpr int kVecs = kCols / kLanes;
+  vfloat acc[4][kVecs] = {};
   for (int64_t k = k0; k < k1; k++) {
-    v16f b[kVecs];
+    vfloat b[kVecs];
     for (int v = 0; v < kVecs; v++) {
-      b[v] = load16(B + k * ldb + 16 * v);
+      b[v] = loadv(B + k * ldb + kLanes * v);
       // Without this the compiler folds the loads into the FMAs: 4 loads per vector, not 1.
       asm("" : "+v"(b[v]));
     }
@@ -213,8 +221,8 @@ static inline void tile_4xw(float* C, int64_t ldc, const float* A, int64_t lda, 
   }
   for (int r = 0; r < 4; r++) {
     for (int v = 0; v < kVecs; v++) {
-      float* c = C + r * ldc + 16 * v;
-      store16(c, accumulate ? load16(c) + acc[r][v] : acc[r][v]);
+      float* c = C + r * ldc + kLanes * v;
+      storev(c, accumulate ? loadv(c) + acc[r][v] : acc[r][v]);
     }
   }
 }
@@ -256,7 +264,7 @@ static void tiled_product(float* C, int64_t ldc, const float* A, int64_t lda, co
       float* c = C + r0 * ldc + c0;
       const float* a = kTransA ? A + r0 : A + r0 * lda;
       if (mr == 4 && w == kCols) {
-        tile_4xw<kTransA, kCols / 16>(c, ldc, a, lda, B + c0, ldb, k0, k1, accumulate);
+        tile_4xw<kTransA, kCols>(c, ldc, a, lda, B + c0, ldb, k0, k1, accumulate);
       } else {
         tile_edge<kTransA, kCols>(c, ldc, a, lda, B + c0, ldb, mr, w, k0, k1, accumulate);
       }
