@@ -1,5 +1,5 @@
 // The measured fp32 ceiling of one core, next to which bench/bench_train.py's GFLOP/s are read:
-//   1. FMA throughput: 10 independent chains of 16-lane multiply-adds (enough to cover the FMA
+//   1. FMA throughput: 10 independent chains of vector multiply-adds (enough to cover the FMA
 //      latency on every current x86 core), so the loop runs at the FMA pipes' issue rate at
 //      whatever clock the core actually runs (nominal 'cpu MHz' does not count boost).
 //   2. OpenBLAS sgemm on the shapes of one training step of the bench_train model (d=256,
@@ -21,12 +21,20 @@ double thread_seconds() {
   return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
 
-typedef float v16f __attribute__((vector_size(64)));
+// The widest vector the build targets (-march=native here: AVX-512, 16 lanes).
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+#elif defined(__AVX__)
+constexpr int kLanes = 8;
+#else
+constexpr int kLanes = 4;
+#endif
+typedef float vfloat __attribute__((vector_size(kLanes * sizeof(float))));
 
 double fma_gflops() {
-  const v16f one = v16f{} + 1.0f, m = v16f{} + 0.999999f, b = v16f{} + 1e-6f;
-  v16f a0 = one, a1 = one, a2 = one, a3 = one, a4 = one, a5 = one, a6 = one, a7 = one, a8 = one,
-       a9 = one;
+  const vfloat one = vfloat{} + 1.0f, m = vfloat{} + 0.999999f, b = vfloat{} + 1e-6f;
+  vfloat a0 = one, a1 = one, a2 = one, a3 = one, a4 = one, a5 = one, a6 = one, a7 = one, a8 = one,
+         a9 = one;
   const long iters = 50'000'000;
   double best = 1e30;
   for (int rep = 0; rep < 3; rep++) {
@@ -49,7 +57,7 @@ double fma_gflops() {
     }
     best = std::min(best, thread_seconds() - t0);
   }
-  return double(iters) * 10 * 16 * 2 / best / 1e9;
+  return double(iters) * 10 * kLanes * 2 / best / 1e9;
 }
 
 // C (M, N) = op(A) op(B), row-major, as the model calls it; returns GFLOP/s (best of 5).
