@@ -1,6 +1,6 @@
 """`engram demo --quick` end to end on a small synthetic corpus with tiny model configs: it must
 train the tokenizer, write token files, train both runs, print the comparison table, draw
-losses.png, and generate the same tokens from resident tables and from the file tier. A second run
+losses.png, and generate the same tokens from resident tables and from the file tiers. A second run
 reuses every output; a bad corpus fails with a message naming it.
 """
 import json
@@ -69,13 +69,15 @@ def test_quick_demo_end_to_end(work):
     assert (w, h) == (960, 600)
     assert png_reader.count(rows, bpp, (31, 119, 180)) > 0  # baseline
     assert png_reader.count(rows, bpp, (230, 110, 0)) > 0   # engram
-    # Three prompts, each generated on both tiers with the same tokens.
+    # Three prompts, each generated on every tier (resident, file O_DIRECT, file page cache)
+    # with the same tokens.
     for prompt in ("The jury said", "In the morning", "He was"):
         assert f"\n{prompt}" in out
     assert out.count("  resident: ") == 3
-    assert len(re.findall(r"^  file\(io_uring.*% of resident\)", out, re.M)) == 3
-    assert re.search(r"resident \d+ tokens/s, file\(.*\) \d+ tokens/s: [\d.]+% of resident "
-                     r"\(same tokens on both tiers\)", out)
+    assert len(re.findall(r"^  file\(io_uring.*% of resident\)", out, re.M)) == 6
+    summary = out[out.index("decode over the 3 prompts (the same tokens on every tier):"):]
+    assert re.search(r"^  resident\s+\d+ tokens/s\s+100\.0% of resident$", summary, re.M)
+    assert len(re.findall(r"^  file\(.*\s\d+ tokens/s\s+[\d.]+% of resident$", summary, re.M)) == 2
 
 
 def test_second_run_reuses_outputs(work):
