@@ -299,9 +299,13 @@ void generate_samples(const DemoArgs& a, const std::string& out_dir) {
 
 // Every id a model can sample must decode: the tokenizer must have exactly the configs' vocab size
 // (a small corpus can stop BPE training early).
+int64_t config_vocab(const std::string& config_path) {
+  return ModelConfig::from_json(read_file(config_path), config_path).vocab_size;
+}
+
 void check_vocab(const std::string& tok_path, const std::string& config_path) {
   const int64_t tok_v = Tokenizer::from_file(tok_path).vocab_size();
-  const int64_t cfg_v = ModelConfig::from_json(read_file(config_path), config_path).vocab_size;
+  const int64_t cfg_v = config_vocab(config_path);
   if (tok_v != cfg_v)
     fail(Errc::mismatch, tok_path, " has ", tok_v, " ids but ", config_path, " has vocab_size ",
          cfg_v, ": pass --vocab-size ", cfg_v,
@@ -318,6 +322,9 @@ void run_demo(DemoArgs a) {
   if (a.steps < 1 || a.batch < 1 || a.seq < 2)
     fail(Errc::invalid_argument, "--steps, --batch must be >= 1 and --seq >= 2");
   if (a.max_tokens < 0) fail(Errc::invalid_argument, "--max-tokens must be >= 0");
+  // Both configs are read before any work, so a wrong path fails at once.
+  config_vocab(a.baseline_config);
+  config_vocab(a.engram_config);
   set_compute_threads(a.threads);
   const auto t0 = std::chrono::steady_clock::now();
   std::error_code ec;
@@ -383,8 +390,8 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "OpenMP / OpenBLAS threads (0: default)")
       ->capture_default_str();
   cmd->add_flag("--quick", a->quick,
-                "tiny budget for tests: 4 steps of 4 x 32 tokens, 8 held-out windows, 12 tokens "
-                "per sample");
+                "tiny budget for tests (overrides --steps, --batch, --seq, --max-tokens): 4 steps "
+                "of 4 x 32 tokens, 8 held-out windows, 12 tokens per sample");
   cmd->callback([a] { run_demo(*a); });
 }
 

@@ -109,3 +109,11 @@ def test_bad_corpus_is_an_error(work, tmp_path):
     r = subprocess.run([str(ENGRAM), "demo", "--quick", "--corpus", str(bad),
                         "--out", str(tmp_path / "out2")], capture_output=True, text=True)
     assert r.returncode == 1 and "d00.txt" in r.stderr and "UTF-8" in r.stderr, r.stderr
+
+
+def test_missing_config_fails_before_any_work(work, tmp_path):
+    r = subprocess.run([str(ENGRAM), "demo", "--quick", "--corpus", str(work / "corpus"),
+                        "--out", str(tmp_path / "out"), "--engram-config",
+                        str(tmp_path / "nope.json")], capture_output=True, text=True)
+    assert r.returncode == 1 and "nope.json: cannot open" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
