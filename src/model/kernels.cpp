@@ -208,11 +208,20 @@ static inline void tile_4xw(float* C, int64_t ldc, const float* A, int64_t lda, 
   constexpr int kVecs = kCols / kLanes;
   vfloat acc[4][kVecs] = {};
   for (int64_t k = k0; k < k1; k++) {
+    const float* bk = B + k * ldb;
     vfloat b[kVecs];
-    for (int v = 0; v < kVecs; v++) {
-      b[v] = loadv(B + k * ldb + kLanes * v);
-      // Without this the compiler folds the loads into the FMAs: 4 loads per vector, not 1.
-      asm("" : "+v"(b[v]));
+    if constexpr (kVecs == 2 || kVecs == 4) {
+      // Named copies behind an empty asm: without it the compiler folds the loads into the FMAs
+      // (4 loads per vector instead of 1); with the asm on array elements it keeps the array in
+      // memory instead.
+      vfloat b0 = loadv(bk), b1 = loadv(bk + kLanes);
+      vfloat b2 = kVecs == 4 ? loadv(bk + 2 * kLanes) : b0;
+      vfloat b3 = kVecs == 4 ? loadv(bk + 3 * kLanes) : b1;
+      asm("" : "+v"(b0), "+v"(b1), "+v"(b2), "+v"(b3));
+      const vfloat named[4] = {b0, b1, b2, b3};
+      for (int v = 0; v < kVecs; v++) b[v] = named[v];
+    } else {
+      for (int v = 0; v < kVecs; v++) b[v] = loadv(bk + kLanes * v);
     }
     for (int r = 0; r < 4; r++) {
       const float a = elem<kTransA>(A, lda, r, k);
