@@ -62,10 +62,15 @@ void bind_model(::py::module_& m) {
   ::py::class_<Model>(m, "Model",
                       "Decoder-only transformer (RMSNorm, RoPE, causal GQA attention, SwiGLU or "
                       "MoE FFN) trained in fp32 on CPU. See include/engram/model.h.")
-      .def(::py::init([](const std::string& config_json, uint64_t seed) {
-             return Model(ModelConfig::from_json(config_json), seed);
+      .def(::py::init([](const std::string& config_json, uint64_t seed,
+                         std::vector<int64_t> compress_lookup) {
+             ModelConfig c = ModelConfig::from_json(config_json);
+             c.engram.compress_lookup = std::move(compress_lookup);
+             return Model(c, seed);
            }),
-           "config_json"_a, "seed"_a = 0)
+           "config_json"_a, "seed"_a = 0, "compress_lookup"_a = std::vector<int64_t>{},
+           "compress_lookup: raw id -> compressed id, vocab_size entries, required when the "
+           "config's engram object sets compress_tokens (TokenCompressor.lookup).")
       .def_property_readonly("config_json", [](const Model& self) { return self.config().to_json(); })
       .def("save", &Model::save, "dir"_a,
            "Writes config.json and model.safetensors (F32) into dir, atomically per file.")

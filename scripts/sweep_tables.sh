@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Held-out loss against Engram table size and table learning rate at the demo's token budget
 # (docs/training.md, "Table size and learning rate"). Trains the baseline and Engram variants of
-# configs/engram_d128.json that differ only in rows per n-gram order (engram_vocab_size) or in
-# --table-lr-mult, two runs at a time on one thread each, then evaluates every run on the whole
-# held-out split and prints one table. Deterministic: the same machine gives the same losses.
+# configs/engram_d128.json that differ only in rows per n-gram order (engram_vocab_size), in
+# --table-lr-mult or in vocabulary compression (engram.compress_tokens), two runs at a time on
+# one thread each, then evaluates every run on the whole held-out split and prints one table. Deterministic: the same machine gives the same losses.
 #
 #   bash scripts/sweep_tables.sh OUT [DATA_DIR TOKENIZER]
 # DATA_DIR / TOKENIZER default to what `engram demo` prepared under runs/demo.
@@ -17,7 +17,7 @@ py=/usr/bin/python3
 steps=${STEPS:-500} batch=${BATCH:-16} seq=${SEQ:-128}
 mkdir -p "$out"
 
-# name  config-rows-per-order(0 = baseline)  table-lr-mult
+# name  config-rows-per-order(0 = baseline)  table-lr-mult  [compress: hash compressed ids]
 points=(
   "baseline 0 5"
   "rows2k 2048 5"
@@ -27,19 +27,22 @@ points=(
   "rows256k 262144 5"
   "rows16k_lr1 16384 1"
   "rows16k_lr20 16384 20"
+  "rows16k_compress 16384 5 compress"
+  "rows64k_compress 65536 5 compress"
 )
 
 run_point() {
-  local name=$1 rows=$2 mult=$3 cfg
+  local name=$1 rows=$2 mult=$3 compress=${4:-} cfg
   cfg=$out/$name.config.json
   if [[ $rows == 0 ]]; then
     cp "$root/configs/baseline_d128.json" "$cfg"
   else
-    $py - "$root/configs/engram_d128.json" "$cfg" "$rows" <<'PY'
+    $py - "$root/configs/engram_d128.json" "$cfg" "$rows" "$compress" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
 n = int(sys.argv[3])
 c["engram"]["engram_vocab_size"] = [n] * (c["engram"]["max_ngram_size"] - 1)
+c["engram"]["compress_tokens"] = sys.argv[4] == "compress"
 json.dump(c, open(sys.argv[2], "w"), indent=2)
 PY
   fi

@@ -22,8 +22,11 @@
 //
 // Engram layers (config.engram: the demo-form Engram config of engram/config.h, whose layer_ids
 // pick the layers): in layer l, before attention, x <- x + Engram_l(x, hash_l(ids)) (the demo's
-// block; hc_mult 1). Token ids are hashed with the identity compression (compressed id = token
-// id, compressed vocabulary = vocab_size). Engram parameters are named
+// block; hc_mult 1). Token ids are hashed after vocabulary compression: with
+// "compress_tokens": true in the engram object, through the tokenizer's TokenCompressor lookup
+// (engram/compressor.h: NFKC, accents, case and spacing folded), which the model keeps as the
+// I64 tensor `model.engram.compress_lookup` [vocab_size] in model.safetensors; without it, the
+// identity (compressed id = token id). Engram parameters are named
 // `model.layers.{l}.engram.<demo state_dict name>`; they live in each layer's own allocation
 // (ParamInfo.offset = -1), and the table's gradient is sparse (engram_tables()).
 //
@@ -56,7 +59,17 @@ struct MoeOptions {
 struct EngramOptions {
   std::vector<int64_t> layer_ids;  // layers that get an Engram block; empty: none
   std::string config_json = "{}";  // the whole "engram" object (demo form, layer_ids included)
+  bool compress_tokens = false;    // JSON "compress_tokens": hash compressed ids (see above)
+  // Raw id -> compressed id, vocab_size entries (not JSON: from tokenizer_compress_lookup() for a
+  // new model, from model.safetensors on load). Required when compress_tokens is set.
+  std::vector<int64_t> compress_lookup;
 };
+
+class Tokenizer;
+// The tokenizer's compression lookup (TokenCompressor) extended to vocab_size ids: ids the
+// tokenizer does not have (vocab_size may round it up) get compressed ids of their own.
+// Errc::mismatch when the tokenizer has more ids than vocab_size.
+std::vector<int64_t> tokenizer_compress_lookup(const Tokenizer& tokenizer, int64_t vocab_size);
 
 struct ModelConfig {
   int64_t vocab_size = 0;

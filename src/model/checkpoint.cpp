@@ -2,6 +2,8 @@
 // model.safetensors (every parameter, F32, by its HF-style name; Engram tensors included).
 // Loading is strict: every tensor the config implies must be present with its exact shape and
 // F32 dtype, and the file may hold nothing else, so a checkpoint never loads half-way silently.
+// A model that hashes compressed ids (engram.compress_tokens) also stores its compression lookup
+// there, as model.engram.compress_lookup (I64 [vocab_size]).
 // The tokenizer (tokenizer.json) belongs to the caller: it is neither written nor read here.
 #include <cstring>
 #include <filesystem>
@@ -9,14 +11,18 @@
 #include <set>
 #include <sstream>
 
+#include "engram/compressor.h"
 #include "engram/error.h"
 #include "engram/model.h"
 #include "engram/safetensors.h"
+#include "engram/tokenizer.h"
 #include "util/read_file.h"
 
 namespace engram {
 
 namespace {
+
+constexpr const char* kCompressLookup = "model.engram.compress_lookup";
 
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
@@ -25,6 +31,20 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 }
 
 }  // namespace
+
+std::vector<int64_t> tokenizer_compress_lookup(const Tokenizer& tokenizer, int64_t vocab_size) {
+  const TokenCompressor tc = TokenCompressor::from_tokenizer(tokenizer);
+  std::vector<int64_t> lookup = tc.lookup();
+  if (int64_t(lookup.size()) > vocab_size) {
+    fail(Errc::mismatch, "the tokenizer has ", lookup.size(), " ids, more than vocab_size ",
+         vocab_size);
+  }
+  // Ids past the tokenizer's are never produced by it; each gets a compressed id of its own, in
+  // order, which keeps the lookup a dense range in order of first appearance.
+  for (int64_t next = tc.compressed_vocab_size(); int64_t(lookup.size()) < vocab_size; next++)
+    lookup.push_back(next);
+  return lookup;
+}
 
 void Model::save(const std::string& dir) {
   std::error_code ec;
@@ -45,15 +65,36 @@ void Model::save(const std::string& dir) {
     std::span<float> w = param(info.name);
     views.push_back(TensorView{info.name, Dtype::F32, info.shape, std::as_bytes(w)});
   }
+  const std::vector<int64_t>& lookup = config().engram.compress_lookup;
+  if (config().engram.compress_tokens) {
+    views.push_back(TensorView{kCompressLookup, Dtype::I64, {int64_t(lookup.size())},
+                               std::as_bytes(std::span<const int64_t>(lookup))});
+  }
   save_safetensors(dir + "/model.safetensors", views, {{"format", "pt"}});
 }
 
 Model Model::load(const std::string& dir) {
   const std::string cfg_path = dir + "/config.json";
-  Model m(ModelConfig::from_json(read_file(cfg_path), cfg_path));
+  ModelConfig cfg = ModelConfig::from_json(read_file(cfg_path), cfg_path);
   const std::string st_path = dir + "/model.safetensors";
   SafetensorsFile file = SafetensorsFile::open(st_path);
   std::set<std::string> expected;
+  if (cfg.engram.compress_tokens) {
+    const TensorInfo* t = file.find(kCompressLookup);
+    if (t == nullptr) {
+      fail(Errc::mismatch, st_path, ": tensor ", kCompressLookup,
+           " is missing (config.json sets engram.compress_tokens)");
+    }
+    if (t->dtype != Dtype::I64 || t->shape != std::vector<int64_t>{cfg.vocab_size}) {
+      fail(Errc::mismatch, st_path, ": tensor ", kCompressLookup, " is ", dtype_name(t->dtype),
+           " ", shape_str(t->shape), ", expected I64 [", cfg.vocab_size, "]");
+    }
+    cfg.engram.compress_lookup.resize(size_t(cfg.vocab_size));
+    file.read(kCompressLookup,
+              std::as_writable_bytes(std::span<int64_t>(cfg.engram.compress_lookup)));
+    expected.insert(kCompressLookup);
+  }
+  Model m(cfg);
   for (const ParamInfo& info : m.param_infos()) {
     expected.insert(info.name);
     const TensorInfo* t = file.find(info.name);

@@ -75,6 +75,7 @@ ModelConfig ModelConfig::from_json(const std::string& json_text, const std::stri
     const std::string w = where + ".engram";
     if (!it->is_object()) fail(Errc::parse, w, ": expected a JSON object");
     c.engram.layer_ids = get_field<std::vector<int64_t>>(*it, "layer_ids", w, {});
+    c.engram.compress_tokens = get_field<bool>(*it, "compress_tokens", w, false);
     c.engram.config_json = it->dump();
   }
   c.validate(where);
@@ -97,7 +98,11 @@ std::string ModelConfig::to_json() const {
   }
   if (!engram.layer_ids.empty()) {
     json e = json::parse(engram.config_json);
-    e["layer_ids"] = engram.layer_ids;  // the field is authoritative over config_json's copy
+    e["layer_ids"] = engram.layer_ids;  // the fields are authoritative over config_json's copy
+    if (engram.compress_tokens)
+      e["compress_tokens"] = true;
+    else
+      e.erase("compress_tokens");
     j["engram"] = e;
   }
   return j.dump(2);

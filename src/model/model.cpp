@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engram/compressor.h"
 #include "engram/config.h"
 #include "engram/engram_layer.h"
 #include "engram/error.h"
@@ -312,6 +313,7 @@ struct Model::Impl {
     if (cfg.engram.layer_ids.empty()) return;
     nlohmann::json j = nlohmann::json::parse(cfg.engram.config_json);
     j["layer_ids"] = cfg.engram.layer_ids;
+    j.erase("compress_tokens");  // the model's key, not the Engram config's
     EngramConfig ec = EngramConfig::from_json(j.dump(), "config.engram");
     if (ec.hidden_size && *ec.hidden_size != C) {
       fail(Errc::mismatch, "config.engram.hidden_size ", *ec.hidden_size,
@@ -322,8 +324,21 @@ struct Model::Impl {
            ": the transformer has one residual stream (hc_mult 1)");
     }
     std::vector<int64_t> lookup(V);
-    for (int64_t i = 0; i < V; i++) lookup[i] = i;  // identity compression
-    hasher = std::make_unique<NgramHasher>(ec, std::move(lookup), V);
+    int64_t compressed_vocab = V;
+    if (cfg.engram.compress_tokens) {
+      if (int64_t(cfg.engram.compress_lookup.size()) != V) {
+        fail(Errc::invalid_argument, "config.engram.compress_tokens: the compression lookup has ",
+             cfg.engram.compress_lookup.size(), " entries, vocab_size is ", V,
+             " (build it with tokenizer_compress_lookup)");
+      }
+      // Validates that the values are a dense range [0, V').
+      const TokenCompressor tc = TokenCompressor::from_lookup(cfg.engram.compress_lookup);
+      lookup = tc.lookup();
+      compressed_vocab = tc.compressed_vocab_size();
+    } else {
+      for (int64_t i = 0; i < V; i++) lookup[i] = i;  // identity compression
+    }
+    hasher = std::make_unique<NgramHasher>(ec, std::move(lookup), compressed_vocab);
     for (int64_t l : ec.layer_ids) {
       if (l >= L) {
         fail(Errc::invalid_argument, "config.engram.layer_ids: layer ", l, " is outside [0, ", L,

@@ -297,10 +297,14 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
     }
   }
 
+  const Tokenizer tok = Tokenizer::from_file(o.tokenizer_path);
   Model model = [&] {
     if (!o.resume) {
       if (o.config_path.empty()) fail(Errc::invalid_argument, "--config is required");
-      return Model(ModelConfig::from_json(read_file(o.config_path), o.config_path), o.seed);
+      ModelConfig c = ModelConfig::from_json(read_file(o.config_path), o.config_path);
+      if (c.engram.compress_tokens)
+        c.engram.compress_lookup = tokenizer_compress_lookup(tok, c.vocab_size);
+      return Model(c, o.seed);
     }
     Model m = Model::load(resume_dir);
     if (!o.config_path.empty()) {
@@ -315,10 +319,13 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
   if (o.seq > cfg.max_seq_len)
     fail(Errc::invalid_argument, "--seq ", o.seq, " exceeds the model's max_seq_len ",
          cfg.max_seq_len);
-  const Tokenizer tok = Tokenizer::from_file(o.tokenizer_path);
   if (tok.vocab_size() > cfg.vocab_size)
     fail(Errc::mismatch, o.tokenizer_path, ": ", tok.vocab_size(),
          " ids do not fit the model's vocab_size ", cfg.vocab_size);
+  if (o.resume && cfg.engram.compress_tokens &&
+      tokenizer_compress_lookup(tok, cfg.vocab_size) != cfg.engram.compress_lookup)
+    fail(Errc::mismatch, o.tokenizer_path, ": compresses differently from the tokenizer the ",
+         "checkpoint was trained with (", resume_dir, ")");
   const TokenFile train_file = TokenFile::open((fs::path(o.data_dir) / "train.bin").string());
   const TokenFile val_file = TokenFile::open((fs::path(o.data_dir) / "val.bin").string());
   for (const TokenFile* f : {&train_file, &val_file}) {

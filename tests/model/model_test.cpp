@@ -350,6 +350,59 @@ TEST(Model, SavesAndLoadsAHuggingFaceStyleDirectory) {
   EXPECT_THROW(Model::load(dir), Error);
 }
 
+// Vocabulary compression (engram.compress_tokens): the model hashes lookup[id], so ids the lookup
+// merges get the same hash ids everywhere; the lookup is saved in model.safetensors and a missing,
+// stray or malformed lookup is refused.
+TEST(Model, CompressedTokensAreHashedThroughTheLookupAndSaved) {
+  ModelConfig c = tiny_config(kEngram);
+  c.engram.compress_tokens = true;
+  EXPECT_THROW(Model(c, 1), Error);  // compress_tokens without a lookup
+  std::vector<int64_t> lookup(size_t(c.vocab_size));
+  for (int64_t i = 0; i < c.vocab_size; i++) lookup[size_t(i)] = i < 12 ? i : i - 11;  // 23 -> 12
+  c.engram.compress_lookup = {0, 2, 1};
+  EXPECT_THROW(Model(c, 1), Error);  // wrong length
+  c.engram.compress_lookup = lookup;
+  c.engram.compress_lookup[5] = 40;
+  EXPECT_THROW(Model(c, 1), Error);  // not a dense range
+  c.engram.compress_lookup = lookup;
+  Model m(c, 3);
+  ModelConfig plain_cfg = tiny_config(kEngram);
+  Model plain(plain_cfg, 3);
+  const std::vector<int32_t> a = {1, 5, 7, 7, 3, 11, 2, 9, 4, 6};
+  std::vector<int32_t> b = a;
+  for (int32_t& id : b) id += 11;  // 1..11 -> 12..22, merged with them by the lookup
+  EXPECT_EQ(m.engram_hash_ids(1, a.data(), 1, 10), m.engram_hash_ids(1, b.data(), 1, 10));
+  EXPECT_NE(plain.engram_hash_ids(1, a.data(), 1, 10), plain.engram_hash_ids(1, b.data(), 1, 10));
+
+  const std::string dir = (std::filesystem::temp_directory_path() /
+                           ("engram_model_cmp_" + std::to_string(::getpid()))).string();
+  randomize(m, 4, 0.2f);
+  m.save(dir);
+  Model back = Model::load(dir);
+  EXPECT_EQ(back.config().engram.compress_lookup, lookup);
+  EXPECT_EQ(back.config().to_json(), m.config().to_json());
+  EXPECT_NE(m.config().to_json().find("compress_tokens"), std::string::npos);
+  EXPECT_EQ(m.forward(b.data(), a.data(), 1, 10), back.forward(b.data(), a.data(), 1, 10));
+  {
+    std::ofstream(dir + "/config.json") << plain_cfg.to_json();  // the lookup becomes a stray
+  }
+  EXPECT_THROW(Model::load(dir), Error);
+  plain.save(dir);
+  {
+    ModelConfig want = plain_cfg;
+    want.engram.compress_tokens = true;
+    std::ofstream(dir + "/config.json") << want.to_json();  // asks for a lookup the file lacks
+  }
+  try {
+    Model::load(dir);
+    ADD_FAILURE() << "loaded a compress_tokens model without its lookup";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::mismatch);
+    EXPECT_NE(std::string(e.what()).find("compress_lookup"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Optim, LrScheduleWarmsUpThenDecaysByCosine) {
   LrSchedule s{1.0f, 0.1f, 4, 14};
   EXPECT_FLOAT_EQ(s.at(0), 0.25f);

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "engram/bpe_trainer.h"
@@ -226,6 +227,45 @@ TEST_F(TrainerTest, FullDiskWhileCheckpointingKeepsTheLastGoodOne) {
   const TrainResult straight = train(options("full_ref"), nullptr);
   EXPECT_EQ(slurp(fs::path(resumed.checkpoint) / "model.safetensors"),
             slurp(fs::path(straight.checkpoint) / "model.safetensors"));
+}
+
+// engram.compress_tokens: the trainer builds the lookup from --tokenizer, the checkpoint keeps
+// it, and resuming with a tokenizer that compresses differently is refused.
+TEST_F(TrainerTest, CompressedTokensComeFromTheTokenizerAndMustMatchOnResume) {
+  std::string cfg = slurp(*root_ / "cfg.json");
+  cfg.replace(cfg.find("\"engram\": {"), 11, "\"engram\": {\"compress_tokens\": true, ");
+  spit(*root_ / "cfg_compress.json", cfg);
+  TrainOptions o = options("compress");
+  o.config_path = (*root_ / "cfg_compress.json").string();
+  o.stop_after = 4;
+  const TrainResult r = train(o, nullptr);
+  const Model m = Model::load(r.checkpoint);
+  const Tokenizer tok = Tokenizer::from_file(o.tokenizer_path);
+  EXPECT_TRUE(m.config().engram.compress_tokens);
+  EXPECT_EQ(m.config().engram.compress_lookup, tokenizer_compress_lookup(tok, 300));
+  std::set<int64_t> distinct(m.config().engram.compress_lookup.begin(),
+                             m.config().engram.compress_lookup.end());
+  EXPECT_LT(distinct.size(), 300u);  // the tokenizer has case / spacing variants to merge
+
+  // Resuming with another tokenizer (fewer ids, so it fits the model, but other merges) is
+  // refused before anything is written.
+  BpeTrainerOptions bo;
+  bo.vocab_size = 270;
+  BpeTrainer bpe(bo);
+  bpe.add_text("The cat sat on the mat. THE DOG ran over the tree and a big red house.\n");
+  TrainOptions again = o;
+  again.resume = true;
+  again.stop_after = 0;
+  again.tokenizer_path = (*root_ / "tok_other.json").string();
+  spit(again.tokenizer_path, BpeTrainer::tokenizer_json(bpe.train(), bo));
+  try {
+    train(again, nullptr);
+    ADD_FAILURE() << "resumed with a tokenizer that compresses differently";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::mismatch);
+    EXPECT_NE(std::string(e.what()).find("compresses differently"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(resolve_model_dir(o.out_dir), r.checkpoint);
 }
 
 TEST_F(TrainerTest, CorruptCheckpointIsRefusedAndKept) {
