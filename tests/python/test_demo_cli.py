@@ -4,19 +4,14 @@ losses.png, and generate the same tokens from resident tables and from the file 
 reuses every output; a bad corpus fails with a message naming it.
 """
 import json
-import os
-import random
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
 import png_reader
+from cli_helpers import ENGRAM, write_corpus
 
-SRC = Path(os.environ.get("ENGRAM_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-BIN = Path(os.environ.get("ENGRAM_BINARY_DIR", SRC / "build"))
-ENGRAM = BIN / "engram"
 
 pytestmark = pytest.mark.skipif(not ENGRAM.exists(), reason=f"{ENGRAM} not built")
 
@@ -37,12 +32,9 @@ def demo(work, *extra):
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo_cli")
-    rng = random.Random(5)
     words = "the jury said in morning he was a cat sat on mat and dog ran to house".split()
-    (root / "corpus").mkdir()
-    for i in range(20):  # files 9 and 19 are held out
-        lines = [" ".join(rng.choice(words) for _ in range(9)) + "." for _ in range(40)]
-        (root / "corpus" / f"doc{i:02d}.txt").write_text("\n".join(lines), encoding="utf-8")
+    # Files 9 and 19 are held out.
+    write_corpus(root / "corpus", docs=20, lines=40, words_per_line=9, seed=5, words=words)
     (root / "base.json").write_text(json.dumps(BASE))
     (root / "engram.json").write_text(json.dumps(ENGRAM_CFG))
     return root
@@ -113,7 +105,8 @@ def test_bad_corpus_is_an_error(work, tmp_path):
 
 def test_missing_config_fails_before_any_work(work, tmp_path):
     r = subprocess.run([str(ENGRAM), "demo", "--quick", "--corpus", str(work / "corpus"),
-                        "--out", str(tmp_path / "out"), "--engram-config",
-                        str(tmp_path / "nope.json")], capture_output=True, text=True)
+                        "--out", str(tmp_path / "out"), "--baseline-config",
+                        str(work / "base.json"), "--engram-config", str(tmp_path / "nope.json")],
+                       capture_output=True, text=True)
     assert r.returncode == 1 and "nope.json: cannot open" in r.stderr, r.stderr
     assert not (tmp_path / "out").exists()

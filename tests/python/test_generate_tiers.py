@@ -8,16 +8,11 @@ run every tier and confirm the texts; bad options must fail with a message.
 """
 import json
 import os
-import random
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
-SRC = Path(os.environ.get("ENGRAM_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-BIN = Path(os.environ.get("ENGRAM_BINARY_DIR", SRC / "build"))
-ENGRAM = BIN / "engram"
+from cli_helpers import ENGRAM, engram, write_corpus
+
 
 pytestmark = pytest.mark.skipif(not ENGRAM.exists(), reason=f"{ENGRAM} not built")
 
@@ -30,22 +25,10 @@ CONFIG = {
 }
 
 
-def engram(*args, check=True, env=None):
-    r = subprocess.run([str(ENGRAM), *map(str, args)], capture_output=True, text=True, env=env)
-    if check and r.returncode != 0:
-        raise AssertionError(f"engram {' '.join(map(str, args))} failed:\n{r.stdout}\n{r.stderr}")
-    return r
-
-
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     root = tmp_path_factory.mktemp("generate_tiers")
-    rng = random.Random(5)
-    words = "the cat sat on a mat and dog ran to big red house we saw bird over tree".split()
-    (root / "corpus").mkdir()
-    for i in range(10):
-        lines = [" ".join(rng.choice(words) for _ in range(8)) + "." for _ in range(20)]
-        (root / "corpus" / f"doc{i:02d}.txt").write_text("\n".join(lines), encoding="utf-8")
+    write_corpus(root / "corpus", docs=10, lines=20, words_per_line=8, seed=5)
     engram("tokenizer", "train", "--input", root / "corpus", "--split", "all", "--vocab-size", 300,
            "--output", root / "tok.json")
     engram("data", "tokenize", "--tokenizer", root / "tok.json", "--input", root / "corpus",

@@ -8,16 +8,11 @@ uninterrupted one, and bad inputs must fail with a message and leave the last ch
 import csv
 import json
 import math
-import os
-import random
-import subprocess
-from pathlib import Path
 
 import pytest
 
-SRC = Path(os.environ.get("ENGRAM_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-BIN = Path(os.environ.get("ENGRAM_BINARY_DIR", SRC / "build"))
-ENGRAM = BIN / "engram"
+from cli_helpers import ENGRAM, engram, write_corpus
+
 
 pytestmark = pytest.mark.skipif(not ENGRAM.exists(), reason=f"{ENGRAM} not built")
 
@@ -30,22 +25,11 @@ CONFIG = {
 }
 
 
-def engram(*args, check=True):
-    r = subprocess.run([str(ENGRAM), *map(str, args)], capture_output=True, text=True)
-    if check and r.returncode != 0:
-        raise AssertionError(f"engram {' '.join(map(str, args))} failed:\n{r.stdout}\n{r.stderr}")
-    return r
-
-
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_cli")
-    rng = random.Random(3)
-    words = "the cat sat on a mat and dog ran to big red house we saw bird over tree".split()
-    (root / "corpus").mkdir()
-    for i in range(20):  # file 9 and 19 are the held-out split
-        lines = [" ".join(rng.choice(words) for _ in range(8)) + "." for _ in range(30)]
-        (root / "corpus" / f"doc{i:02d}.txt").write_text("\n".join(lines), encoding="utf-8")
+    # Files 9 and 19 are the held-out split.
+    write_corpus(root / "corpus", docs=20, lines=30, words_per_line=8, seed=3)
     engram("tokenizer", "train", "--input", root / "corpus", "--split", "all", "--vocab-size", 300,
            "--output", root / "tok.json")
     engram("data", "tokenize", "--tokenizer", root / "tok.json", "--input", root / "corpus",
