@@ -217,7 +217,9 @@ static inline void tile_4xw(float* C, int64_t ldc, const float* A, int64_t lda, 
       vfloat b0 = loadv(bk), b1 = loadv(bk + kLanes);
       vfloat b2 = kVecs == 4 ? loadv(bk + 2 * kLanes) : b0;
       vfloat b3 = kVecs == 4 ? loadv(bk + 3 * kLanes) : b1;
+#if defined(__x86_64__) || defined(__i386__)
       asm("" : "+v"(b0), "+v"(b1), "+v"(b2), "+v"(b3));
+#endif
       const vfloat named[4] = {b0, b1, b2, b3};
       for (int v = 0; v < kVecs; v++) b[v] = named[v];
     } else {
