@@ -250,45 +250,68 @@ void generate_samples(const DemoArgs& a, const std::string& out_dir) {
   g.tables = "resident";
   generate_with(model, tok, g);
 
+  // Each prompt is generated kRounds times on every tier, the tiers taking turns, and each tier's
+  // fastest round counts: a 64-token generation takes tens of milliseconds, so one scheduler
+  // preemption on a shared machine would otherwise decide the ratio.
+  constexpr int kRounds = 5;
   struct Tier {
     const char* tables;
     bool direct;
-    std::string name;  // GenerateResult::tier
+    int fetch_threads;  // GenerateOptions::fetch_threads
+    std::string name;   // GenerateResult::tier
     double tokens = 0;
     double seconds = 0;
   };
-  Tier tiers[] = {{"resident", true, "resident"}, {"file", true, "file"}, {"file", false, "file"}};
+  // O_DIRECT reads go to the device, so a fetch worker overlaps them with layer 0; page-cache
+  // reads take microseconds, which the decoding thread does itself at step entry.
+  Tier tiers[] = {
+      {"resident", true, -1, "resident"}, {"file", true, -1, "file"}, {"file", false, 0, "file"}};
   for (const char* prompt : kPrompts) {
     g.prompt = prompt;
     std::vector<int32_t> first_ids;
-    double resident_tps = 0;
-    for (Tier& t : tiers) {
-      g.tables = t.tables;
-      g.direct = t.direct;
-      const GenerateResult r = generate_with(model, tok, g);
-      t.name = r.tier;
-      t.tokens += double(r.tokens);
-      t.seconds += r.seconds;
-      if (&t == &tiers[0]) {
-        first_ids = r.ids;
-        resident_tps = r.tokens_per_s;
-        std::printf("\n%s%s\n", prompt, r.text.c_str());
-        std::printf("  %s: %lld tokens, %.0f tokens/s\n", r.tier.c_str(),
-                    static_cast<long long>(r.tokens), r.tokens_per_s);
-        continue;
+    std::string text;
+    std::vector<double> best(std::size(tiers), 0.0);
+    std::vector<int64_t> count(std::size(tiers), 0);
+    std::vector<double> wait(std::size(tiers), 0.0);
+    for (int round = 0; round < kRounds; round++) {
+      for (size_t i = 0; i < std::size(tiers); i++) {
+        Tier& t = tiers[i];
+        g.tables = t.tables;
+        g.direct = t.direct;
+        g.fetch_threads = t.fetch_threads;
+        const GenerateResult r = generate_with(model, tok, g);
+        t.name = r.tier;
+        if (i == 0 && round == 0) {
+          first_ids = r.ids;
+          text = r.text;
+        } else if (r.ids != first_ids) {
+          fail(Errc::internal, "prompt \"", prompt, "\": tier ", r.tier,
+               " generated other tokens than the resident tables");
+        }
+        if (round == 0 || r.seconds < best[i]) {
+          best[i] = r.seconds;
+          wait[i] = r.wait_fraction;
+        }
+        count[i] = r.tokens;
       }
-      std::printf(
-          "  %s: %lld tokens, %.0f tokens/s (%.1f%% of resident), waited for rows %.1f%% of "
-          "decode time\n",
-          r.tier.c_str(), static_cast<long long>(r.tokens), r.tokens_per_s,
-          resident_tps > 0 ? 100.0 * r.tokens_per_s / resident_tps : 0.0, 100.0 * r.wait_fraction);
-      if (r.ids != first_ids)
-        fail(Errc::internal, "prompt \"", prompt, "\": tier ", r.tier,
-             " generated other tokens than the resident tables");
+    }
+    std::printf("\n%s%s\n", prompt, text.c_str());
+    const double resident_tps = best[0] > 0 ? double(count[0]) / best[0] : 0.0;
+    for (size_t i = 0; i < std::size(tiers); i++) {
+      Tier& t = tiers[i];
+      t.tokens += double(count[i]);
+      t.seconds += best[i];
+      const double tps = best[i] > 0 ? double(count[i]) / best[i] : 0.0;
+      std::printf("  %-36s %lld tokens, %6.0f tokens/s (%5.1f%% of resident)", t.name.c_str(),
+                  static_cast<long long>(count[i]), tps,
+                  resident_tps > 0 ? 100.0 * tps / resident_tps : 0.0);
+      if (i > 0) std::printf(", waited for rows %.1f%% of decode time", 100.0 * wait[i]);
+      std::printf("\n");
     }
   }
-  std::printf("\ndecode over the %zu prompts (the same tokens on every tier):\n",
-              std::size(kPrompts));
+  std::printf(
+      "\ndecode over the %zu prompts (the same tokens on every tier; fastest of %d rounds):\n",
+      std::size(kPrompts), kRounds);
   const double base = tiers[0].seconds > 0 ? tiers[0].tokens / tiers[0].seconds : 0.0;
   for (const Tier& t : tiers) {
     const double tps = t.seconds > 0 ? t.tokens / t.seconds : 0.0;

@@ -65,9 +65,10 @@ def test_quick_demo_end_to_end(work):
     # with the same tokens.
     for prompt in ("The jury said", "In the morning", "He was"):
         assert f"\n{prompt}" in out
-    assert out.count("  resident: ") == 3
-    assert len(re.findall(r"^  file\(io_uring.*% of resident\)", out, re.M)) == 6
-    summary = out[out.index("decode over the 3 prompts (the same tokens on every tier):"):]
+    assert len(re.findall(r"^  resident\s+\d+ tokens,\s+\d+ tokens/s \(100\.0% of resident\)$",
+                          out, re.M)) == 3
+    assert len(re.findall(r"^  file\(io_uring.*% of resident\), waited", out, re.M)) == 6
+    summary = out[out.index("decode over the 3 prompts (the same tokens on every tier"):]
     assert re.search(r"^  resident\s+\d+ tokens/s\s+100\.0% of resident$", summary, re.M)
     assert len(re.findall(r"^  file\(.*\s\d+ tokens/s\s+[\d.]+% of resident$", summary, re.M)) == 2
 
