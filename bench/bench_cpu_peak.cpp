@@ -13,6 +13,8 @@
 #include <ctime>
 #include <vector>
 
+#include "model/vec.h"
+
 namespace {
 
 double thread_seconds() {
@@ -21,15 +23,8 @@ double thread_seconds() {
   return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
 
-// The widest vector the build targets (-march=native here: AVX-512, 16 lanes).
-#if defined(__AVX512F__)
-constexpr int kLanes = 16;
-#elif defined(__AVX__)
-constexpr int kLanes = 8;
-#else
-constexpr int kLanes = 4;
-#endif
-typedef float vfloat __attribute__((vector_size(kLanes * sizeof(float))));
+using engram::model::kLanes;
+using engram::model::vfloat;
 
 double fma_gflops() {
   const vfloat one = vfloat{} + 1.0f, m = vfloat{} + 0.999999f, b = vfloat{} + 1e-6f;

@@ -189,16 +189,9 @@ void run_bench_decode(const BenchDecodeArgs& a) {
 
 }  // namespace
 
-void add_bench_decode_command(CLI::App& app) {
-  CLI::App* bench = nullptr;
-  try {
-    bench = app.get_subcommand("bench");
-  } catch (const CLI::OptionNotFound&) {
-    bench = app.add_subcommand("bench", "benchmarks");
-    bench->require_subcommand(1);
-  }
+void add_bench_decode_command(CLI::App& bench) {
   auto a = std::make_shared<BenchDecodeArgs>();
-  CLI::App* cmd = bench->add_subcommand(
+  CLI::App* cmd = bench.add_subcommand(
       "decode", "decode tokens/s, Engram tables resident vs served from store tiers");
   cmd->add_option("--model", a->model, "model directory or training folder");
   cmd->add_option("--config", a->config, "model config JSON (random weights) instead of --model");

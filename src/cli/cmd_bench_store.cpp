@@ -455,16 +455,9 @@ void run_bench_store(const BenchOptions& o) {
 
 }  // namespace
 
-void add_bench_store_command(CLI::App& app) {
-  CLI::App* bench = nullptr;
-  try {
-    bench = app.get_subcommand("bench");
-  } catch (const CLI::OptionNotFound&) {
-    bench = app.add_subcommand("bench", "benchmarks");
-    bench->require_subcommand(1);
-  }
+void add_bench_store_command(CLI::App& bench) {
   auto o = std::make_shared<BenchOptions>();
-  CLI::App* cmd = bench->add_subcommand("store", "row store tiers, cache, prefetch overlap, fio");
+  CLI::App* cmd = bench.add_subcommand("store", "row store tiers, cache, prefetch overlap, fio");
   cmd->add_option("--checkpoint", o->checkpoint, "DeepSeek-V4.1 checkpoint directory");
   cmd->add_option("--work", o->work, "where a synthetic checkpoint is written")
       ->capture_default_str();

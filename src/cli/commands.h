@@ -11,8 +11,9 @@ void add_compress_command(CLI::App& app);   // compress              (cmd_compre
 void add_hash_command(CLI::App& app);       // hash                  (cmd_hash.cpp)
 void add_tokenizer_command(CLI::App& app);  // tokenizer train       (cmd_tokenizer.cpp)
 void add_data_command(CLI::App& app);       // data tokenize/text/info (cmd_data.cpp)
-void add_bench_store_command(CLI::App& app);  // bench store         (cmd_bench_store.cpp)
-void add_bench_decode_command(CLI::App& app);  // bench decode       (cmd_bench_decode.cpp)
+// The benchmarks register under the `bench` group that main.cpp creates.
+void add_bench_store_command(CLI::App& bench);   // bench store      (cmd_bench_store.cpp)
+void add_bench_decode_command(CLI::App& bench);  // bench decode     (cmd_bench_decode.cpp)
 void add_train_command(CLI::App& app);     // train                 (cmd_train.cpp)
 void add_eval_command(CLI::App& app);      // eval                  (cmd_eval.cpp)
 void add_generate_command(CLI::App& app);  // generate              (cmd_generate.cpp)

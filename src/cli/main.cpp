@@ -14,8 +14,10 @@ int main(int argc, char** argv) {
   engram::cli::add_hash_command(app);
   engram::cli::add_tokenizer_command(app);
   engram::cli::add_data_command(app);
-  engram::cli::add_bench_store_command(app);
-  engram::cli::add_bench_decode_command(app);
+  CLI::App* bench = app.add_subcommand("bench", "benchmarks");
+  bench->require_subcommand(1);
+  engram::cli::add_bench_store_command(*bench);
+  engram::cli::add_bench_decode_command(*bench);
   engram::cli::add_train_command(app);
   engram::cli::add_eval_command(app);
   engram::cli::add_generate_command(app);

@@ -3,6 +3,7 @@
 // plain loops kept for the tests. Every parallel loop writes disjoint outputs and every reduction
 // runs in a fixed order, so results do not depend on thread timing.
 #include "model/kernels.h"
+#include "model/vec.h"
 
 #include "engram/nn_kernels.h"
 
@@ -170,17 +171,8 @@ static float* thread_scratch(int slot, size_t n) {
   return bufs[slot].data();
 }
 
-// fp32 lanes of the widest vector register the build targets, as one value (GCC / Clang vector
-// extension): 16 with AVX-512 (-march=native here), 8 with AVX, 4 otherwise. memcpy loads
-// assume no alignment.
-#if defined(__AVX512F__)
-constexpr int kLanes = 16;
-#elif defined(__AVX__)
-constexpr int kLanes = 8;
-#else
-constexpr int kLanes = 4;
-#endif
-typedef float vfloat __attribute__((vector_size(kLanes * sizeof(float))));
+// vfloat / kLanes (model/vec.h): the widest fp32 vector the build targets. memcpy loads assume
+// no alignment.
 static inline vfloat loadv(const float* p) {
   vfloat v;
   std::memcpy(&v, p, sizeof(v));
