@@ -239,7 +239,10 @@ void generate_samples(const DemoArgs& a, const std::string& out_dir) {
   g.max_tokens = a.max_tokens;
   g.seed = a.seed;
   g.threads = a.threads;
-  g.tables_file = (fs::path(out_dir) / "engram_tables.safetensors").string();
+  // Exported once; every file-tier run below serves this file.
+  const ExportedTables tables(model, (fs::path(out_dir) / "engram_tables.safetensors").string());
+  g.tables_file = tables.path();
+  g.export_tables = false;
   std::printf(
       "== samples from the Engram model (temperature %.2g, top-k %lld, top-p %.2g, seed %llu), "
       "tables resident and served from the file tier\n",

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "engram/error.h"
@@ -84,40 +85,20 @@ void check_options(const GenerateOptions& a) {
          "\"");
 }
 
-// A file removed when this goes out of scope (also when a constructor after it throws).
-class RemovedAtExit {
- public:
-  RemovedAtExit() = default;
-  RemovedAtExit(const RemovedAtExit&) = delete;
-  RemovedAtExit& operator=(const RemovedAtExit&) = delete;
-  ~RemovedAtExit() {
-    if (path_.empty()) return;
-    std::error_code ec;
-    std::filesystem::remove(path_, ec);
-  }
-  void set(std::string path) { path_ = std::move(path); }
-
- private:
-  std::string path_;
-};
-
 // While alive: the model's Engram tables are served from the tier `opt.tables` names (exported
 // to a file first); at the end, back to resident and the temporary file removed.
 class TierScope {
  public:
   TierScope(Model& model, const GenerateOptions& opt) : model_(model) {
     if (opt.tables == "resident") return;
-    if (opt.tables_file.empty()) {
-      static std::atomic<int> counter{0};
-      path_ = (std::filesystem::temp_directory_path() /
-               ("engram-tables-" + std::to_string(getpid()) + "-" + std::to_string(counter++) +
-                ".safetensors"))
-                  .string();
-      temporary_.set(path_);
+    if (opt.export_tables) {
+      exported_.emplace(model, opt.tables_file);
+      path_ = exported_->path();
+    } else if (opt.tables_file.empty()) {
+      fail(Errc::invalid_argument, "export_tables = false needs tables_file (the exported tables)");
     } else {
       path_ = opt.tables_file;
     }
-    model.export_engram_tables(path_);
     FileStoreOptions fo;
     fo.direct = opt.direct;
     std::shared_ptr<FileStore> file = FileStore::open(model.engram_table_sources(path_), fo);
@@ -147,7 +128,7 @@ class TierScope {
  private:
   Model& model_;
   std::string path_;
-  RemovedAtExit temporary_;
+  std::optional<ExportedTables> exported_;  // before store_: the file outlives the store
   std::shared_ptr<RowStore> store_;
   std::shared_ptr<CachedStore> cached_;
 };
@@ -163,6 +144,24 @@ double thread_cpu_seconds() {
 }
 
 }  // namespace
+
+ExportedTables::ExportedTables(Model& model, std::string path) : path_(std::move(path)) {
+  if (path_.empty()) {
+    static std::atomic<int> counter{0};
+    path_ = (std::filesystem::temp_directory_path() /
+             ("engram-tables-" + std::to_string(getpid()) + "-" + std::to_string(counter++) +
+              ".safetensors"))
+                .string();
+    temporary_ = true;
+  }
+  model.export_engram_tables(path_);
+}
+
+ExportedTables::~ExportedTables() {
+  if (!temporary_) return;
+  std::error_code ec;
+  std::filesystem::remove(path_, ec);
+}
 
 GenerateResult generate_with(Model& model, const Tokenizer& tok, const GenerateOptions& opt) {
   check_options(opt);

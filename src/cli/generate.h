@@ -7,7 +7,9 @@
 //   dram      tables exported to a safetensors file, loaded into a DramStore, rows prefetched.
 //   file      rows read in place from that file by a FileStore (io_uring), rows prefetched.
 //   cache     a hot-row CachedStore (cache_bytes) in front of that FileStore, rows prefetched.
-// The export goes to tables_file when given (kept), else to a temporary file removed at the end.
+// The export goes to tables_file when given (kept), else to a temporary file removed at the end;
+// a caller that serves several runs from one model exports once (ExportedTables) and passes the
+// file with export_tables = false.
 // Every tier gives the same logits bit for bit, so a seed gives the same text on every tier.
 //
 // Errors: a bad option, model directory, tokenizer or table file throws engram::Error naming
@@ -41,6 +43,24 @@ struct GenerateOptions {
   // Store tiers: fetch workers; -1: one per Engram layer; 0: no worker, the decoding thread
   // gathers each step's rows itself at step entry (cheaper than a hand-off for DRAM).
   int fetch_threads = -1;
+  // Store tiers: export the tables first (to tables_file or a temporary file). false: tables_file
+  // already holds this model's tables (ExportedTables) and is served as it is.
+  bool export_tables = true;
+};
+
+// The model's Engram tables exported to a safetensors file for the store tiers: to `path` (kept),
+// or, when path is empty, to a temporary file that the destructor removes.
+class ExportedTables {
+ public:
+  explicit ExportedTables(Model& model, std::string path = {});
+  ~ExportedTables();
+  ExportedTables(const ExportedTables&) = delete;
+  ExportedTables& operator=(const ExportedTables&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  bool temporary_ = false;
 };
 
 struct GenerateResult {
