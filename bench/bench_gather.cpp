@@ -3,15 +3,18 @@
 // the same rows' bytes (values + scales) into a packed buffer.
 //
 //   bench_gather [--table-mb 1024] [--width 256] [--batch 4096] [--ids 1048576]
-//                [--zipf 0 (uniform) | s > 0] [--threads N] [--reps 3]
+//                [--zipf 0 (uniform) | s > 0] [--threads N] [--reps 3] [--no-huge-pages]
 //
 // Each format gets its own table of about --table-mb MiB (f32: 1 KiB rows; bf16: 512 B;
 // f8_e4m3: 256 B + 8 scale bytes at width 256). Ids are drawn once (uniform or Zipf(s) over
 // rows, ranks scattered over the table) and gathered in batches of --batch rows into one reused
 // output buffer, as a layer would. Reported: rows/s, GB/s of output written and of table bytes
 // read, and the ratio of rows/s to the memcpy loop on the same ids and threads (best of --reps
-// rounds in which all kernels take turns).
+// rounds in which all kernels take turns). Tables are anonymous mappings with MADV_HUGEPAGE, as
+// the DRAM tier allocates them (DramStoreOptions::huge_pages); --no-huge-pages gives 4 KiB pages,
+// where every random row also costs a page walk.
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -36,6 +39,28 @@ struct Args {
   double zipf = 0.0;
   int threads = 0;  // 0: omp_get_max_threads()
   int reps = 3;
+  bool huge_pages = true;
+};
+
+// An anonymous mapping of `bytes`, with MADV_HUGEPAGE when asked (else MADV_NOHUGEPAGE).
+struct Mapping {
+  uint8_t* p = nullptr;
+  size_t n = 0;
+  Mapping(size_t bytes, bool huge) : n(bytes ? bytes : 1) {
+    void* m = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+      std::perror("bench_gather: mmap");
+      std::exit(1);
+    }
+    ::madvise(m, n, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    p = static_cast<uint8_t*>(m);
+  }
+  ~Mapping() { ::munmap(p, n); }
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  uint8_t* data() { return p; }
+  uint8_t* begin() { return p; }
+  uint8_t* end() { return p + n; }
 };
 
 Args parse(int argc, char** argv) {
@@ -63,6 +88,8 @@ Args parse(int argc, char** argv) {
       a.threads = std::atoi(next());
     else if (k == "--reps")
       a.reps = std::atoi(next());
+    else if (k == "--no-huge-pages")
+      a.huge_pages = false;
     else {
       std::fprintf(stderr, "unknown option %s (see the comment at the top of bench_gather.cpp)\n",
                    k.c_str());
@@ -137,18 +164,19 @@ int main(int argc, char** argv) {
 
   std::printf(
       "bench_gather: table %lld MiB per format, width %lld, %lld ids in batches of %lld, "
-      "%s, best of %d\n",
+      "%s, %s pages, best of %d\n",
       static_cast<long long>(a.table_mb), static_cast<long long>(a.width),
       static_cast<long long>(a.ids), static_cast<long long>(a.batch),
-      a.zipf > 0 ? ("zipf s=" + std::to_string(a.zipf)).c_str() : "uniform ids", a.reps);
+      a.zipf > 0 ? ("zipf s=" + std::to_string(a.zipf)).c_str() : "uniform ids",
+      a.huge_pages ? "huge" : "4 KiB", a.reps);
   std::printf("%-8s %-18s %7s %10s %10s %10s %8s\n", "format", "kernel", "threads", "Mrows/s",
               "GB/s out", "GB/s read", "x memcpy");
 
   for (RowDtype dt : {RowDtype::f32, RowDtype::bf16, RowDtype::f8_e4m3}) {
     const RowFormat fmt = RowFormat::make(dt, a.width);
     const int64_t rows = a.table_mb * (1 << 20) / fmt.row_bytes();
-    std::vector<uint8_t> data(static_cast<size_t>(rows * fmt.data_bytes));
-    std::vector<uint8_t> scale(static_cast<size_t>(rows * fmt.scale_bytes));
+    Mapping data(static_cast<size_t>(rows * fmt.data_bytes), a.huge_pages);
+    Mapping scale(static_cast<size_t>(rows * fmt.scale_bytes), a.huge_pages);
     {
       // Finite, normal values: random e4m3 codes without NaN, scales near 1, bf16/f32 from
       // random normals (values do not change the speed of these kernels; NaN/denormals could).
@@ -156,7 +184,9 @@ int main(int argc, char** argv) {
       if (dt == RowDtype::f8_e4m3) {
         for (auto& b : data)
           b = static_cast<uint8_t>(rng() % 0x7F) | static_cast<uint8_t>(rng() & 0x80);
-        for (auto& b : scale) b = static_cast<uint8_t>(120 + rng() % 16);
+        for (int64_t i = 0; i < rows * fmt.scale_bytes; ++i) {
+          scale.data()[i] = static_cast<uint8_t>(120 + rng() % 16);
+        }
       } else {
         std::normal_distribution<float> nd;
         std::vector<float> row(static_cast<size_t>(a.width));

@@ -330,6 +330,61 @@ TEST(Gather, F8ValueIsTheFp32ProductOfDecodedFactors) {
   }
 }
 
+// Every e4m3 code under every scale byte, one scale per row, through every kernel that has the
+// exact integer route (scale bytes 10..246) and the general one (the others), against
+// engram::reference. Row s holds the 256 codes with all 8 scales equal to s.
+TEST(Gather, F8EveryCodeUnderEveryScaleByte) {
+  const RowFormat fmt = RowFormat::make(RowDtype::f8_e4m3, 256);
+  Table t{fmt, 256, std::vector<uint8_t>(256 * 256), std::vector<uint8_t>(256 * 8)};
+  for (int r = 0; r < 256; ++r) {
+    for (int c = 0; c < 256; ++c)
+      t.data[static_cast<size_t>(r * 256 + c)] = static_cast<uint8_t>(c);
+    for (int b = 0; b < 8; ++b) t.scale[static_cast<size_t>(r * 8 + b)] = static_cast<uint8_t>(r);
+  }
+  std::vector<int64_t> ids(512);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>((i * 97) % 256);
+  const size_t out_n = ids.size() * 256;
+  std::vector<float> ref(out_n), fast(out_n), rows(256 * 256), ref_rows(256 * 256);
+  std::vector<uint16_t> ref16(out_n), fast16(out_n);
+  reference::gather_rows(fmt, t.data.data(), t.scale.data(), 256, ids, ref.data());
+  gather_rows(fmt, t.data.data(), t.scale.data(), 256, ids, fast.data());
+  reference::gather_rows_bf16(fmt, t.data.data(), t.scale.data(), 256, ids, ref16.data());
+  gather_rows_bf16(fmt, t.data.data(), t.scale.data(), 256, ids, fast16.data());
+  for (size_t i = 0; i < out_n; ++i) {
+    ASSERT_TRUE(same(ref[i], fast[i])) << "scale " << ids[i / 256] << " code " << i % 256;
+    ASSERT_TRUE(same_bf16(ref16[i], fast16[i])) << "scale " << ids[i / 256] << " code " << i % 256;
+  }
+  std::vector<int64_t> all(256);
+  for (int r = 0; r < 256; ++r) all[static_cast<size_t>(r)] = r;
+  reference::gather_rows(fmt, t.data.data(), t.scale.data(), 256, all, ref_rows.data());
+  dequantize_rows(fmt, t.data.data(), t.scale.data(), 256, rows.data());
+  for (size_t i = 0; i < rows.size(); ++i) ASSERT_TRUE(same(ref_rows[i], rows[i])) << i;
+}
+
+// A row with one scale byte outside the exact route's range among rows inside it: the gathers
+// hand that row to the general route after their loop, into the right output row.
+TEST(Gather, F8RowsOffTheExactRouteLandInPlace) {
+  Table t = random_table(RowDtype::f8_e4m3, 64, 64, 11);
+  for (auto& b : t.scale) b = static_cast<uint8_t>(120 + (&b - t.scale.data()) % 7);
+  t.scale[2 * 7 + 1] = 250;  // row 7, block 1: 2^123, beyond the exact route
+  t.scale[2 * 30] = 3;       // row 30, block 0: 2^-124, subnormal products
+  std::vector<int64_t> ids;
+  for (int k = 0; k < 300; ++k) ids.push_back((k * 7 + (k % 3 == 0 ? 0 : 23)) % 64);
+  ids[5] = 7;
+  ids[250] = 30;
+  const size_t out_n = ids.size() * 64;
+  std::vector<float> ref(out_n), fast(out_n);
+  std::vector<uint16_t> ref16(out_n), fast16(out_n);
+  reference::gather_rows(t.fmt, t.data.data(), t.scale.data(), t.rows, ids, ref.data());
+  gather_rows(t.fmt, t.data.data(), t.scale.data(), t.rows, ids, fast.data());
+  reference::gather_rows_bf16(t.fmt, t.data.data(), t.scale.data(), t.rows, ids, ref16.data());
+  gather_rows_bf16(t.fmt, t.data.data(), t.scale.data(), t.rows, ids, fast16.data());
+  for (size_t i = 0; i < out_n; ++i) {
+    ASSERT_TRUE(same(ref[i], fast[i])) << i;
+    ASSERT_TRUE(same_bf16(ref16[i], fast16[i])) << i;
+  }
+}
+
 TEST(Gather, BadIdThrowsAndWritesNothing) {
   const Table t = random_table(RowDtype::f8_e4m3, 32, 10, 1);
   std::vector<int64_t> ids = {1, 2, 10, 3};
