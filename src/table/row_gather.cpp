@@ -269,8 +269,8 @@ inline bool row_to_f32_fast(const RowFormat& fmt, const uint8_t* data, const uin
 }
 
 template <RowDtype DT>
-inline bool row_to_bf16_fast(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
-                             uint16_t* out) {
+inline bool row_to_bf16_fast(const RowFormat& fmt, const uint8_t* data,
+                             [[maybe_unused]] const uint8_t* scale, uint16_t* out) {
   if constexpr (DT == RowDtype::bf16) {
     std::memcpy(out, data, static_cast<size_t>(fmt.data_bytes));
   } else if constexpr (DT == RowDtype::f32) {
