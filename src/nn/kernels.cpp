@@ -21,7 +21,7 @@ namespace engram::nn {
 namespace {
 // Below this many inner-loop elements a kernel runs on the calling thread: waking a team costs
 // more than the work, and on a loaded machine spinning threads cost far more.
-constexpr int64_t kParallelMin = int64_t{1} << 15;
+[[maybe_unused]] constexpr int64_t kParallelMin = int64_t{1} << 15;
 int max_threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();
