@@ -269,8 +269,8 @@ inline bool row_to_f32_fast(const RowFormat& fmt, const uint8_t* data, const uin
 }
 
 template <RowDtype DT>
-inline bool row_to_bf16_fast(const RowFormat& fmt, const uint8_t* data,
-                             [[maybe_unused]] const uint8_t* scale, uint16_t* out) {
+inline bool row_to_bf16_fast(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
+                             uint16_t* out, [[maybe_unused]] float* tmp) {
   if constexpr (DT == RowDtype::bf16) {
     std::memcpy(out, data, static_cast<size_t>(fmt.data_bytes));
   } else if constexpr (DT == RowDtype::f32) {
@@ -279,7 +279,7 @@ inline bool row_to_bf16_fast(const RowFormat& fmt, const uint8_t* data,
 #if defined(__AVX512F__) && defined(__AVX512BW__)
     return row_f8_exact_bf16(data, scale, fmt.width, out);
 #else
-    return false;
+    row_f8_to_bf16_general(data, scale, fmt.width, out, tmp);
 #endif
   }
   return true;
@@ -298,7 +298,7 @@ inline void row_to_f32(const RowFormat& fmt, const uint8_t* data, const uint8_t*
 template <RowDtype DT>
 inline void row_to_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
                         uint16_t* out, float* tmp) {
-  if (!row_to_bf16_fast<DT>(fmt, data, scale, out)) {
+  if (!row_to_bf16_fast<DT>(fmt, data, scale, out, tmp)) {
     row_f8_to_bf16_general(data, scale, fmt.width, out, tmp);
   }
 }
@@ -399,7 +399,9 @@ template <typename RowAt, typename Emit, typename General>
 inline void pipelined_rows(const RowFormat& fmt, int64_t b, int64_t e, RowAt&& row_at, Emit&& emit,
                            General&& general) {
   const int64_t ahead = std::clamp<int64_t>(kPrefetchBytes / fmt.row_bytes(), 2, 16);
-  std::vector<int64_t> declined(static_cast<size_t>(e - b));
+  // Only fp8 rows are ever declined (the exact route's scale range); other formats allocate
+  // nothing.
+  std::vector<int64_t> declined(fmt.dtype == RowDtype::f8_e4m3 ? static_cast<size_t>(e - b) : 0);
   int64_t n_declined = 0;
   for (int64_t i = b; i < std::min(e, b + ahead); ++i) prefetch_row(fmt, i, row_at);
   for (int64_t i = b; i < e; ++i) {
@@ -525,7 +527,7 @@ void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* 
       pipelined_rows(
           fmt, b, e, row_at,
           [&](int64_t i, const uint8_t* d, const uint8_t* s) {
-            return row_to_bf16_fast<dt()>(fmt, d, s, out + i * fmt.width);
+            return row_to_bf16_fast<dt()>(fmt, d, s, out + i * fmt.width, tmp.data());
           },
           [&](int64_t i, const uint8_t* d, const uint8_t* s) {
             row_f8_to_bf16_general(d, s, fmt.width, out + i * fmt.width, tmp.data());

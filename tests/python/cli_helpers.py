@@ -1,5 +1,7 @@
-"""Shared by the CLI tests: where the `engram` binary is, a checked way to run it, and a small
-synthetic corpus of random sentences over a fixed word list (one text file per document)."""
+"""Shared by the CLI tests: where the `engram` binary is, a checked way to run it, a small
+synthetic corpus of random sentences over a fixed word list (one text file per document), and the
+inputs of a training run made from a corpus."""
+import json
 import os
 import random
 import subprocess
@@ -30,3 +32,15 @@ def write_corpus(folder, docs, lines, words_per_line, seed, words=WORDS):
                 for _ in range(lines)]
         (folder / f"doc{i:02d}.txt").write_text("\n".join(text), encoding="utf-8")
     return folder
+
+
+def training_inputs(root, corpus, config, vocab_size=300):
+    """Trains root/tok.json on every file of corpus, tokenizes it into root/data and writes config
+    to root/cfg.json: what `engram train` needs. Returns root."""
+    root = Path(root)
+    engram("tokenizer", "train", "--input", corpus, "--split", "all", "--vocab-size", vocab_size,
+           "--output", root / "tok.json")
+    engram("data", "tokenize", "--tokenizer", root / "tok.json", "--input", corpus,
+           "--output", root / "data")
+    (root / "cfg.json").write_text(json.dumps(config))
+    return root

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from cli_helpers import ENGRAM, engram, write_corpus
+from cli_helpers import ENGRAM, engram, write_corpus, training_inputs
 
 
 pytestmark = pytest.mark.skipif(not ENGRAM.exists(), reason=f"{ENGRAM} not built")
@@ -29,11 +29,7 @@ CONFIG = {
 def model(tmp_path_factory):
     root = tmp_path_factory.mktemp("generate_tiers")
     write_corpus(root / "corpus", docs=10, lines=20, words_per_line=8, seed=5)
-    engram("tokenizer", "train", "--input", root / "corpus", "--split", "all", "--vocab-size", 300,
-           "--output", root / "tok.json")
-    engram("data", "tokenize", "--tokenizer", root / "tok.json", "--input", root / "corpus",
-           "--output", root / "data")
-    (root / "cfg.json").write_text(json.dumps(CONFIG))
+    training_inputs(root, root / "corpus", CONFIG)
     engram("train", "--config", root / "cfg.json", "--tokenizer", root / "tok.json",
            "--data", root / "data", "--out", root / "run", "--steps", 6, "--batch", 2,
            "--seq", 16, "--lr", "3e-3", "--warmup", 1, "--seed", 1, "--threads", 1,

@@ -2,18 +2,12 @@
 (tests/python/png_reader.py: chunk CRCs, IHDR, zlib, scanline filters) and checked pixel by pixel
 where the figure's content is known; bad inputs fail with a message naming file and line.
 """
-import json
-import os
-import subprocess
-from pathlib import Path
 
 import pytest
 
 import png_reader
+from cli_helpers import ENGRAM, engram as run_engram, training_inputs
 
-SRC = Path(os.environ.get("ENGRAM_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-BIN = Path(os.environ.get("ENGRAM_BINARY_DIR", SRC / "build"))
-ENGRAM = BIN / "engram"
 
 pytestmark = pytest.mark.skipif(not ENGRAM.exists(), reason=f"{ENGRAM} not built")
 
@@ -21,7 +15,8 @@ BLUE, ORANGE = (31, 119, 180), (230, 110, 0)  # the first two run colours (src/u
 
 
 def engram(*args):
-    return subprocess.run([str(ENGRAM), *map(str, args)], capture_output=True, text=True)
+    """Runs engram; these tests check the exit status themselves."""
+    return run_engram(*args, check=False)
 
 
 def metrics(path, losses, val_every=5):
@@ -87,11 +82,7 @@ def test_trainer_redraws_loss_png_and_survives_a_plot_failure(tmp_path):
         text = "\n".join(" ".join(words[(i + j + k) % len(words)] for k in range(7)) + "."
                          for j in range(30))
         (corpus / f"d{i:02d}.txt").write_text(text)
-    assert engram("tokenizer", "train", "--input", corpus, "--split", "all", "--vocab-size", 300,
-                  "--output", tmp_path / "tok.json").returncode == 0
-    assert engram("data", "tokenize", "--tokenizer", tmp_path / "tok.json", "--input", corpus,
-                  "--output", tmp_path / "data").returncode == 0
-    (tmp_path / "cfg.json").write_text(json.dumps(TINY))
+    training_inputs(tmp_path, corpus, TINY)  # fails the test if either command fails
 
     def train(out):
         return engram("train", "--config", tmp_path / "cfg.json", "--tokenizer",

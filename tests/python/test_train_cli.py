@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from cli_helpers import ENGRAM, engram, write_corpus
+from cli_helpers import ENGRAM, engram, write_corpus, training_inputs
 
 
 pytestmark = pytest.mark.skipif(not ENGRAM.exists(), reason=f"{ENGRAM} not built")
@@ -30,11 +30,7 @@ def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_cli")
     # Files 9 and 19 are the held-out split.
     write_corpus(root / "corpus", docs=20, lines=30, words_per_line=8, seed=3)
-    engram("tokenizer", "train", "--input", root / "corpus", "--split", "all", "--vocab-size", 300,
-           "--output", root / "tok.json")
-    engram("data", "tokenize", "--tokenizer", root / "tok.json", "--input", root / "corpus",
-           "--output", root / "data")
-    (root / "cfg.json").write_text(json.dumps(CONFIG))
+    training_inputs(root, root / "corpus", CONFIG)
     return root
 
 
