@@ -4,6 +4,7 @@
 //
 //   bench_gather [--table-mb 1024] [--width 256] [--batch 4096] [--ids 1048576]
 //                [--zipf 0 (uniform) | s > 0] [--threads N] [--reps 3] [--no-huge-pages]
+//                [--format f32|bf16|f8_e4m3 (default: all three)]
 //
 // Each format gets its own table of about --table-mb MiB (f32: 1 KiB rows; bf16: 512 B;
 // f8_e4m3: 256 B + 8 scale bytes at width 256). Ids are drawn once (uniform or Zipf(s) over
@@ -40,6 +41,7 @@ struct Args {
   int threads = 0;  // 0: omp_get_max_threads()
   int reps = 3;
   bool huge_pages = true;
+  std::string format;  // empty: every format
 };
 
 // An anonymous mapping of `bytes`, with MADV_HUGEPAGE when asked (else MADV_NOHUGEPAGE).
@@ -90,6 +92,13 @@ Args parse(int argc, char** argv) {
       a.reps = std::atoi(next());
     else if (k == "--no-huge-pages")
       a.huge_pages = false;
+    else if (k == "--format") {
+      a.format = next();
+      if (a.format != "f32" && a.format != "bf16" && a.format != "f8_e4m3") {
+        std::fprintf(stderr, "--format must be f32, bf16 or f8_e4m3 (got %s)\n", a.format.c_str());
+        std::exit(2);
+      }
+    }
     else {
       std::fprintf(stderr, "unknown option %s (see the comment at the top of bench_gather.cpp)\n",
                    k.c_str());
@@ -173,6 +182,7 @@ int main(int argc, char** argv) {
               "GB/s out", "GB/s read", "x memcpy");
 
   for (RowDtype dt : {RowDtype::f32, RowDtype::bf16, RowDtype::f8_e4m3}) {
+    if (!a.format.empty() && a.format != row_dtype_name(dt)) continue;
     const RowFormat fmt = RowFormat::make(dt, a.width);
     const int64_t rows = a.table_mb * (1 << 20) / fmt.row_bytes();
     Mapping data(static_cast<size_t>(rows * fmt.data_bytes), a.huge_pages);
