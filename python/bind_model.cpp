@@ -11,6 +11,7 @@
 #include "engram/error.h"
 #include "engram/model.h"
 #include "engram/optim.h"
+#include "engram/tokenizer.h"
 #include "module.h"
 
 namespace py = pybind11;
@@ -59,6 +60,10 @@ void copy_into(std::span<float> dst, const ParamInfo& info, const F32Array& a) {
 }  // namespace
 
 void bind_model(::py::module_& m) {
+  m.def("tokenizer_compress_lookup", &tokenizer_compress_lookup, "tokenizer"_a, "vocab_size"_a,
+        "Model.compress_lookup for a tokenizer: TokenCompressor's lookup extended to vocab_size "
+        "ids (a model's vocab_size may round the tokenizer's up; the extra ids get compressed ids "
+        "of their own). ValueError when the tokenizer has more than vocab_size ids.");
   ::py::class_<Model>(m, "Model",
                       "Decoder-only transformer (RMSNorm, RoPE, causal GQA attention, SwiGLU or "
                       "MoE FFN) trained in fp32 on CPU. See include/engram/model.h.")
@@ -70,7 +75,7 @@ void bind_model(::py::module_& m) {
            }),
            "config_json"_a, "seed"_a = 0, "compress_lookup"_a = std::vector<int64_t>{},
            "compress_lookup: raw id -> compressed id, vocab_size entries, required when the "
-           "config's engram object sets compress_tokens (TokenCompressor.lookup).")
+           "config's engram object sets compress_tokens (tokenizer_compress_lookup).")
       .def_property_readonly("config_json", [](const Model& self) { return self.config().to_json(); })
       .def("save", &Model::save, "dir"_a,
            "Writes config.json and model.safetensors (F32) into dir, atomically per file.")

@@ -95,6 +95,10 @@ struct ModelConfig {
   void validate(const std::string& where = "config") const;
 };
 
+// A new model's config from the JSON file at `path`, with engram.compress_lookup built from
+// `tokenizer` when the config sets compress_tokens (what Model(config, seed) then needs).
+ModelConfig new_model_config(const std::string& path, const Tokenizer& tokenizer);
+
 // One named tensor inside the parameter allocation.
 struct ParamInfo {
   std::string name;

@@ -17,14 +17,12 @@
 // the mean fetch time and the share of decode time spent waiting for rows.
 #include <algorithm>
 #include <cstdio>
-#include <memory>
 #include <sstream>
 
 #include "cli/commands.h"
 #include "cli/generate.h"
 #include "engram/error.h"
 #include "engram/trainer.h"
-#include "util/read_file.h"
 
 namespace engram::cli {
 
@@ -90,21 +88,13 @@ void run_bench_decode(const BenchDecodeArgs& a) {
   if (tiers.empty() || tiers[0].label != "resident")
     fail(Errc::invalid_argument, "--tiers must start with resident (the reference)");
 
-  std::string tok_path;
-  std::unique_ptr<Model> model;
-  if (!a.model.empty()) {
-    const std::string dir = resolve_model_dir(a.model);
-    model = std::make_unique<Model>(Model::load(dir));
-    tok_path = dir + "/tokenizer.json";
-  } else {
-    if (a.config.empty() || a.tokenizer.empty())
-      fail(Errc::invalid_argument, "give --model, or --config and --tokenizer");
-    model = std::make_unique<Model>(ModelConfig::from_json(read_file(a.config), a.config), 0);
-    tok_path = a.tokenizer;
-  }
-  if (model->config().engram.layer_ids.empty())
+  if (a.model.empty() && (a.config.empty() || a.tokenizer.empty()))
+    fail(Errc::invalid_argument, "give --model, or --config and --tokenizer");
+  const std::string dir = a.model.empty() ? "" : resolve_model_dir(a.model);
+  const Tokenizer tok = Tokenizer::from_file(dir.empty() ? a.tokenizer : dir + "/tokenizer.json");
+  Model model = dir.empty() ? Model(new_model_config(a.config, tok), 0) : Model::load(dir);
+  if (model.config().engram.layer_ids.empty())
     fail(Errc::invalid_argument, "the model has no Engram layer: nothing to serve from a store");
-  const Tokenizer tok = Tokenizer::from_file(tok_path);
 
   GenerateOptions base;
   base.prompt = a.prompt;
@@ -113,7 +103,7 @@ void run_bench_decode(const BenchDecodeArgs& a) {
   base.seed = a.seed;
   base.cache_bytes = uint64_t(a.cache_mb * double(1 << 20));
   base.stop_at_eos = false;             // every run decodes max_tokens steps
-  const ExportedTables tables(*model);  // once, for every store-tier run
+  const ExportedTables tables(model);  // once, for every store-tier run
   base.tables_file = tables.path();
   base.export_tables = false;
 
@@ -135,7 +125,7 @@ void run_bench_decode(const BenchDecodeArgs& a) {
       o.tables = tiers[i].tables;
       o.direct = tiers[i].direct;
       o.fetch_threads = tiers[i].fetch_threads;
-      res[i] = generate_with(*model, tok, o);
+      res[i] = generate_with(model, tok, o);
     }
     if (round == 0) {
       reference = res[0].text;
@@ -205,6 +195,7 @@ void add_bench_decode_command(CLI::App& bench) {
       ->capture_default_str();
   cmd->add_option("--tiers", a->tiers, "comma-separated, resident first")->capture_default_str();
   cmd->add_option("--cache-mb", a->cache_mb, "hot-row cache of the cache tiers (MiB)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "OpenMP / OpenBLAS threads")->capture_default_str();
   cmd->add_option("--temperature", a->temperature, "sampling temperature")->capture_default_str();

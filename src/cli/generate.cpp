@@ -192,11 +192,14 @@ GenerateResult generate_with(Model& model, const Tokenizer& tok, const GenerateO
   model.reset_decode_stats();
   if (tier.cached()) tier.cached()->reset_cache_counters();
 
+  // A model's vocab_size may round the tokenizer's up; ids past the tokenizer's never occur in
+  // training text and cannot be decoded, so they are never sampled.
+  const size_t n_ids = size_t(std::min(model.config().vocab_size, tok.vocab_size()));
   std::string printed;  // decoded text already written to stdout
   t0 = std::chrono::steady_clock::now();
   const double cpu0 = thread_cpu_seconds();
   for (int64_t i = 0; i < opt.max_tokens; i++) {
-    const int32_t next = sample(logits, opt, rng);
+    const int32_t next = sample(logits.first(n_ids), opt, rng);
     if (opt.stop_at_eos && eos && next == *eos) break;
     r.ids.push_back(next);
     if (opt.stream) {

@@ -46,6 +46,13 @@ std::vector<int64_t> tokenizer_compress_lookup(const Tokenizer& tokenizer, int64
   return lookup;
 }
 
+ModelConfig new_model_config(const std::string& path, const Tokenizer& tokenizer) {
+  ModelConfig c = ModelConfig::from_json(read_file(path), path);
+  if (c.engram.compress_tokens)
+    c.engram.compress_lookup = tokenizer_compress_lookup(tokenizer, c.vocab_size);
+  return c;
+}
+
 void Model::save(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);

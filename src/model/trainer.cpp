@@ -301,10 +301,7 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
   Model model = [&] {
     if (!o.resume) {
       if (o.config_path.empty()) fail(Errc::invalid_argument, "--config is required");
-      ModelConfig c = ModelConfig::from_json(read_file(o.config_path), o.config_path);
-      if (c.engram.compress_tokens)
-        c.engram.compress_lookup = tokenizer_compress_lookup(tok, c.vocab_size);
-      return Model(c, o.seed);
+      return Model(new_model_config(o.config_path, tok), o.seed);
     }
     Model m = Model::load(resume_dir);
     if (!o.config_path.empty()) {

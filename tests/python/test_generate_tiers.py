@@ -95,3 +95,16 @@ def test_bad_options(model, tmp_path):
     r = engram("bench", "decode", "--model", model / "run", "--tiers", "resident,dram-buffered",
                check=False)
     assert r.returncode == 1 and "dram-buffered" in r.stderr
+    r = engram("bench", "decode", "--model", model / "run", "--cache-mb", "-1", check=False)
+    assert r.returncode != 0 and "--cache-mb" in r.stderr
+
+
+def test_bench_decode_builds_a_model_from_a_config(model, tmp_path):
+    # --config gives random weights; a config that hashes compressed ids takes its compression
+    # lookup from --tokenizer, as `engram train` does.
+    cfg = dict(CONFIG, engram=dict(CONFIG["engram"], compress_tokens=True))
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    r = engram("bench", "decode", "--config", tmp_path / "cfg.json", "--tokenizer",
+               model / "tok.json", "--max-tokens", 6, "--repeats", 1, "--threads", 1,
+               "--tiers", "resident,dram")
+    assert "text identical on every tier and round" in r.stdout

@@ -399,3 +399,20 @@ def test_save_and_load_round_trip(tmp_path):
     assert back.forward(ids, targets) == model.forward(ids, targets)
     with pytest.raises(OSError):
         engram.Model.load(str(tmp_path / "missing"))
+
+
+def test_tokenizer_compress_lookup_covers_a_rounded_up_vocab():
+    path = os.path.join(os.environ.get("ENGRAM_SOURCE_DIR", "."), "assets", "deepseek_v3",
+                        "tokenizer.json")
+    if not os.path.exists(path):
+        pytest.skip("assets/deepseek_v3/tokenizer.json not fetched")
+    tok = engram.Tokenizer(path)
+    tc = engram.TokenCompressor.from_tokenizer(path)
+    lookup = engram.tokenizer_compress_lookup(tok, tok.vocab_size + 3)
+    assert len(lookup) == tok.vocab_size + 3
+    assert list(lookup[:tok.vocab_size]) == list(tc.lookup)
+    m = tc.compressed_vocab_size
+    assert list(lookup[tok.vocab_size:]) == [m, m + 1, m + 2]
+    with pytest.raises(ValueError, match="more than vocab_size"):
+        engram.tokenizer_compress_lookup(tok, tok.vocab_size - 1)
+
