@@ -194,9 +194,7 @@ int main(int argc, char** argv) {
       if (dt == RowDtype::f8_e4m3) {
         for (auto& b : data)
           b = static_cast<uint8_t>(rng() % 0x7F) | static_cast<uint8_t>(rng() & 0x80);
-        for (int64_t i = 0; i < rows * fmt.scale_bytes; ++i) {
-          scale.data()[i] = static_cast<uint8_t>(120 + rng() % 16);
-        }
+        for (auto& b : scale) b = static_cast<uint8_t>(120 + rng() % 16);
       } else {
         std::normal_distribution<float> nd;
         std::vector<float> row(static_cast<size_t>(a.width));

@@ -128,8 +128,9 @@ struct DecodeStats {
 
 // An Engram table and the sparse gradient of the last backward (rows ascending, distinct).
 struct EngramTableView {
-  std::string name;
-  float* table;  // (rows, width)
+  int64_t layer;     // the model layer it belongs to
+  std::string name;  // engram_table_param_name(layer)
+  float* table;      // (rows, width)
   int64_t rows, width;
   std::span<const int64_t> grad_rows;   // (n)
   std::span<const float> grad_values;   // (n, width)
@@ -138,6 +139,8 @@ struct EngramTableView {
 
 // Name of Engram layer `layer`'s table in files and stores: "layers.{layer}.engram.table".
 std::string engram_store_table_name(int64_t layer);
+// Its parameter name: "model.layers.{layer}.engram.multi_head_embedding.embedding.weight".
+std::string engram_table_param_name(int64_t layer);
 
 class Model {
  public:

@@ -100,9 +100,10 @@ enum class Dtype : uint8_t {
   F64,
   C64
 };
-const char* dtype_name(Dtype d);                           // "F8_E4M3", exactly as in files
-std::optional<Dtype> dtype_from_name(std::string_view s);  // nullopt if unknown
-size_t dtype_size(Dtype d);                                // bytes per element
+const char* dtype_name(Dtype d);                              // "F8_E4M3", exactly as in files
+std::string shape_string(const std::vector<int64_t>& shape);  // "[3, 4]", for messages
+std::optional<Dtype> dtype_from_name(std::string_view s);     // nullopt if unknown
+size_t dtype_size(Dtype d);                                   // bytes per element
 
 // ---- Reading --------------------------------------------------------------------------------
 

@@ -102,10 +102,9 @@ void run_bench_decode(const BenchDecodeArgs& a) {
   base.temperature = a.temperature;
   base.seed = a.seed;
   base.cache_bytes = uint64_t(a.cache_mb * double(1 << 20));
-  base.stop_at_eos = false;             // every run decodes max_tokens steps
+  base.stop_at_eos = false;            // every run decodes max_tokens steps
   const ExportedTables tables(model);  // once, for every store-tier run
   base.tables_file = tables.path();
-  base.export_tables = false;
 
   const size_t n = tiers.size();
   std::vector<std::vector<double>> tps(n), ratio(n), wait(n), fetch(n), ahead(n), hits(n), cpu(n),

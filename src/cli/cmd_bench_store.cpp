@@ -36,6 +36,7 @@
 #include "engram/store.h"
 #include "engram/store_checkpoint.h"
 #include "engram/tokenizer.h"
+#include "util/clock.h"
 
 namespace engram::cli {
 namespace {
@@ -58,10 +59,6 @@ struct BenchOptions {
   double compute_us = 0;  // 0: the slowest of 20 steps fetched with nothing to overlap
   std::string json_out;
 };
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 double cpu_seconds() {
   rusage r{};

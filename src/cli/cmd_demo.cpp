@@ -17,7 +17,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "cli/commands.h"
 #include "cli/generate.h"
@@ -28,6 +27,7 @@
 #include "engram/plot.h"
 #include "engram/tokenizer.h"
 #include "engram/trainer.h"
+#include "util/clock.h"
 #include "util/read_file.h"
 
 namespace engram::cli {
@@ -55,10 +55,6 @@ struct DemoArgs {
 };
 
 constexpr const char* kPrompts[] = {"The jury said", "In the morning", "He was"};
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // A Brown corpus folder holds the tagged texts ca01 .. cr09; anything else is plain UTF-8 text.
 CorpusOptions corpus_options(const std::string& corpus, CorpusSplit split) {
@@ -91,16 +87,7 @@ bool ensure_tokenizer(const DemoArgs& a, const std::string& path) {
   BpeTrainer trainer(options);
   const CorpusStats stats = trainer.add_corpus(corpus_options(a.corpus, CorpusSplit::train));
   const BpeVocab vocab = trainer.train();
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << BpeTrainer::tokenizer_json(vocab, options);
-    f.flush();
-    if (!f) fail(Errc::io, tmp, ": write failed");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fail(Errc::io, path, ": cannot rename into place: ", ec.message());
+  write_file_atomic(path, BpeTrainer::tokenizer_json(vocab, options));
   std::printf("tokenizer: %zu ids trained on %llu documents (%llu bytes) in %.1f s -> %s\n",
               vocab.tokens.size(), static_cast<unsigned long long>(stats.documents),
               static_cast<unsigned long long>(stats.bytes), seconds_since(t0), path.c_str());
@@ -187,10 +174,8 @@ RunSummary summarize_run(const std::string& name, const std::string& out_dir, co
   RunSummary r;
   r.name = name;
   Model model = Model::load(resolve_model_dir(out_dir));
-  for (const ParamInfo& p : model.param_infos()) {
-    r.params += p.numel;
-    if (p.name.ends_with("multi_head_embedding.embedding.weight")) r.table_params += p.numel;
-  }
+  for (const ParamInfo& p : model.param_infos()) r.params += p.numel;
+  for (const EngramTableView& t : model.engram_tables()) r.table_params += t.rows * t.width;
   const TrainingCurves c = read_metrics_csv((fs::path(out_dir) / "metrics.csv").string());
   if (c.tokens.empty()) fail(Errc::parse, out_dir, "/metrics.csv: no training step logged");
   r.tokens = int64_t(c.tokens.back());
@@ -235,14 +220,11 @@ void generate_samples(const DemoArgs& a, const std::string& out_dir) {
   Model model = Model::load(dir);
   const Tokenizer tok = Tokenizer::from_file((fs::path(dir) / "tokenizer.json").string());
   GenerateOptions g;
-  g.model = dir;
   g.max_tokens = a.max_tokens;
   g.seed = a.seed;
-  g.threads = a.threads;
   // Exported once; every file-tier run below serves this file.
   const ExportedTables tables(model, (fs::path(out_dir) / "engram_tables.safetensors").string());
   g.tables_file = tables.path();
-  g.export_tables = false;
   std::printf(
       "== samples from the Engram model (temperature %.2g, top-k %lld, top-p %.2g, seed %llu), "
       "tables resident and served from the file tier\n",

@@ -11,6 +11,7 @@
 #include "engram/bpe_trainer.h"
 #include "engram/data.h"
 #include "engram/error.h"
+#include "util/clock.h"
 
 namespace engram::cli {
 namespace {
@@ -25,10 +26,6 @@ struct TrainArgs {
   std::string regex = kGpt4SplitRegex;
   std::string output;
 };
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 void run_train(const TrainArgs& a) {
   CorpusOptions corpus;

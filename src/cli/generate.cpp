@@ -24,6 +24,7 @@
 #include "engram/prefetch.h"
 #include "engram/store.h"
 #include "engram/trainer.h"
+#include "util/clock.h"
 
 namespace engram::cli {
 
@@ -85,23 +86,18 @@ void check_options(const GenerateOptions& a) {
          "\"");
 }
 
-// While alive: the model's Engram tables are served from the tier `opt.tables` names (exported
-// to a file first); at the end, back to resident and the temporary file removed.
+// While alive: the model's Engram tables are served from the tier `opt.tables` names, over the
+// exported tables in opt.tables_file; at the end, back to resident.
 class TierScope {
  public:
   TierScope(Model& model, const GenerateOptions& opt) : model_(model) {
     if (opt.tables == "resident") return;
-    if (opt.export_tables) {
-      exported_.emplace(model, opt.tables_file);
-      path_ = exported_->path();
-    } else if (opt.tables_file.empty()) {
-      fail(Errc::invalid_argument, "export_tables = false needs tables_file (the exported tables)");
-    } else {
-      path_ = opt.tables_file;
-    }
+    if (opt.tables_file.empty())
+      fail(Errc::invalid_argument, "--tables ", opt.tables, " needs the exported tables' file");
     FileStoreOptions fo;
     fo.direct = opt.direct;
-    std::shared_ptr<FileStore> file = FileStore::open(model.engram_table_sources(path_), fo);
+    std::shared_ptr<FileStore> file =
+        FileStore::open(model.engram_table_sources(opt.tables_file), fo);
     if (opt.tables == "file") {
       store_ = file;
     } else if (opt.tables == "dram") {
@@ -127,15 +123,9 @@ class TierScope {
 
  private:
   Model& model_;
-  std::string path_;
-  std::optional<ExportedTables> exported_;  // before store_: the file outlives the store
   std::shared_ptr<RowStore> store_;
   std::shared_ptr<CachedStore> cached_;
 };
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 double thread_cpu_seconds() {
   timespec ts{};
@@ -250,7 +240,11 @@ GenerateResult generate_text(const GenerateOptions& opt) {
   const std::string dir = resolve_model_dir(opt.model);
   Model model = Model::load(dir);
   const Tokenizer tok = Tokenizer::from_file(dir + "/tokenizer.json");
-  return generate_with(model, tok, opt);
+  if (opt.tables == "resident") return generate_with(model, tok, opt);
+  const ExportedTables tables(model, opt.tables_file);  // outlives the store that reads it
+  GenerateOptions served = opt;
+  served.tables_file = tables.path();
+  return generate_with(model, tok, served);
 }
 
 }  // namespace engram::cli

@@ -7,9 +7,9 @@
 //   dram      tables exported to a safetensors file, loaded into a DramStore, rows prefetched.
 //   file      rows read in place from that file by a FileStore (io_uring), rows prefetched.
 //   cache     a hot-row CachedStore (cache_bytes) in front of that FileStore, rows prefetched.
-// The export goes to tables_file when given (kept), else to a temporary file removed at the end;
-// a caller that serves several runs from one model exports once (ExportedTables) and passes the
-// file with export_tables = false.
+// generate_text exports to tables_file when given (kept), else to a temporary file removed at
+// the end; a caller that serves several runs from one model exports once (ExportedTables) and
+// passes that file to generate_with.
 // Every tier gives the same logits bit for bit, so a seed gives the same text on every tier.
 //
 // Errors: a bad option, model directory, tokenizer or table file throws engram::Error naming
@@ -33,9 +33,11 @@ struct GenerateOptions {
   int64_t top_k = 40;        // 0: all
   float top_p = 0.95f;       // (0, 1]
   uint64_t seed = 0;
-  int threads = 0;                    // OpenMP / OpenBLAS threads (0: default)
-  std::string tables = "resident";    // resident | dram | file | cache
-  std::string tables_file;            // where the tables are exported; empty: a temporary file
+  int threads = 0;                  // OpenMP / OpenBLAS threads (0: default)
+  std::string tables = "resident";  // resident | dram | file | cache
+  // Store tiers: the file with this model's exported tables (ExportedTables). generate_text
+  // exports them there first (empty: to a temporary file); generate_with serves it as it is.
+  std::string tables_file;
   uint64_t cache_bytes = 4ull << 20;  // hot-row cache of the "cache" tier
   bool direct = true;                 // file tiers: O_DIRECT reads (false: the page cache)
   bool stream = false;                // write the text to stdout as it is produced
@@ -43,9 +45,6 @@ struct GenerateOptions {
   // Store tiers: fetch workers; -1: one per Engram layer; 0: no worker, the decoding thread
   // gathers each step's rows itself at step entry (cheaper than a hand-off for DRAM).
   int fetch_threads = -1;
-  // Store tiers: export the tables first (to tables_file or a temporary file). false: tables_file
-  // already holds this model's tables (ExportedTables) and is served as it is.
-  bool export_tables = true;
 };
 
 // The model's Engram tables exported to a safetensors file for the store tiers: to `path` (kept),
@@ -83,7 +82,8 @@ struct GenerateResult {
   double cache_hit_rate = 0;  // "cache" tier only
 };
 
-// Loads the model and tokenizer named by opt.model and generates (see generate_with below).
+// Loads the model and tokenizer named by opt.model, exports the tables for a store tier, and
+// generates (see generate_with below).
 GenerateResult generate_text(const GenerateOptions& opt);
 
 // The same with a model and tokenizer already loaded (benchmarks reuse them across tiers).

@@ -61,6 +61,12 @@ const char* dtype_name(Dtype d) {
   return "?";
 }
 
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); i++) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
 std::optional<Dtype> dtype_from_name(std::string_view s) {
   for (const auto& r : kDtypes)
     if (s == r.name) return r.dtype;

@@ -7,7 +7,6 @@
 // The tokenizer (tokenizer.json) belongs to the caller: it is neither written nor read here.
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -23,12 +22,6 @@ namespace engram {
 namespace {
 
 constexpr const char* kCompressLookup = "model.engram.compress_lookup";
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); i++) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 
 }  // namespace
 
@@ -57,16 +50,7 @@ void Model::save(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) fail(Errc::io, dir, ": cannot create directory: ", ec.message());
-  const std::string cfg_path = dir + "/config.json";
-  const std::string tmp = cfg_path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << config().to_json() << "\n";
-    out.flush();
-    if (!out) fail(Errc::io, tmp, ": write error");
-  }
-  std::filesystem::rename(tmp, cfg_path, ec);
-  if (ec) fail(Errc::io, cfg_path, ": cannot rename into place: ", ec.message());
+  write_file_atomic(dir + "/config.json", config().to_json() + "\n");
   std::vector<TensorView> views;
   for (const ParamInfo& info : param_infos()) {
     std::span<float> w = param(info.name);
@@ -93,8 +77,8 @@ Model Model::load(const std::string& dir) {
            " is missing (config.json sets engram.compress_tokens)");
     }
     if (t->dtype != Dtype::I64 || t->shape != std::vector<int64_t>{cfg.vocab_size}) {
-      fail(Errc::mismatch, st_path, ": tensor ", kCompressLookup, " is ", dtype_name(t->dtype),
-           " ", shape_str(t->shape), ", expected I64 [", cfg.vocab_size, "]");
+      fail(Errc::mismatch, st_path, ": tensor ", kCompressLookup, " is ", dtype_name(t->dtype), " ",
+           shape_string(t->shape), ", expected I64 [", cfg.vocab_size, "]");
     }
     cfg.engram.compress_lookup.resize(size_t(cfg.vocab_size));
     file.read(kCompressLookup,
@@ -111,8 +95,8 @@ Model Model::load(const std::string& dir) {
            "; only F32 is loaded");
     }
     if (t->shape != info.shape) {
-      fail(Errc::mismatch, st_path, ": tensor ", info.name, " has shape ", shape_str(t->shape),
-           " but the config implies ", shape_str(info.shape));
+      fail(Errc::mismatch, st_path, ": tensor ", info.name, " has shape ", shape_string(t->shape),
+           " but the config implies ", shape_string(info.shape));
     }
     file.read(info.name, std::as_writable_bytes(m.param(info.name)));
   }

@@ -11,39 +11,19 @@
 
 namespace engram {
 
-namespace {
-
-constexpr const char* kTableSuffix = ".engram.multi_head_embedding.embedding.weight";
-
-// Engram layer of a parameter name "model.layers.{l}.engram.multi_head_embedding...", or -1.
-int64_t table_layer(const std::string& name) {
-  const std::string pre = "model.layers.";
-  const std::string suffix = kTableSuffix;
-  if (name.rfind(pre, 0) != 0 || !name.ends_with(suffix)) return -1;
-  const std::string digits = name.substr(pre.size(), name.size() - pre.size() - suffix.size());
-  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
-  return std::stoll(digits);
-}
-
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); i++) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
-}  // namespace
-
 std::string engram_store_table_name(int64_t layer) {
   return "layers." + std::to_string(layer) + ".engram.table";
+}
+
+std::string engram_table_param_name(int64_t layer) {
+  return "model.layers." + std::to_string(layer) + ".engram.multi_head_embedding.embedding.weight";
 }
 
 void Model::export_engram_tables(const std::string& path) {
   std::vector<TensorView> views;
   for (const EngramTableView& t : engram_tables()) {
-    const int64_t layer = table_layer(t.name);
-    if (layer < 0) fail(Errc::invalid_argument, "export_engram_tables: unexpected table ", t.name);
     const size_t bytes = size_t(t.rows) * size_t(t.width) * sizeof(float);
-    views.push_back(TensorView{engram_store_table_name(layer),
+    views.push_back(TensorView{engram_store_table_name(t.layer),
                                Dtype::F32,
                                {t.rows, t.width},
                                {reinterpret_cast<const std::byte*>(t.table), bytes}});
@@ -58,9 +38,8 @@ void Model::export_engram_tables(const std::string& path) {
 std::vector<TableSource> Model::engram_table_sources(const std::string& path) const {
   const SafetensorsFile file = SafetensorsFile::open(path);
   std::vector<TableSource> out;
-  for (const ParamInfo& info : param_infos()) {
-    const int64_t layer = table_layer(info.name);
-    if (layer < 0) continue;
+  for (const int64_t layer : config().engram.layer_ids) {
+    const ParamInfo& info = param_info(engram_table_param_name(layer));
     const std::string name = engram_store_table_name(layer);
     const TensorInfo* t = file.find(name);
     if (t == nullptr) fail(Errc::mismatch, path, ": tensor ", name, " is missing");
@@ -69,8 +48,8 @@ std::vector<TableSource> Model::engram_table_sources(const std::string& path) co
            " but Engram tables are served as F32");
     }
     if (t->shape != info.shape) {
-      fail(Errc::mismatch, path, ": tensor ", name, " has shape ", shape_text(t->shape),
-           " but the model's Engram layer ", layer, " has ", shape_text(info.shape));
+      fail(Errc::mismatch, path, ": tensor ", name, " has shape ", shape_string(t->shape),
+           " but the model's Engram layer ", layer, " has ", shape_string(info.shape));
     }
     TableSource src;
     src.desc.name = name;

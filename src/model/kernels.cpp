@@ -291,6 +291,16 @@ struct KRange {
   int64_t k0, k1;
 };
 
+// Tile bounds of the causal products. Scores: a tile with a column at or below its last row sums
+// all K of the inner dimension, a tile wholly above the diagonal is skipped. P V and dS K: row
+// tile r0..r0+mr-1 sums keys 0..r0+mr-1 (P and dS are zero past the diagonal).
+static auto whole_k_below_diagonal(int64_t K) {
+  return [K](int64_t r0, int64_t mr, int64_t c0) {
+    return c0 <= r0 + mr - 1 ? KRange{0, K} : KRange{0, 0};
+  };
+}
+constexpr auto causal_prefix = [](int64_t r0, int64_t mr, int64_t) { return KRange{0, r0 + mr}; };
+
 // dst (cols, rows; row stride ldd) = src (rows, cols; row stride lds)^T, in 16 x 16 blocks so
 // that both sides touch 16 cache lines at a time.
 static void transpose(float* __restrict dst, int64_t ldd, const float* __restrict src, int64_t lds,
@@ -312,27 +322,22 @@ void attention_forward(float* out, float* att, const float* qkv, int64_t B, int6
   //   S = (scale Q) K^T     (T, T), tiles above the diagonal skipped
   //   P = softmax(S) row-wise over j <= i, zero above the diagonal (stored in att)
   //   O = P V               (T, D), k range of a row tile stops at its last row
-  // A block is (b, kv head): its K^T and V panels are shared by the group's query heads.
+  // A block is (b, kv head): its K^T panel is shared by the group's query heads; V is read in
+  // place.
   const int64_t stride = (H + 2 * KV) * D;
   const int64_t group = H / KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const auto below_diagonal = [D](int64_t r0, int64_t mr, int64_t c0) {
-    return c0 <= r0 + mr - 1 ? KRange{0, D} : KRange{0, 0};
-  };
-  const auto causal_prefix = [](int64_t r0, int64_t mr, int64_t) { return KRange{0, r0 + mr}; };
+  const auto below_diagonal = whole_k_below_diagonal(D);
 #pragma omp parallel
   {
     float* kt = thread_scratch(0, D * T);  // K^T (D, T)
-    float* vb = thread_scratch(1, T * D);  // V (T, D)
-    float* qs = thread_scratch(2, T * D);  // scale * Q of one head (T, D)
+    float* qs = thread_scratch(1, T * D);  // scale * Q of one head (T, D)
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++) {
       for (int64_t g = 0; g < KV; g++) {
         const float* base = qkv + b * T * stride;
         transpose(kt, T, base + (H + g) * D, stride, T, D);
-        for (int64_t j = 0; j < T; j++) {
-          std::memcpy(vb + j * D, base + j * stride + (H + KV + g) * D, D * sizeof(float));
-        }
+        const float* v = base + (H + KV + g) * D;  // V (T, D), row stride `stride`
         for (int64_t h = g * group; h < (g + 1) * group; h++) {
           for (int64_t i = 0; i < T; i++) {
             const float* q = base + i * stride + h * D;
@@ -344,7 +349,7 @@ void attention_forward(float* out, float* att, const float* qkv, int64_t B, int6
             softmax_inplace(p + i * T, i + 1);
             std::fill(p + i * T + i + 1, p + (i + 1) * T, 0.0f);
           }
-          head_product<false>(out + b * T * H * D + h * D, H * D, p, T, vb, D, T, D, false,
+          head_product<false>(out + b * T * H * D + h * D, H * D, p, T, v, stride, T, D, false,
                               causal_prefix);
         }
       }
@@ -364,24 +369,18 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
   const int64_t stride = (H + 2 * KV) * D;
   const int64_t group = H / KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const auto below_diagonal = [D](int64_t r0, int64_t mr, int64_t c0) {
-    return c0 <= r0 + mr - 1 ? KRange{0, D} : KRange{0, 0};
-  };
-  const auto causal_prefix = [](int64_t r0, int64_t mr, int64_t) { return KRange{0, r0 + mr}; };
+  const auto below_diagonal = whole_k_below_diagonal(D);
   const auto causal_suffix = [T](int64_t r0, int64_t, int64_t) { return KRange{r0, T}; };
 #pragma omp parallel
   {
-    float* kb = thread_scratch(0, T * D);  // K (T, D)
-    float* vt = thread_scratch(1, D * T);  // V^T (D, T)
-    float* ds = thread_scratch(2, T * T);  // dP, then dS (T, T)
+    float* vt = thread_scratch(0, D * T);  // V^T (D, T)
+    float* ds = thread_scratch(1, T * T);  // dP, then dS (T, T)
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++) {
       for (int64_t g = 0; g < KV; g++) {
         const float* base = qkv + b * T * stride;
         float* dbase = dqkv + b * T * stride;
-        for (int64_t j = 0; j < T; j++) {
-          std::memcpy(kb + j * D, base + j * stride + (H + g) * D, D * sizeof(float));
-        }
+        const float* k = base + (H + g) * D;  // K (T, D), row stride `stride`
         transpose(vt, T, base + (H + KV + g) * D, stride, T, D);
         float* dk = dbase + (H + g) * D;       // (T, D), row stride `stride`
         float* dv = dbase + (H + KV + g) * D;  // (T, D), row stride `stride`
@@ -400,7 +399,7 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
             for (int64_t j = 0; j < n; j++) si[j] = pi[j] * (si[j] - dotp) * scale;
             std::fill(si + n, si + T, 0.0f);
           }
-          head_product<false>(dbase + h * D, stride, ds, T, kb, D, T, D, true, causal_prefix);
+          head_product<false>(dbase + h * D, stride, ds, T, k, stride, T, D, true, causal_prefix);
           head_product<true>(dk, stride, ds, T, base + h * D, stride, T, D, true, causal_suffix);
           head_product<true>(dv, stride, p, T, dO, H * D, T, D, true, causal_suffix);
         }

@@ -23,6 +23,7 @@
 #include "engram/prefetch.h"
 #include "engram/store.h"
 #include "model/kernels.h"
+#include "util/clock.h"
 
 namespace engram {
 
@@ -161,12 +162,6 @@ double normal_pair_sample(std::mt19937_64& rng, double& spare, bool& has_spare) 
   return r * std::cos(two_pi * u2);
 }
 
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 struct Model::Impl {
@@ -206,8 +201,9 @@ struct Model::Impl {
   // Engram rows from a row store while decoding (serve_engram_from); null: the layers' tables.
   std::unique_ptr<Prefetcher> prefetcher;  // null when fetching inline
   std::shared_ptr<RowStore> row_store;
-  bool fetch_inline = false;               // PrefetchOptions.threads == 0: gather at step entry
   std::vector<std::vector<float>> inline_rows;  // (engrams.size()) (E) rows of the step
+  // Served with PrefetchOptions.threads == 0: the decoding thread gathers at step entry.
+  bool fetch_inline() const { return row_store && !prefetcher; }
   std::vector<size_t> store_table;  // (engrams.size()) store table of each Engram layer
   DecodeStats dec_stats;
   bool dec_broken = false;  // a step failed half-way: the sequence's state is inconsistent
@@ -759,6 +755,13 @@ struct Model::Impl {
 
   // ---- decoding -------------------------------------------------------------------------------
 
+  void check_not_broken(const char* who) const {
+    if (dec_broken && cache_len > 0) {
+      fail(Errc::invalid_argument, who, ": an earlier step of this sequence failed at position ",
+           cache_len, ", so its state is lost; call reset_cache() first");
+    }
+  }
+
   // One decode step. With a store, the step's rows come from `staged` (a ticket holding rows for
   // several positions, this one at `staged_pos`) when given, else from a fetch issued here.
   const float* decode(int32_t token, Ticket* staged = nullptr, size_t staged_pos = 0) {
@@ -767,10 +770,7 @@ struct Model::Impl {
            ")");
     }
     check_ids(&token, 1, 1, "token");
-    if (dec_broken && cache_len > 0) {
-      fail(Errc::invalid_argument, "decode_step: an earlier step of this sequence failed at ",
-           "position ", cache_len, ", so its state is lost; call reset_cache() first");
-    }
+    check_not_broken("decode_step");
     if (kcache.empty()) {
       kcache.assign(L * cfg.max_seq_len * KV * D, 0.0f);
       vcache.assign(L * cfg.max_seq_len * KV * D, 0.0f);
@@ -791,9 +791,11 @@ struct Model::Impl {
     }
     // With a store, the hash ids are global rows (column offsets added) and every Engram layer's
     // fetch starts here, before the embedding; the ticket cancels what is left if a layer throws.
+    // Staged rows were hashed and fetched for every position by decode_many.
     for (EngramSlot& s : engrams) {
-      s.hash.resize(hasher->num_columns());
       s.out.resize(C);
+      if (staged != nullptr) continue;
+      s.hash.resize(hasher->num_columns());
       hasher->hash_chunk(s.dec_state, s.layer, {&raw, 1}, s.hash, {}, served);
     }
     Ticket ticket;
@@ -805,7 +807,7 @@ struct Model::Impl {
       }
       ticket = prefetcher->prefetch(pos, std::move(requests));
     }
-    if (fetch_inline) {
+    if (fetch_inline()) {
       // No worker: the calling thread gathers now (for tiers faster than a thread hand-off).
       inline_rows.resize(engrams.size());
       for (size_t i = 0; i < engrams.size(); i++) {
@@ -824,7 +826,7 @@ struct Model::Impl {
       float* next = l + 1 < L ? a.layers[l + 1].x : a.xf;
       if (engram_of[l] >= 0) {
         EngramSlot& s = engrams[engram_of[l]];
-        if (fetch_inline) {
+        if (fetch_inline()) {
           if (t_first_wait == 0) t_first_wait = now_ns();
           s.mod->decode_step_rows(s.out.data(), la.x, inline_rows[size_t(engram_of[l])].data(), 1);
         } else if (prefetcher) {
@@ -881,10 +883,7 @@ struct Model::Impl {
            " exceed max_seq_len ", cfg.max_seq_len);
     }
     check_ids(tokens.data(), n, n, "tokens");
-    if (dec_broken && cache_len > 0) {
-      fail(Errc::invalid_argument, "decode_prompt: an earlier step of this sequence failed at ",
-           "position ", cache_len, ", so its state is lost; call reset_cache() first");
-    }
+    check_not_broken("decode_prompt");
     if (!prefetcher || n == 1) {
       const float* out = nullptr;
       for (int32_t t : tokens) out = decode(t);
@@ -934,7 +933,6 @@ struct Model::Impl {
       fetcher = std::make_unique<Prefetcher>(store, opt);
     }
     prefetcher = std::move(fetcher);
-    fetch_inline = options.threads == 0;
     row_store = std::move(store);
     store_table = std::move(tables);
     dec_stats = DecodeStats{};
@@ -1019,10 +1017,9 @@ std::vector<EngramTableView> Model::engram_tables() {
   for (Impl::EngramSlot& s : impl_->engrams) {
     const EngramLayerShape& sh = s.mod->shape();
     const nn::RowGrads& g = s.mod->table_grad();
-    out.push_back(EngramTableView{
-        "model.layers." + std::to_string(s.layer) + ".engram.multi_head_embedding.embedding.weight",
-        s.mod->params().table, sh.table_rows(), sh.row_width, g.rows, g.grads,
-        impl_->table_grad_scale});
+    out.push_back(EngramTableView{s.layer, engram_table_param_name(s.layer), s.mod->params().table,
+                                  sh.table_rows(), sh.row_width, g.rows, g.grads,
+                                  impl_->table_grad_scale});
   }
   return out;
 }
@@ -1100,7 +1097,6 @@ void Model::serve_engram_from(std::shared_ptr<RowStore> store, const PrefetchOpt
 void Model::serve_engram_resident() {
   impl_->prefetcher.reset();
   impl_->row_store.reset();
-  impl_->fetch_inline = false;
   impl_->store_table.clear();
 }
 bool Model::engram_served() const { return impl_->row_store != nullptr; }

@@ -3,16 +3,12 @@
 #include "engram/trainer.h"
 
 #include <cblas.h>
-#include <fcntl.h>
 #include <omp.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -29,29 +25,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-void fsync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), (directory ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(Errc::io, path, ": cannot open to sync: ", std::strerror(errno));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) fail(Errc::io, path, ": fsync failed: ", std::strerror(errno));
-}
-
-// Writes `text` to path.tmp, syncs it and renames it over `path`.
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) fail(Errc::io, tmp, ": write error");
-  }
-  fsync_path(tmp, false);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fail(Errc::io, path, ": cannot rename into place: ", ec.message());
-}
 
 // A decimal integer, the whole string; Errc::parse naming `what` otherwise.
 int64_t parse_int(const std::string& text, const std::string& what) {

@@ -12,16 +12,11 @@
 
 #include "engram/error.h"
 #include "store/aligned.h"
+#include "util/clock.h"
 
 namespace engram {
 
 namespace {
-
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // Staging charged to live tickets (`live`) and to all tickets including released ones whose
 // running fetches still write into their staging (`total`).

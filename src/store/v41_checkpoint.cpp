@@ -22,12 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 std::string layer_prefix(int64_t layer) {
   return "layers." + std::to_string(layer) + ".engram.";
 }
@@ -47,8 +41,8 @@ const SafetensorsCheckpoint::Entry& expect_tensor(const SafetensorsCheckpoint& c
          ", expected ", want);
   }
   if (t.shape != shape)
-    fail(Errc::mismatch, e->file->path(), ": tensor ", name, " has shape ", shape_text(t.shape),
-         ", expected ", shape_text(shape), " from config.json");
+    fail(Errc::mismatch, e->file->path(), ": tensor ", name, " has shape ", shape_string(t.shape),
+         ", expected ", shape_string(shape), " from config.json");
   // The reader checked the span against the file; check it once more against what the store
   // will read, so a later change there cannot let a row read run past the tensor.
   const uint64_t numel = static_cast<uint64_t>(t.numel());

@@ -395,13 +395,19 @@ inline void prefetch_row(const RowFormat& fmt, int64_t i, RowAt&& row_at) {
 // keeps about kPrefetchBytes of table rows in flight (8 rows of V4.1's 264-byte fp8 rows).
 // emit(i, d, s) returns false for a row it leaves to general(i, d, s), which runs after the loop.
 constexpr int64_t kPrefetchBytes = 2048;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+constexpr bool kF8MayDecline = true;  // the exact route declines rows with other scales
+#else
+constexpr bool kF8MayDecline = false;
+#endif
 template <typename RowAt, typename Emit, typename General>
 inline void pipelined_rows(const RowFormat& fmt, int64_t b, int64_t e, RowAt&& row_at, Emit&& emit,
                            General&& general) {
   const int64_t ahead = std::clamp<int64_t>(kPrefetchBytes / fmt.row_bytes(), 2, 16);
-  // Only fp8 rows are ever declined (the exact route's scale range); other formats allocate
-  // nothing.
-  std::vector<int64_t> declined(fmt.dtype == RowDtype::f8_e4m3 ? static_cast<size_t>(e - b) : 0);
+  // Only fp8 rows are ever declined, and only where the exact route is compiled in; otherwise
+  // nothing is allocated.
+  std::vector<int64_t> declined(
+      kF8MayDecline && fmt.dtype == RowDtype::f8_e4m3 ? static_cast<size_t>(e - b) : 0);
   int64_t n_declined = 0;
   for (int64_t i = b; i < std::min(e, b + ahead); ++i) prefetch_row(fmt, i, row_at);
   for (int64_t i = b; i < e; ++i) {
@@ -474,7 +480,8 @@ void dequantize_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8
   check_format(fmt, data, scale, "dequantize_rows_bf16");
   with_dtype(fmt.dtype, [&](auto dt) {
     for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
-      std::vector<float> tmp(static_cast<size_t>(fmt.width));
+      std::vector<float> tmp(dt() == RowDtype::f8_e4m3 ? static_cast<size_t>(fmt.width)
+                                                       : 0);  // general fp8 route
       for (int64_t i = b; i < e; ++i) {
         row_to_bf16<dt()>(fmt, data + i * fmt.data_bytes,
                           scale ? scale + i * fmt.scale_bytes : nullptr, out + i * fmt.width,
@@ -523,7 +530,8 @@ void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* 
   const auto row_at = table_rows(fmt, data, scale, row_ids);
   with_dtype(fmt.dtype, [&](auto dt) {
     for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
-      std::vector<float> tmp(static_cast<size_t>(fmt.width));
+      std::vector<float> tmp(dt() == RowDtype::f8_e4m3 ? static_cast<size_t>(fmt.width)
+                                                       : 0);  // general fp8 route
       pipelined_rows(
           fmt, b, e, row_at,
           [&](int64_t i, const uint8_t* d, const uint8_t* s) {

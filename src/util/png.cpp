@@ -5,18 +5,13 @@
 #include <png.h>
 
 #include <algorithm>
-#include <array>
-#include <cerrno>
 #include <cmath>
 #include <csetjmp>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iterator>
-#include <system_error>
 
 #include "engram/error.h"
+#include "util/read_file.h"
 
 namespace engram {
 
@@ -316,25 +311,7 @@ std::vector<uint8_t> encode_png(const Image& image) {
 
 void write_png(const Image& image, const std::string& path) {
   const std::vector<uint8_t> bytes = encode_png(image);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) fail(Errc::io, tmp, ": cannot create (", std::strerror(errno), ")");
-    f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-    f.flush();
-    if (!f) {
-      std::error_code ignored;
-      std::filesystem::remove(tmp, ignored);
-      fail(Errc::io, tmp, ": write failed (disk full?)");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    fail(Errc::io, path, ": cannot rename ", tmp, " into place: ", ec.message());
-  }
+  write_file_atomic(path, {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
 }
 
 }  // namespace engram

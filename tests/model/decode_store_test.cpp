@@ -16,12 +16,14 @@
 #include "engram/model.h"
 #include "engram/prefetch.h"
 #include "engram/store.h"
+#include "store/test_util.h"
 #include "test_helpers.h"
 
 namespace engram {
 namespace {
 
 using testing::error_of;
+using testing::TempDir;
 
 ModelConfig engram_config(std::vector<int64_t> layer_ids) {
   ModelConfig c;
@@ -91,24 +93,6 @@ std::vector<float> decode_with_prompt(Model& m, const std::vector<int32_t>& ids,
 bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("engram_decode_store_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 // The layer alone: decode_step_rows on rows gathered by hand equals decode_step on the ids, bit
 // for bit, for a batch of 2 and 2 residual branches, through the ShortConv state.
@@ -306,16 +290,17 @@ TEST(DecodeStore, MismatchedTablesAreRefused) {
   const std::string path = dir.file("tables.safetensors");
   one.export_engram_tables(path);
   Errc code{};
+  // The error of serving `m` from a FileStore over the tables written by `one`.
+  const auto serve_error = [&](Model& m, const PrefetchOptions& po) {
+    return error_of(
+        [&] { m.serve_engram_from(FileStore::open(one.engram_table_sources(path)), po); }, &code);
+  };
   // A file without the model's layer.
   std::string msg = error_of([&] { zero.engram_table_sources(path); }, &code);
   EXPECT_EQ(code, Errc::mismatch) << msg;
   EXPECT_NE(msg.find("layers.0.engram.table"), std::string::npos) << msg;
   // A store without the model's table.
-  msg = error_of(
-      [&] {
-        zero.serve_engram_from(FileStore::open(one.engram_table_sources(path)), PrefetchOptions{});
-      },
-      &code);
+  msg = serve_error(zero, PrefetchOptions{});
   EXPECT_EQ(code, Errc::out_of_range) << msg;
   EXPECT_FALSE(zero.engram_served());
   // A table of another shape under the right name.
@@ -326,11 +311,7 @@ TEST(DecodeStore, MismatchedTablesAreRefused) {
   msg = error_of([&] { other.engram_table_sources(path); }, &code);
   EXPECT_EQ(code, Errc::mismatch) << msg;
   EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
-  msg = error_of(
-      [&] {
-        other.serve_engram_from(FileStore::open(one.engram_table_sources(path)), PrefetchOptions{});
-      },
-      &code);
+  msg = serve_error(other, PrefetchOptions{});
   EXPECT_EQ(code, Errc::mismatch) << msg;
   EXPECT_NE(msg.find("layers.1.engram.table"), std::string::npos) << msg;
   // No Engram layer at all.
@@ -343,9 +324,7 @@ TEST(DecodeStore, MismatchedTablesAreRefused) {
   EXPECT_EQ(code, Errc::invalid_argument) << msg;
   PrefetchOptions too_many;
   too_many.threads = 1000;
-  msg = error_of(
-      [&] { one.serve_engram_from(FileStore::open(one.engram_table_sources(path)), too_many); },
-      &code);
+  msg = serve_error(one, too_many);
   EXPECT_EQ(code, Errc::invalid_argument) << msg;
   EXPECT_FALSE(one.engram_served());
 }

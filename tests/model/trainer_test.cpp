@@ -20,11 +20,13 @@
 #include "engram/bpe_trainer.h"
 #include "engram/error.h"
 #include "engram/tokenizer.h"
+#include "test_helpers.h"
 
 namespace engram {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::error_of;
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -206,17 +208,11 @@ TEST_F(TrainerTest, FullDiskWhileCheckpointingKeepsTheLastGoodOne) {
   lim.rlim_cur = 16 * 1024;
   const auto prev = signal(SIGXFSZ, SIG_IGN);
   ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
-  std::string what;
   Errc code = Errc::invalid_argument;
-  try {
-    train(again, nullptr);
-  } catch (const Error& e) {
-    what = e.what();
-    code = e.code();
-  }
+  const std::string what = error_of([&] { train(again, nullptr); }, &code);
   ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
   signal(SIGXFSZ, prev);
-  ASSERT_FALSE(what.empty()) << "a checkpoint past the size limit was reported written";
+  ASSERT_NE(what, "<no error>") << "a checkpoint past the size limit was reported written";
   EXPECT_EQ(code, Errc::io);
   EXPECT_NE(what.find("safetensors"), std::string::npos) << what;
   EXPECT_EQ(resolve_model_dir(o.out_dir), first.checkpoint);

@@ -14,9 +14,11 @@ ENGRAM = BIN / "engram"
 WORDS = "the cat sat on a mat and dog ran to big red house we saw bird over tree".split()
 
 
-def engram(*args, check=True, env=None):
-    """Runs `engram ARGS...`; with check, a non-zero exit fails the test with both streams."""
-    r = subprocess.run([str(ENGRAM), *map(str, args)], capture_output=True, text=True, env=env)
+def engram(*args, check=True, env=None, timeout=None):
+    """Runs `engram ARGS...` (for at most timeout seconds, if given); with check, a non-zero exit
+    fails the test with both streams."""
+    r = subprocess.run([str(ENGRAM), *map(str, args)], capture_output=True, text=True, env=env,
+                       timeout=timeout)
     if check and r.returncode != 0:
         raise AssertionError(f"engram {' '.join(map(str, args))} failed:\n{r.stdout}\n{r.stderr}")
     return r

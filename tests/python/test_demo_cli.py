@@ -5,12 +5,11 @@ reuses every output; a bad corpus fails with a message naming it.
 """
 import json
 import re
-import subprocess
 
 import pytest
 
 import png_reader
-from cli_helpers import ENGRAM, write_corpus
+from cli_helpers import ENGRAM, engram, write_corpus
 
 
 pytestmark = pytest.mark.skipif(not ENGRAM.exists(), reason=f"{ENGRAM} not built")
@@ -23,10 +22,9 @@ ENGRAM_CFG = dict(BASE, engram={"layer_ids": [1], "engram_vocab_size": [61, 67],
 
 
 def demo(work, *extra):
-    args = [str(ENGRAM), "demo", "--quick", "--corpus", work / "corpus", "--out", work / "out",
-            "--baseline-config", work / "base.json", "--engram-config", work / "engram.json",
-            "--vocab-size", 300, "--threads", 1, *extra]
-    return subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=120)
+    return engram("demo", "--quick", "--corpus", work / "corpus", "--out", work / "out",
+                  "--baseline-config", work / "base.json", "--engram-config", work / "engram.json",
+                  "--vocab-size", 300, "--threads", 1, *extra, check=False, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -83,31 +81,28 @@ def test_second_run_reuses_outputs(work):
 
 
 def test_tokenizer_smaller_than_the_model_is_refused(work, tmp_path):
-    args = [str(ENGRAM), "demo", "--quick", "--corpus", work / "corpus", "--out", tmp_path / "o",
-            "--baseline-config", work / "base.json", "--engram-config", work / "engram.json",
-            "--vocab-size", 290]
-    r = subprocess.run(list(map(str, args)), capture_output=True, text=True)
+    r = engram("demo", "--quick", "--corpus", work / "corpus", "--out", tmp_path / "o",
+               "--baseline-config", work / "base.json", "--engram-config", work / "engram.json",
+               "--vocab-size", 290, check=False)
     assert r.returncode == 1
     assert "has 290 ids but" in r.stderr and "vocab_size 300" in r.stderr, r.stderr
 
 
 def test_bad_corpus_is_an_error(work, tmp_path):
-    r = subprocess.run([str(ENGRAM), "demo", "--quick", "--corpus", str(tmp_path / "none"),
-                        "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    r = engram("demo", "--quick", "--corpus", tmp_path / "none", "--out", tmp_path / "out",
+               check=False)
     assert r.returncode == 1 and "none: no such file or folder" in r.stderr
     bad = tmp_path / "bad"
     bad.mkdir()
     for i in range(12):
         (bad / f"d{i:02d}.txt").write_bytes(b"fine text\n" if i else b"ok \xff\xfe broken\n")
-    r = subprocess.run([str(ENGRAM), "demo", "--quick", "--corpus", str(bad),
-                        "--out", str(tmp_path / "out2")], capture_output=True, text=True)
+    r = engram("demo", "--quick", "--corpus", bad, "--out", tmp_path / "out2", check=False)
     assert r.returncode == 1 and "d00.txt" in r.stderr and "UTF-8" in r.stderr, r.stderr
 
 
 def test_missing_config_fails_before_any_work(work, tmp_path):
-    r = subprocess.run([str(ENGRAM), "demo", "--quick", "--corpus", str(work / "corpus"),
-                        "--out", str(tmp_path / "out"), "--baseline-config",
-                        str(work / "base.json"), "--engram-config", str(tmp_path / "nope.json")],
-                       capture_output=True, text=True)
+    r = engram("demo", "--quick", "--corpus", work / "corpus", "--out", tmp_path / "out",
+               "--baseline-config", work / "base.json", "--engram-config", tmp_path / "nope.json",
+               check=False)
     assert r.returncode == 1 and "nope.json: cannot open" in r.stderr, r.stderr
     assert not (tmp_path / "out").exists()

@@ -330,6 +330,24 @@ TEST(Gather, F8ValueIsTheFp32ProductOfDecodedFactors) {
   }
 }
 
+// Gathers rows `ids` of f8 table t with the fast kernels and with engram::reference, to f32 and
+// to bf16, and asserts the outputs equal bit for bit. A failure names the output index, the id
+// of its row and its column.
+void gathers_match_reference(const Table& t, const std::vector<int64_t>& ids) {
+  const size_t w = static_cast<size_t>(t.fmt.width), out_n = ids.size() * w;
+  std::vector<float> ref(out_n), fast(out_n);
+  std::vector<uint16_t> ref16(out_n), fast16(out_n);
+  reference::gather_rows(t.fmt, t.data.data(), t.scale.data(), t.rows, ids, ref.data());
+  gather_rows(t.fmt, t.data.data(), t.scale.data(), t.rows, ids, fast.data());
+  reference::gather_rows_bf16(t.fmt, t.data.data(), t.scale.data(), t.rows, ids, ref16.data());
+  gather_rows_bf16(t.fmt, t.data.data(), t.scale.data(), t.rows, ids, fast16.data());
+  for (size_t i = 0; i < out_n; ++i) {
+    ASSERT_TRUE(same(ref[i], fast[i])) << i << " (id " << ids[i / w] << ", column " << i % w << ")";
+    ASSERT_TRUE(same_bf16(ref16[i], fast16[i]))
+        << i << " (id " << ids[i / w] << ", column " << i % w << ")";
+  }
+}
+
 // Every e4m3 code under every scale byte, one scale per row, through every kernel that has the
 // exact integer route (scale bytes 10..246) and the general one (the others), against
 // engram::reference. Row s holds the 256 codes with all 8 scales equal to s.
@@ -343,17 +361,9 @@ TEST(Gather, F8EveryCodeUnderEveryScaleByte) {
   }
   std::vector<int64_t> ids(512);
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>((i * 97) % 256);
-  const size_t out_n = ids.size() * 256;
-  std::vector<float> ref(out_n), fast(out_n), rows(256 * 256), ref_rows(256 * 256);
-  std::vector<uint16_t> ref16(out_n), fast16(out_n);
-  reference::gather_rows(fmt, t.data.data(), t.scale.data(), 256, ids, ref.data());
-  gather_rows(fmt, t.data.data(), t.scale.data(), 256, ids, fast.data());
-  reference::gather_rows_bf16(fmt, t.data.data(), t.scale.data(), 256, ids, ref16.data());
-  gather_rows_bf16(fmt, t.data.data(), t.scale.data(), 256, ids, fast16.data());
-  for (size_t i = 0; i < out_n; ++i) {
-    ASSERT_TRUE(same(ref[i], fast[i])) << "scale " << ids[i / 256] << " code " << i % 256;
-    ASSERT_TRUE(same_bf16(ref16[i], fast16[i])) << "scale " << ids[i / 256] << " code " << i % 256;
-  }
+  // The id of a row is its scale byte, the column its code.
+  ASSERT_NO_FATAL_FAILURE(gathers_match_reference(t, ids));
+  std::vector<float> rows(256 * 256), ref_rows(256 * 256);
   std::vector<int64_t> all(256);
   for (int r = 0; r < 256; ++r) all[static_cast<size_t>(r)] = r;
   reference::gather_rows(fmt, t.data.data(), t.scale.data(), 256, all, ref_rows.data());
@@ -372,17 +382,7 @@ TEST(Gather, F8RowsOffTheExactRouteLandInPlace) {
   for (int k = 0; k < 300; ++k) ids.push_back((k * 7 + (k % 3 == 0 ? 0 : 23)) % 64);
   ids[5] = 7;
   ids[250] = 30;
-  const size_t out_n = ids.size() * 64;
-  std::vector<float> ref(out_n), fast(out_n);
-  std::vector<uint16_t> ref16(out_n), fast16(out_n);
-  reference::gather_rows(t.fmt, t.data.data(), t.scale.data(), t.rows, ids, ref.data());
-  gather_rows(t.fmt, t.data.data(), t.scale.data(), t.rows, ids, fast.data());
-  reference::gather_rows_bf16(t.fmt, t.data.data(), t.scale.data(), t.rows, ids, ref16.data());
-  gather_rows_bf16(t.fmt, t.data.data(), t.scale.data(), t.rows, ids, fast16.data());
-  for (size_t i = 0; i < out_n; ++i) {
-    ASSERT_TRUE(same(ref[i], fast[i])) << i;
-    ASSERT_TRUE(same_bf16(ref16[i], fast16[i])) << i;
-  }
+  gathers_match_reference(t, ids);
 }
 
 TEST(Gather, BadIdThrowsAndWritesNothing) {

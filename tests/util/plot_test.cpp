@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 
+#include "data/test_files.h"
 #include "engram/error.h"
 #include "engram/plot.h"
 #include "test_helpers.h"
@@ -15,28 +15,10 @@
 namespace engram {
 namespace {
 
+using engram::test::TempDir;
 using engram::testing::error_of;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-class TempFiles {
- public:
-  TempFiles()
-      : dir_(std::filesystem::temp_directory_path() /
-             ("engram_plot_test_" + std::to_string(::getpid()))) {
-    std::filesystem::create_directories(dir_);
-  }
-  ~TempFiles() { std::filesystem::remove_all(dir_); }
-  std::string write(const std::string& name, const std::string& text) const {
-    const std::string p = (dir_ / name).string();
-    std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
- private:
-  std::filesystem::path dir_;
-};
 
 size_t count_color(const Image& img, Rgb c) {
   size_t n = 0;
@@ -71,7 +53,7 @@ constexpr const char* kMetrics =
     "4,0.001,7.6,7.9,4096,2.0\n";
 
 TEST(MetricsCsv, ReadsEveryStepAndTheEvaluatedOnes) {
-  const TempFiles t;
+  const TempDir t;
   const TrainingCurves c = read_metrics_csv(t.write("m.csv", kMetrics));
   EXPECT_THAT(c.step, ElementsAre(1, 2, 3, 4));
   EXPECT_THAT(c.tokens, ElementsAre(1024, 2048, 3072, 4096));
@@ -91,7 +73,7 @@ TEST(MetricsCsv, ReadsEveryStepAndTheEvaluatedOnes) {
 }
 
 TEST(MetricsCsv, ErrorsNameFileLineAndColumn) {
-  const TempFiles t;
+  const TempDir t;
   Errc code{};
   const std::string missing = t.path("nope.csv");
   EXPECT_THAT(error_of([&] { read_metrics_csv(missing); }, &code), HasSubstr(missing));
@@ -157,7 +139,7 @@ TEST(LinePlot, NonFinitePointsBreakTheLineAndBadSeriesAreRejected) {
 }
 
 TEST(LossPlot, EachRunHasItsColourAndLabelsMustMatch) {
-  const TempFiles t;
+  const TempDir t;
   const std::string m = t.write("m.csv", kMetrics);
   const TrainingCurves c = read_metrics_csv(m);
   const Image img = draw_loss_plot({c, c}, {"baseline", "engram"}, "title");

@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 
+#include "data/test_files.h"
 #include "engram/error.h"
 #include "engram/png.h"
 #include "test_helpers.h"
@@ -174,10 +175,8 @@ TEST(Png, DecodesToTheSamePixels) {
 }
 
 TEST(Png, WriteIsAtomicAndErrorsNameThePath) {
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("engram_png_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const std::string path = (dir / "a.png").string();
+  const engram::test::TempDir dir;
+  const std::string path = dir.path("a.png");
   Image img(5, 4, kBlack);
   write_png(img, path);
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
@@ -186,10 +185,9 @@ TEST(Png, WriteIsAtomicAndErrorsNameThePath) {
   int w = 0, h = 0;
   EXPECT_EQ(decode_rgb(bytes, &w, &h), img.pixels());
   Errc code{};
-  const std::string bad = (dir / "missing" / "b.png").string();
+  const std::string bad = dir.path("missing/b.png");
   EXPECT_THAT(error_of([&] { write_png(img, bad); }, &code), HasSubstr(bad));
   EXPECT_EQ(code, Errc::io);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
