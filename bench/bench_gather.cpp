@@ -2,18 +2,24 @@
 // format, beside the peer every gather must at least match: a plain memcpy loop that copies
 // the same rows' bytes (values + scales) into a packed buffer.
 //
-//   bench_gather [--table-mb 1024] [--width 256] [--batch 4096] [--ids 1048576]
-//                [--zipf 0 (uniform) | s > 0] [--threads N] [--reps 3] [--no-huge-pages]
-//                [--format f32|bf16|f8_e4m3 (default: all three)]
+//   bench_gather [--table-mb 1024] [--width 256] [--batch 512] [--ids 262144]
+//                [--zipf 0 (uniform) | s > 0] [--threads N] [--reps 15] [--no-huge-pages]
+//                [--format f32|bf16|f8_e4m3 (default: all three)] [--no-reference]
 //
 // Each format gets its own table of about --table-mb MiB (f32: 1 KiB rows; bf16: 512 B;
-// f8_e4m3: 256 B + 8 scale bytes at width 256). Ids are drawn once (uniform or Zipf(s) over
-// rows, ranks scattered over the table) and gathered in batches of --batch rows into one reused
-// output buffer, as a layer would. Reported: rows/s, GB/s of output written and of table bytes
-// read, and the ratio of rows/s to the memcpy loop on the same ids and threads (best of --reps
-// rounds in which all kernels take turns). Tables are anonymous mappings with MADV_HUGEPAGE, as
-// the DRAM tier allocates them (DramStoreOptions::huge_pages); --no-huge-pages gives 4 KiB pages,
-// where every random row also costs a page walk.
+// f8_e4m3: 256 B + 8 scale bytes at width 256). Every timed run gathers --ids rows in batches of
+// --batch into one reused, 64-byte aligned output buffer, as a layer would. Each run draws fresh
+// ids (uniform, or Zipf(s) over rows with the ranks scattered over the table), so no run finds
+// the rows an earlier run left in the caches: with a table much larger than the last-level
+// cache, every row is a DRAM miss, as in a table of hundreds of GB.
+//
+// Statistics: --reps rounds, in each of which every kernel runs once, in an order that rotates
+// from round to round. A kernel's ratio to memcpy is taken within each round (the two runs are
+// milliseconds apart, so a noisy neighbour on a shared machine slows both alike) and the median
+// over rounds is printed with its quartiles; rows/s and GB/s come from the median run time.
+// Tables are anonymous mappings with MADV_HUGEPAGE, as the DRAM tier allocates them
+// (DramStoreOptions::huge_pages); --no-huge-pages gives 4 KiB pages, where every random row also
+// costs a page walk.
 #include <omp.h>
 #include <sys/mman.h>
 
@@ -35,12 +41,13 @@ namespace {
 struct Args {
   int64_t table_mb = 1024;
   int64_t width = 256;
-  int64_t batch = 4096;
-  int64_t ids = 1 << 20;
+  int64_t batch = 512;
+  int64_t ids = 1 << 18;
   double zipf = 0.0;
   int threads = 0;  // 0: omp_get_max_threads()
-  int reps = 3;
+  int reps = 15;
   bool huge_pages = true;
+  bool reference = true;  // also time the scalar reference kernel (one thread)
   std::string format;  // empty: every format
 };
 
@@ -92,6 +99,8 @@ Args parse(int argc, char** argv) {
       a.reps = std::atoi(next());
     else if (k == "--no-huge-pages")
       a.huge_pages = false;
+    else if (k == "--no-reference")
+      a.reference = false;
     else if (k == "--format") {
       a.format = next();
       if (a.format != "f32" && a.format != "bf16" && a.format != "f8_e4m3") {
@@ -133,33 +142,53 @@ std::vector<int64_t> make_ids(int64_t n, int64_t rows, double s, uint64_t seed) 
   return ids;
 }
 
-// Best time of each function over `reps` rounds; the functions take turns within a round, so
-// a noisy neighbour on a shared machine slows all of them alike instead of one of them.
-std::vector<double> best_seconds_interleaved(int reps,
-                                             const std::vector<std::function<void()>>& fs) {
-  for (const auto& f : fs) f();  // warm-up: page in, spin up threads
-  std::vector<double> best(fs.size(), 1e300);
+// Runs every kernel once per round, `reps` rounds, the order rotating by one each round.
+// Before each timed run, prepare(k, run) draws that run's ids (untimed). Returns the run times,
+// [kernel][round].
+std::vector<std::vector<double>> time_rounds(int reps, const std::vector<std::function<void()>>& fs,
+                                             const std::function<void(size_t, int)>& prepare) {
+  const size_t n = fs.size();
+  std::vector<std::vector<double>> t(n, std::vector<double>(static_cast<size_t>(reps)));
+  int run = 0;
+  for (size_t k = 0; k < n; ++k) {  // warm-up: page in the output, spin up the threads
+    prepare(k, run++);
+    fs[k]();
+  }
   for (int r = 0; r < reps; ++r) {
-    for (size_t k = 0; k < fs.size(); ++k) {
+    for (size_t j = 0; j < n; ++j) {
+      const size_t k = (j + static_cast<size_t>(r)) % n;
+      prepare(k, run++);
       const auto t0 = std::chrono::steady_clock::now();
       fs[k]();
       const auto t1 = std::chrono::steady_clock::now();
-      best[k] = std::min(best[k], std::chrono::duration<double>(t1 - t0).count());
+      t[k][static_cast<size_t>(r)] = std::chrono::duration<double>(t1 - t0).count();
     }
   }
-  return best;
+  return t;
+}
+
+// The q-quantile (0..1) of v, nearest rank.
+double quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v[static_cast<size_t>(std::lround(q * static_cast<double>(v.size() - 1)))];
 }
 
 struct Row {
   std::string format, kernel;
   int threads;
-  double seconds, out_bytes, read_bytes, rows;
+  double out_bytes, read_bytes, rows;
 };
 
-void print(const Row& r, double memcpy_seconds) {
-  std::printf("%-8s %-18s %7d %10.2f %10.2f %10.2f %8.2f\n", r.format.c_str(), r.kernel.c_str(),
-              r.threads, r.rows / r.seconds / 1e6, r.out_bytes / r.seconds / 1e9,
-              r.read_bytes / r.seconds / 1e9, memcpy_seconds / r.seconds);
+// One line: rates from the kernel's median run time; the ratio to memcpy per round, as median
+// and quartiles.
+void print(const Row& r, const std::vector<double>& secs, const std::vector<double>& memcpy_secs) {
+  std::vector<double> ratio(secs.size());
+  for (size_t i = 0; i < secs.size(); ++i) ratio[i] = memcpy_secs[i] / secs[i];
+  const double t = quantile(secs, 0.5);
+  std::printf("%-8s %-18s %7d %10.2f %10.2f %10.2f %8.2f  %.2f-%.2f\n", r.format.c_str(),
+              r.kernel.c_str(), r.threads, r.rows / t / 1e6, r.out_bytes / t / 1e9,
+              r.read_bytes / t / 1e9, quantile(ratio, 0.5), quantile(ratio, 0.25),
+              quantile(ratio, 0.75));
 }
 
 }  // namespace
@@ -173,13 +202,13 @@ int main(int argc, char** argv) {
 
   std::printf(
       "bench_gather: table %lld MiB per format, width %lld, %lld ids in batches of %lld, "
-      "%s, %s pages, best of %d\n",
+      "%s, %s pages, %d rounds\n",
       static_cast<long long>(a.table_mb), static_cast<long long>(a.width),
       static_cast<long long>(a.ids), static_cast<long long>(a.batch),
       a.zipf > 0 ? ("zipf s=" + std::to_string(a.zipf)).c_str() : "uniform ids",
       a.huge_pages ? "huge" : "4 KiB", a.reps);
-  std::printf("%-8s %-18s %7s %10s %10s %10s %8s\n", "format", "kernel", "threads", "Mrows/s",
-              "GB/s out", "GB/s read", "x memcpy");
+  std::printf("%-8s %-18s %7s %10s %10s %10s %8s  %s\n", "format", "kernel", "threads", "Mrows/s",
+              "GB/s out", "GB/s read", "x memcpy", "quartiles");
 
   for (RowDtype dt : {RowDtype::f32, RowDtype::bf16, RowDtype::f8_e4m3}) {
     if (!a.format.empty() && a.format != row_dtype_name(dt)) continue;
@@ -205,14 +234,20 @@ int main(int argc, char** argv) {
         }
       }
     }
-    const std::vector<int64_t> ids = make_ids(a.ids, rows, a.zipf, 42);
+    std::vector<int64_t> ids;
     const int64_t batches = a.ids / a.batch;
     const double nrows = static_cast<double>(batches * a.batch);
     const double read_bytes = nrows * static_cast<double>(fmt.row_bytes());
-    std::vector<float> out(static_cast<size_t>(a.batch * a.width));
-    std::vector<uint16_t> out16(static_cast<size_t>(a.batch * a.width));
-    std::vector<uint8_t> packed(static_cast<size_t>(a.batch * fmt.row_bytes()));
+    // Output buffers as a layer's activations would be: 64-byte aligned (page aligned here).
+    Mapping out_map(static_cast<size_t>(a.batch * a.width) * sizeof(float), false);
+    Mapping packed_map(static_cast<size_t>(a.batch * fmt.row_bytes()), false);
+    float* out = reinterpret_cast<float*>(out_map.data());
+    uint16_t* out16 = reinterpret_cast<uint16_t*>(out_map.data());
+    uint8_t* packed = packed_map.data();
     const uint8_t* sc = fmt.scale_bytes ? scale.data() : nullptr;
+    const auto batch_ids = [&](int64_t b) {
+      return std::span<const int64_t>(ids.data() + b * a.batch, static_cast<size_t>(a.batch));
+    };
 
     for (int t : thread_counts) {
       omp_set_num_threads(t);
@@ -222,7 +257,7 @@ int main(int argc, char** argv) {
           const int64_t* bid = ids.data() + b * a.batch;
 #pragma omp parallel for schedule(static) num_threads(t)
           for (int64_t i = 0; i < a.batch; ++i) {
-            uint8_t* dst = packed.data() + i * fmt.row_bytes();
+            uint8_t* dst = packed + i * fmt.row_bytes();
             std::memcpy(dst, data.data() + bid[i] * fmt.data_bytes,
                         static_cast<size_t>(fmt.data_bytes));
             if (sc) {
@@ -234,34 +269,31 @@ int main(int argc, char** argv) {
       });
       fs.push_back([&] {
         for (int64_t b = 0; b < batches; ++b) {
-          gather_rows(fmt, data.data(), sc, rows,
-                      std::span<const int64_t>(ids.data() + b * a.batch, a.batch), out.data());
+          gather_rows(fmt, data.data(), sc, rows, batch_ids(b), out);
         }
       });
       fs.push_back([&] {
         for (int64_t b = 0; b < batches; ++b) {
-          gather_rows_bf16(fmt, data.data(), sc, rows,
-                           std::span<const int64_t>(ids.data() + b * a.batch, a.batch),
-                           out16.data());
+          gather_rows_bf16(fmt, data.data(), sc, rows, batch_ids(b), out16);
         }
       });
-      if (t == 1) {
+      if (t == 1 && a.reference) {
         fs.push_back([&] {
           for (int64_t b = 0; b < batches; ++b) {
-            reference::gather_rows(fmt, data.data(), sc, rows,
-                                   std::span<const int64_t>(ids.data() + b * a.batch, a.batch),
-                                   out.data());
+            reference::gather_rows(fmt, data.data(), sc, rows, batch_ids(b), out);
           }
         });
       }
-      const std::vector<double> secs = best_seconds_interleaved(a.reps, fs);
+      const auto secs = time_rounds(a.reps, fs, [&](size_t, int run) {
+        ids = make_ids(a.ids, rows, a.zipf, 1000003ull * static_cast<uint64_t>(t) + run);
+      });
       const std::string name = row_dtype_name(dt);
       const double w = static_cast<double>(a.width);
-      print({name, "memcpy (peer)", t, secs[0], read_bytes, read_bytes, nrows}, secs[0]);
-      print({name, "gather_rows ->f32", t, secs[1], nrows * w * 4, read_bytes, nrows}, secs[0]);
-      print({name, "gather_rows ->bf16", t, secs[2], nrows * w * 2, read_bytes, nrows}, secs[0]);
-      if (t == 1) {
-        print({name, "reference ->f32", t, secs[3], nrows * w * 4, read_bytes, nrows}, secs[0]);
+      print({name, "memcpy (peer)", t, read_bytes, read_bytes, nrows}, secs[0], secs[0]);
+      print({name, "gather_rows ->f32", t, nrows * w * 4, read_bytes, nrows}, secs[1], secs[0]);
+      print({name, "gather_rows ->bf16", t, nrows * w * 2, read_bytes, nrows}, secs[2], secs[0]);
+      if (t == 1 && a.reference) {
+        print({name, "reference ->f32", t, nrows * w * 4, read_bytes, nrows}, secs[3], secs[0]);
       }
     }
   }

@@ -8,6 +8,7 @@
 // a DRAM and TLB miss) and split large batches across OpenMP threads.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -125,11 +126,165 @@ inline __m256 e4m3x8_to_f32(__m128i bytes) {
 // in fp32 and in bf16, and no rounding happens at all. Its bf16 bits are
 //   sign | (base(mag) + ((s - 7) << 7)),  base(mag) = mag << 4 for normal e4m3 codes,
 // and a table entry for the 7 subnormal codes (which normalize one to three binades lower);
-// zero codes give (signed) zero and the NaN codes give 0xFFFF, as f32_to_bf16 does. The fp32
-// result is those bits << 16. This is about half the instructions of the fp16 route below, and
-// the bf16 output skips the fp32 round trip. Rows with other scales take the general route.
+// zero codes give (signed) zero and the NaN codes give 0xFFFF, as f32_to_bf16 and PyTorch's
+// bf16 cast do. The fp32 result is those bits << 16. Rows with other scales take the general route below.
 #if defined(__AVX512F__) && defined(__AVX512BW__)
+#define ENGRAM_F8_EXACT 1
 constexpr uint8_t kExactScaleMin = 10, kExactScaleMax = 246;
+
+inline bool f8_scales_exact(const uint8_t* scale, int64_t blocks) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    if (scale[b] < kExactScaleMin || scale[b] > kExactScaleMax) return false;
+  }
+  return true;
+}
+#endif
+
+#if defined(ENGRAM_F8_EXACT) && defined(__AVX512VBMI__)
+// With AVX-512 VBMI the route works on bytes, 64 codes per vector. A product's fp32 bits are
+//   byte 3 = sign | E >> 1,  byte 2 = (E & 1) << 7 | mantissa << 4,  bytes 1, 0 = 0,
+// where E = s + d(mag) is the fp32 exponent field (1..254 for these scales) and d, mantissa come
+// from two 128-entry byte tables (vpermt2b): the subnormal codes are just table entries. The
+// bf16 bits are bytes 3 and 2. Zero codes mask E to 0; the NaN code's table entry saturates E to
+// 255 (vpaddusb), and the sign is taken from code + 1 (saturating), whose top bit is set for the
+// negative codes and for 0x7F: both NaN codes give 0xFFFF. The codes are permuted on load so that the in-lane
+// byte/word interleaves (vpunpck*) that build the outputs write them in order. About half the
+// instructions per value of the 16-bit route below: this is what lets fp8 gathers keep up with
+// a plain memcpy of the same rows (docs/semantics.md, section 5).
+struct F8ExactTables {
+  alignas(64) uint8_t exp[128];       // d(mag) + 9; 255 for the NaN code 0x7F
+  alignas(64) uint8_t man[128];       // mantissa << 4 (three bits); 0x7F for the NaN code
+  alignas(64) uint8_t perm_f32[64];   // code order that vpunpck{l,h}bw then {l,h}wd undo
+  alignas(64) uint8_t perm_bf16[64];  // code order that vpunpck{l,h}bw undo
+  alignas(64) uint8_t block_f32[64];  // which of the vector's two scale blocks each byte is in
+  alignas(64) uint8_t block_bf16[64];
+  alignas(64) uint8_t x7f[64], x80[64], x01[64], x09[64];  // byte constants
+};
+constexpr F8ExactTables make_f8_exact_tables() {
+  F8ExactTables t{};
+  // Subnormal codes 1..7 are m * 2^-9: exponent -9, -8, -8, -7, ... and mantissa bits below.
+  constexpr int kSubExp[8] = {0, -9, -8, -8, -7, -7, -7, -7};
+  constexpr int kSubMan[8] = {0, 0, 0, 4, 0, 2, 4, 6};
+  for (int mag = 0; mag < 128; ++mag) {
+    const int e4 = mag >> 3, m3 = mag & 7;
+    const int d = e4 ? e4 - 7 : kSubExp[m3];
+    t.exp[mag] = static_cast<uint8_t>(d + 9);
+    t.man[mag] = static_cast<uint8_t>((e4 ? m3 : kSubMan[m3]) << 4);
+  }
+  t.exp[0] = 0;
+  t.exp[0x7F] = 255;
+  t.man[0x7F] = 0x7F;
+  // Byte p of 128-bit lane L: f32 output vector j takes bytes 4j..4j+3 of every lane; bf16 output
+  // vector j takes bytes 8j..8j+7.
+  for (int p = 0; p < 64; ++p) {
+    const int lane = p / 16, k = p % 16;
+    t.perm_f32[p] = static_cast<uint8_t>((k / 4) * 16 + lane * 4 + k % 4);
+    t.perm_bf16[p] = static_cast<uint8_t>((k / 8) * 32 + lane * 8 + k % 8);
+    t.block_f32[p] = t.perm_f32[p] / 32;
+    t.block_bf16[p] = t.perm_bf16[p] / 32;
+    t.x7f[p] = 0x7F;
+    t.x80[p] = 0x80;
+    t.x01[p] = 1;
+    t.x09[p] = 9;
+  }
+  return t;
+}
+constexpr F8ExactTables kF8Exact = make_f8_exact_tables();
+
+// The tables and constants of one row's conversion, loaded once per row. They are loads rather
+// than set1() so that the compiler does not rebuild them from immediates (two instructions each)
+// for every row.
+struct F8ExactRegs {
+  __m512i exp0, exp1, man0, man1, perm, block;
+  F8ExactRegs(const uint8_t* perm_table, const uint8_t* block_table)
+      : exp0(_mm512_load_si512(kF8Exact.exp)),
+        exp1(_mm512_load_si512(kF8Exact.exp + 64)),
+        man0(_mm512_load_si512(kF8Exact.man)),
+        man1(_mm512_load_si512(kF8Exact.man + 64)),
+        perm(_mm512_load_si512(perm_table)),
+        block(_mm512_load_si512(block_table)) {}
+};
+
+// The bf16 high and low bytes of 64 codes x (already permuted), s9 = each byte's scale - 9.
+struct F8Bytes {
+  __m512i hi, lo;
+};
+[[gnu::always_inline]] inline F8Bytes f8_exact_bytes(const F8ExactRegs& t, __m512i x, __m512i s9) {
+  const __m512i x7f = _mm512_load_si512(kF8Exact.x7f);
+  const __m512i exp = _mm512_permutex2var_epi8(t.exp0, x, t.exp1);
+  const __m512i man = _mm512_permutex2var_epi8(t.man0, x, t.man1);
+  const __m512i e = _mm512_maskz_adds_epu8(_mm512_test_epi8_mask(x, x7f), exp, s9);
+  const __m512i sign = _mm512_adds_epu8(x, _mm512_load_si512(kF8Exact.x01));  // bit 7: < 0 or NaN
+  // 0xE4 = c ? a : b, bitwise. Word shifts are fine: the bits they move across bytes are masked.
+  return {_mm512_ternarylogic_epi32(_mm512_srli_epi16(e, 1), sign, x7f, 0xE4),
+          _mm512_ternarylogic_epi32(_mm512_slli_epi16(e, 7), man, _mm512_load_si512(kF8Exact.x80),
+                                    0xE4)};
+}
+
+// Runs store(hi, lo, v, half) for each 64-code vector v of the row, with the codes in `perm`
+// order and `block` picking the scale; half (std::true_type) marks an odd last block, 32 codes
+// whose upper half is zero.
+template <typename Store>
+[[gnu::always_inline]] inline bool row_f8_exact(const uint8_t* src, const uint8_t* scale, int64_t width,
+                         const uint8_t* perm_table, const uint8_t* block_table, Store&& store) {
+  const int64_t blocks = width / kScaleBlock;
+  if (!f8_scales_exact(scale, blocks)) return false;
+  const F8ExactRegs t(perm_table, block_table);
+  const __m512i nine = _mm512_load_si512(kF8Exact.x09);
+  int64_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    int16_t pair;
+    std::memcpy(&pair, scale + b, 2);
+    const __m512i s9 =
+        _mm512_permutexvar_epi8(t.block, _mm512_sub_epi8(_mm512_set1_epi16(pair), nine));
+    const __m512i x = _mm512_permutexvar_epi8(t.perm, _mm512_loadu_si512(src + b * kScaleBlock));
+    const F8Bytes r = f8_exact_bytes(t, x, s9);
+    store(r.hi, r.lo, b / 2, std::false_type{});
+  }
+  if (b < blocks) {  // one block left: load only its 32 bytes
+    const __m512i s9 = _mm512_set1_epi8(static_cast<char>(scale[b] - 9));
+    const __m512i x = _mm512_permutexvar_epi8(
+        t.perm, _mm512_maskz_loadu_epi8(0xFFFFFFFFull, src + b * kScaleBlock));
+    const F8Bytes r = f8_exact_bytes(t, x, s9);
+    store(r.hi, r.lo, b / 2, std::true_type{});
+  }
+  return true;
+}
+
+// Both return false, writing nothing, when a scale byte is outside [10, 246]. They are forced
+// inline: GCC otherwise calls them once per row, and a call in the gather loop costs the loop a
+// reload of every vector constant.
+[[gnu::always_inline]] inline bool row_f8_exact_bf16(const uint8_t* src, const uint8_t* scale,
+                                                     int64_t width, uint16_t* out) {
+  return row_f8_exact(src, scale, width, kF8Exact.perm_bf16, kF8Exact.block_bf16,
+                      [&](__m512i hi, __m512i lo, int64_t v, auto half) {
+                        uint16_t* o = out + v * 2 * kScaleBlock;
+                        _mm512_storeu_si512(o, _mm512_unpacklo_epi8(lo, hi));
+                        if constexpr (!half()) {
+                          _mm512_storeu_si512(o + 32, _mm512_unpackhi_epi8(lo, hi));
+                        }
+                      });
+}
+
+[[gnu::always_inline]] inline bool row_f8_exact_f32(const uint8_t* src, const uint8_t* scale,
+                                                    int64_t width, float* out) {
+  return row_f8_exact(src, scale, width, kF8Exact.perm_f32, kF8Exact.block_f32,
+                      [&](__m512i hi, __m512i lo, int64_t v, auto half) {
+                        float* o = out + v * 2 * kScaleBlock;
+                        const __m512i z = _mm512_setzero_si512();
+                        const __m512i w0 = _mm512_unpacklo_epi8(lo, hi);
+                        _mm512_storeu_si512(o, _mm512_unpacklo_epi16(z, w0));
+                        _mm512_storeu_si512(o + 16, _mm512_unpackhi_epi16(z, w0));
+                        if constexpr (!half()) {
+                          const __m512i w1 = _mm512_unpackhi_epi8(lo, hi);
+                          _mm512_storeu_si512(o + 32, _mm512_unpacklo_epi16(z, w1));
+                          _mm512_storeu_si512(o + 48, _mm512_unpackhi_epi16(z, w1));
+                        }
+                      });
+}
+
+#elif defined(ENGRAM_F8_EXACT)
+// Without VBMI the same bits are computed on 16-bit lanes, 32 codes per vector.
 inline __m512i block_f8_bf16_bits(const uint8_t* q, __m512i bias) {
   // base() of the subnormal codes 1..7: 2^-9, 2^-8, 1.5 * 2^-8, 2^-7, 1.25, 1.5, 1.75 * 2^-7.
   alignas(64) static const int16_t kSubnormal[32] = {0, -2 << 7, -1 << 7, (-1 << 7) | 0x40,
@@ -144,13 +299,6 @@ inline __m512i block_f8_bf16_bits(const uint8_t* q, __m512i bias) {
   r = _mm512_ternarylogic_epi32(r, x, _mm512_set1_epi16(static_cast<int16_t>(0x8000)), 0xF8);
   return _mm512_mask_mov_epi16(r, _mm512_cmpeq_epi16_mask(mag, _mm512_set1_epi16(0x7F)),
                                _mm512_set1_epi16(-1));
-}
-
-inline bool f8_scales_exact(const uint8_t* scale, int64_t blocks) {
-  for (int64_t b = 0; b < blocks; ++b) {
-    if (scale[b] < kExactScaleMin || scale[b] > kExactScaleMax) return false;
-  }
-  return true;
 }
 
 inline __m512i exact_bias(uint8_t s) {
@@ -206,7 +354,7 @@ inline bool row_f8_exact_f32(const uint8_t* src, const uint8_t* scale, int64_t w
 }
 
 inline void row_f8_to_f32(const uint8_t* src, const uint8_t* scale, int64_t width, float* out) {
-#if defined(__AVX512F__) && defined(__AVX512BW__)
+#ifdef ENGRAM_F8_EXACT
   if (row_f8_exact_f32(src, scale, width, out)) return;
 #endif
   row_f8_to_f32_general(src, scale, width, out);
@@ -252,14 +400,14 @@ void f32_to_bf16_n(const uint8_t* x, int64_t n, uint16_t* out) {
 // the compiler reload every vector constant per row (all vector registers are caller-saved),
 // which cost 15-20% of the fp8 gathers' speed.
 template <RowDtype DT>
-inline bool row_to_f32_fast(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
+[[gnu::always_inline]] inline bool row_to_f32_fast(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
                             float* out) {
   if constexpr (DT == RowDtype::f32) {
     std::memcpy(out, data, static_cast<size_t>(fmt.data_bytes));
   } else if constexpr (DT == RowDtype::bf16) {
     row_bf16_to_f32(data, fmt.width, out);
   } else {
-#if defined(__AVX512F__) && defined(__AVX512BW__)
+#ifdef ENGRAM_F8_EXACT
     return row_f8_exact_f32(data, scale, fmt.width, out);
 #else
     row_f8_to_f32_general(data, scale, fmt.width, out);
@@ -269,14 +417,14 @@ inline bool row_to_f32_fast(const RowFormat& fmt, const uint8_t* data, const uin
 }
 
 template <RowDtype DT>
-inline bool row_to_bf16_fast(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
+[[gnu::always_inline]] inline bool row_to_bf16_fast(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
                              uint16_t* out, [[maybe_unused]] float* tmp) {
   if constexpr (DT == RowDtype::bf16) {
     std::memcpy(out, data, static_cast<size_t>(fmt.data_bytes));
   } else if constexpr (DT == RowDtype::f32) {
     f32_to_bf16_n(data, fmt.width, out);
   } else {
-#if defined(__AVX512F__) && defined(__AVX512BW__)
+#ifdef ENGRAM_F8_EXACT
     return row_f8_exact_bf16(data, scale, fmt.width, out);
 #else
     row_f8_to_bf16_general(data, scale, fmt.width, out, tmp);
@@ -377,75 +525,159 @@ inline void prefetch_l2(const uint8_t* p) {
 #endif
 }
 
-template <typename RowAt>
-inline void prefetch_row(const RowFormat& fmt, int64_t i, RowAt&& row_at) {
-  const auto [d, s] = row_at(i);
-  // One hint per line (a row need not start on a line; a second hint for a line already on its
-  // way still takes a miss buffer).
-  const auto lines = [](const uint8_t* p, int64_t n) {
-    const uintptr_t first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63};
-    const uintptr_t last = reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(n) - 1;
-    for (uintptr_t a = first; a <= last; a += 64) prefetch_l2(reinterpret_cast<const uint8_t*>(a));
-  };
-  lines(d, fmt.data_bytes);
-  if (s != nullptr) lines(s, fmt.scale_bytes);
+// Hints for the n lines from p's line on: one indirect jump, then straight-line hints (a loop
+// per row cost about 10% of the fp8 gathers' speed with the rows in L2).
+[[gnu::always_inline]] inline void prefetch_lines(const uint8_t* p, int64_t n) {
+  const uint8_t* line = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(p) &
+                                                         ~uintptr_t{63});
+  switch (n) {
+    default:
+      for (int64_t k = 8; k < n; ++k) prefetch_l2(line + 64 * k);
+      [[fallthrough]];
+    case 8: prefetch_l2(line + 64 * 7); [[fallthrough]];
+    case 7: prefetch_l2(line + 64 * 6); [[fallthrough]];
+    case 6: prefetch_l2(line + 64 * 5); [[fallthrough]];
+    case 5: prefetch_l2(line + 64 * 4); [[fallthrough]];
+    case 4: prefetch_l2(line + 64 * 3); [[fallthrough]];
+    case 3: prefetch_l2(line + 64 * 2); [[fallthrough]];
+    case 2: prefetch_l2(line + 64); [[fallthrough]];
+    case 1: prefetch_l2(line); [[fallthrough]];
+    case 0: break;
+  }
+}
+
+// The number of lines [p, p + n) touches.
+inline int64_t lines_spanned(const uint8_t* p, int64_t n) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  return n > 0 ? static_cast<int64_t>(((a + static_cast<uintptr_t>(n) - 1) >> 6) - (a >> 6) + 1)
+               : 0;
+}
+
+// What a gather prefetches of each row: every line of its values and of its scales, one hint per
+// line (a second hint for a line already on its way still takes a miss buffer). When every row
+// starts at the same offset within a line (a table whose base and row size allow it), the line
+// counts are fixed for the whole call; otherwise (rows given by pointer) they are computed per
+// row.
+struct RowPrefetch {
+  int64_t data_bytes = 0, scale_bytes = 0;
+  int64_t data_lines = -1, scale_lines = -1;  // -1: per row
+
+  [[gnu::always_inline]] void operator()(const uint8_t* d, const uint8_t* s) const {
+    prefetch_lines(d, data_lines >= 0 ? data_lines : lines_spanned(d, data_bytes));
+    if (s != nullptr) prefetch_lines(s, scale_lines >= 0 ? scale_lines : lines_spanned(s, scale_bytes));
+  }
+};
+
+// Fixed line counts for rows of `bytes` bytes at base + k * bytes, if there are any.
+inline int64_t fixed_lines(const uint8_t* base, int64_t bytes) {
+  const uintptr_t off = reinterpret_cast<uintptr_t>(base) % 64;
+  if (bytes % 64 == 0) return lines_spanned(base, bytes);              // same offset in every row
+  if (64 % bytes == 0 && off % bytes == 0) return bytes > 0 ? 1 : 0;  // rows tile the lines
+  return -1;
 }
 
 // Converts rows [b, e), prefetching row i + distance before converting row i. The distance
 // keeps about kPrefetchBytes of table rows in flight (8 rows of V4.1's 264-byte fp8 rows).
-// emit(i, d, s) returns false for a row it leaves to general(i, d, s), which runs after the loop.
+// emit(i, d, s) returns false for a row it leaves to general(i, d, s); those rows are converted
+// after the loop (a call inside the loop, even one never made, makes the compiler reload every
+// vector constant per row). Up to kDeclinedMax of them are remembered; past that, a second pass
+// offers every row to emit again and hands the ones it declines to general.
 constexpr int64_t kPrefetchBytes = 2048;
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-constexpr bool kF8MayDecline = true;  // the exact route declines rows with other scales
-#else
-constexpr bool kF8MayDecline = false;
-#endif
-template <typename RowAt, typename Emit, typename General>
-inline void pipelined_rows(const RowFormat& fmt, int64_t b, int64_t e, RowAt&& row_at, Emit&& emit,
-                           General&& general) {
+constexpr int64_t kDeclinedMax = 64;
+// Everything is taken by value (lambdas capture by value too): the vector stores may alias any
+// memory, so anything reached through a reference would be reloaded after every row.
+template <typename Prefetch, typename RowAt, typename Emit, typename General>
+inline void pipelined_rows(const RowFormat fmt, const Prefetch prefetch, int64_t b, int64_t e,
+                           const RowAt row_at, const Emit emit, const General general) {
   const int64_t ahead = std::clamp<int64_t>(kPrefetchBytes / fmt.row_bytes(), 2, 16);
-  // Only fp8 rows are ever declined, and only where the exact route is compiled in; otherwise
-  // nothing is allocated.
-  std::vector<int64_t> declined(
-      kF8MayDecline && fmt.dtype == RowDtype::f8_e4m3 ? static_cast<size_t>(e - b) : 0);
+  int64_t declined[kDeclinedMax];
   int64_t n_declined = 0;
-  for (int64_t i = b; i < std::min(e, b + ahead); ++i) prefetch_row(fmt, i, row_at);
-  for (int64_t i = b; i < e; ++i) {
-    if (i + ahead < e) prefetch_row(fmt, i + ahead, row_at);
+  for (int64_t i = b; i < std::min(e, b + ahead); ++i) {
     const auto [d, s] = row_at(i);
-    if (!emit(i, d, s)) declined[static_cast<size_t>(n_declined++)] = i;
+    prefetch(d, s);
   }
-  for (int64_t k = 0; k < n_declined; ++k) {
-    const int64_t i = declined[static_cast<size_t>(k)];
+  for (int64_t i = b; i < e; ++i) {
+    if (i + ahead < e) {
+      const auto [pd, ps] = row_at(i + ahead);
+      prefetch(pd, ps);
+    }
     const auto [d, s] = row_at(i);
-    general(i, d, s);
+    if (!emit(i, d, s)) {
+      if (n_declined < kDeclinedMax) declined[n_declined] = i;
+      ++n_declined;
+    }
+  }
+  if (n_declined <= kDeclinedMax) {
+    for (int64_t k = 0; k < n_declined; ++k) {
+      const auto [d, s] = row_at(declined[k]);
+      general(declined[k], d, s);
+    }
+    return;
+  }
+  for (int64_t i = b; i < e; ++i) {
+    const auto [d, s] = row_at(i);
+    if (!emit(i, d, s)) general(i, d, s);
   }
 }
 
 // row_at(i) for a gather: the (values, scales) pointers of table row row_ids[i]. The ids were
-// checked by the caller.
+// checked by the caller. Sizes are copies: the vector stores may alias anything, so fields read
+// through a reference would be reloaded after every row.
 inline auto table_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
                        std::span<const int64_t> row_ids) {
-  const bool f8 = fmt.dtype == RowDtype::f8_e4m3;
-  return [&fmt, data, scale, row_ids, f8](int64_t i) {
-    const int64_t r = row_ids[i];
-    return std::pair<const uint8_t*, const uint8_t*>(data + r * fmt.data_bytes,
-                                                     f8 ? scale + r * fmt.scale_bytes : nullptr);
+  const int64_t data_bytes = fmt.data_bytes;
+  const int64_t scale_bytes = fmt.dtype == RowDtype::f8_e4m3 ? fmt.scale_bytes : 0;
+  const int64_t* ids = row_ids.data();
+  return [data, scale, ids, data_bytes, scale_bytes](int64_t i) {
+    const int64_t r = ids[i];
+    return std::pair<const uint8_t*, const uint8_t*>(
+        data + r * data_bytes, scale_bytes ? scale + r * scale_bytes : nullptr);
   };
+}
+
+inline RowPrefetch table_prefetch(const RowFormat& fmt, const uint8_t* data,
+                                  const uint8_t* scale) {
+  RowPrefetch p{fmt.data_bytes, fmt.scale_bytes, fixed_lines(data, fmt.data_bytes), -1};
+  if (fmt.dtype == RowDtype::f8_e4m3) p.scale_lines = fixed_lines(scale, fmt.scale_bytes);
+  return p;
 }
 
 // Rows row_at(0 .. n) to fp32, prefetching ahead, on OpenMP threads when large.
 template <typename RowAt>
-void gather_f32(const RowFormat& fmt, int64_t n, const RowAt& row_at, float* out) {
-  with_dtype(fmt.dtype, [&](auto dt) {
-    for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
+void gather_f32(const RowFormat& fmt, const RowPrefetch& prefetch, int64_t n, const RowAt& row_at,
+                float* out) {
+  const RowFormat f = fmt;  // a local copy: see table_rows
+  with_dtype(f.dtype, [&](auto dt) {
+    for_row_ranges(n, f.width, [&](int64_t b, int64_t e) {
       pipelined_rows(
-          fmt, b, e, row_at,
-          [&](int64_t i, const uint8_t* d, const uint8_t* s) {
-            return row_to_f32_fast<dt()>(fmt, d, s, out + i * fmt.width);
+          f, prefetch, b, e, row_at,
+          [f, out, dt](int64_t i, const uint8_t* d, const uint8_t* s) {
+            return row_to_f32_fast<dt()>(f, d, s, out + i * f.width);
           },
-          [&](int64_t i, const uint8_t* d, const uint8_t* s) {
-            row_f8_to_f32_general(d, s, fmt.width, out + i * fmt.width);
+          [f, out](int64_t i, const uint8_t* d, const uint8_t* s) {
+            row_f8_to_f32_general(d, s, f.width, out + i * f.width);
+          });
+    });
+  });
+}
+
+// Rows row_at(0 .. n) to bf16, like gather_f32.
+template <typename RowAt>
+void gather_bf16(const RowFormat& fmt, const RowPrefetch& prefetch, int64_t n,
+                 const RowAt& row_at, uint16_t* out) {
+  const RowFormat f = fmt;  // a local copy: see table_rows
+  with_dtype(f.dtype, [&](auto dt) {
+    for_row_ranges(n, f.width, [&](int64_t b, int64_t e) {
+      std::vector<float> tmp(dt() == RowDtype::f8_e4m3 ? static_cast<size_t>(f.width)
+                                                       : 0);  // general fp8 route
+      float* t = tmp.data();
+      pipelined_rows(
+          f, prefetch, b, e, row_at,
+          [f, out, t, dt](int64_t i, const uint8_t* d, const uint8_t* s) {
+            return row_to_bf16_fast<dt()>(f, d, s, out + i * f.width, t);
+          },
+          [f, out, t](int64_t i, const uint8_t* d, const uint8_t* s) {
+            row_f8_to_bf16_general(d, s, f.width, out + i * f.width, t);
           });
     });
   });
@@ -509,7 +741,7 @@ void dequantize_row_ptrs(const RowFormat& fmt, std::span<const uint8_t* const> d
   const auto row_at = [&](int64_t i) {
     return std::pair<const uint8_t*, const uint8_t*>(data_rows[i], f8 ? scale_rows[i] : nullptr);
   };
-  gather_f32(fmt, n, row_at, out);
+  gather_f32(fmt, RowPrefetch{fmt.data_bytes, f8 ? fmt.scale_bytes : 0}, n, row_at, out);
 }
 
 void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, int64_t num_rows,
@@ -518,7 +750,7 @@ void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale
   if (n == 0) return;
   check_format(fmt, data, scale, "gather_rows");
   check_ids(num_rows, row_ids, "gather_rows");
-  gather_f32(fmt, n, table_rows(fmt, data, scale, row_ids), out);
+  gather_f32(fmt, table_prefetch(fmt, data, scale), n, table_rows(fmt, data, scale, row_ids), out);
 }
 
 void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
@@ -527,21 +759,7 @@ void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* 
   if (n == 0) return;
   check_format(fmt, data, scale, "gather_rows_bf16");
   check_ids(num_rows, row_ids, "gather_rows_bf16");
-  const auto row_at = table_rows(fmt, data, scale, row_ids);
-  with_dtype(fmt.dtype, [&](auto dt) {
-    for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
-      std::vector<float> tmp(dt() == RowDtype::f8_e4m3 ? static_cast<size_t>(fmt.width)
-                                                       : 0);  // general fp8 route
-      pipelined_rows(
-          fmt, b, e, row_at,
-          [&](int64_t i, const uint8_t* d, const uint8_t* s) {
-            return row_to_bf16_fast<dt()>(fmt, d, s, out + i * fmt.width, tmp.data());
-          },
-          [&](int64_t i, const uint8_t* d, const uint8_t* s) {
-            row_f8_to_bf16_general(d, s, fmt.width, out + i * fmt.width, tmp.data());
-          });
-    });
-  });
+  gather_bf16(fmt, table_prefetch(fmt, data, scale), n, table_rows(fmt, data, scale, row_ids), out);
 }
 
 void dequantize_blocks(const uint8_t* w, const uint8_t* s, int64_t rows, int64_t cols, float* out) {
