@@ -127,7 +127,8 @@ inline __m256 e4m3x8_to_f32(__m128i bytes) {
 //   sign | (base(mag) + ((s - 7) << 7)),  base(mag) = mag << 4 for normal e4m3 codes,
 // and a table entry for the 7 subnormal codes (which normalize one to three binades lower);
 // zero codes give (signed) zero and the NaN codes give 0xFFFF, as f32_to_bf16 and PyTorch's
-// bf16 cast do. The fp32 result is those bits << 16. Rows with other scales take the general route below.
+// bf16 cast do. The fp32 result is those bits << 16. Rows with other scales take the general
+// route below.
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 #define ENGRAM_F8_EXACT 1
 constexpr uint8_t kExactScaleMin = 10, kExactScaleMax = 246;
@@ -147,10 +148,10 @@ inline bool f8_scales_exact(const uint8_t* scale, int64_t blocks) {
 // from two 128-entry byte tables (vpermt2b): the subnormal codes are just table entries. The
 // bf16 bits are bytes 3 and 2. Zero codes mask E to 0; the NaN code's table entry saturates E to
 // 255 (vpaddusb), and the sign is taken from code + 1 (saturating), whose top bit is set for the
-// negative codes and for 0x7F: both NaN codes give 0xFFFF. The codes are permuted on load so that the in-lane
-// byte/word interleaves (vpunpck*) that build the outputs write them in order. About half the
-// instructions per value of the 16-bit route below: this is what lets fp8 gathers keep up with
-// a plain memcpy of the same rows (docs/semantics.md, section 5).
+// negative codes and for 0x7F: both NaN codes give 0xFFFF. The codes are permuted on load so that
+// the in-lane byte/word interleaves (vpunpck*) that build the outputs write them in order. About
+// half the instructions per value of the 16-bit route below; docs/semantics.md (section 5) has
+// the measurements.
 struct F8ExactTables {
   alignas(64) uint8_t exp[128];       // d(mag) + 9; 255 for the NaN code 0x7F
   alignas(64) uint8_t man[128];       // mantissa << 4 (three bits); 0x7F for the NaN code
@@ -225,8 +226,9 @@ struct F8Bytes {
 // order and `block` picking the scale; half (std::true_type) marks an odd last block, 32 codes
 // whose upper half is zero.
 template <typename Store>
-[[gnu::always_inline]] inline bool row_f8_exact(const uint8_t* src, const uint8_t* scale, int64_t width,
-                         const uint8_t* perm_table, const uint8_t* block_table, Store&& store) {
+[[gnu::always_inline]] inline bool row_f8_exact(const uint8_t* src, const uint8_t* scale,
+                                                int64_t width, const uint8_t* perm_table,
+                                                const uint8_t* block_table, Store&& store) {
   const int64_t blocks = width / kScaleBlock;
   if (!f8_scales_exact(scale, blocks)) return false;
   const F8ExactRegs t(perm_table, block_table);
@@ -400,8 +402,8 @@ void f32_to_bf16_n(const uint8_t* x, int64_t n, uint16_t* out) {
 // the compiler reload every vector constant per row (all vector registers are caller-saved),
 // which cost 15-20% of the fp8 gathers' speed.
 template <RowDtype DT>
-[[gnu::always_inline]] inline bool row_to_f32_fast(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
-                            float* out) {
+[[gnu::always_inline]] inline bool row_to_f32_fast(const RowFormat& fmt, const uint8_t* data,
+                                                   const uint8_t* scale, float* out) {
   if constexpr (DT == RowDtype::f32) {
     std::memcpy(out, data, static_cast<size_t>(fmt.data_bytes));
   } else if constexpr (DT == RowDtype::bf16) {
@@ -417,8 +419,9 @@ template <RowDtype DT>
 }
 
 template <RowDtype DT>
-[[gnu::always_inline]] inline bool row_to_bf16_fast(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
-                             uint16_t* out, [[maybe_unused]] float* tmp) {
+[[gnu::always_inline]] inline bool row_to_bf16_fast(const RowFormat& fmt, const uint8_t* data,
+                                                    const uint8_t* scale, uint16_t* out,
+                                                    [[maybe_unused]] float* tmp) {
   if constexpr (DT == RowDtype::bf16) {
     std::memcpy(out, data, static_cast<size_t>(fmt.data_bytes));
   } else if constexpr (DT == RowDtype::f32) {
@@ -564,7 +567,8 @@ struct RowPrefetch {
 
   [[gnu::always_inline]] void operator()(const uint8_t* d, const uint8_t* s) const {
     prefetch_lines(d, data_lines >= 0 ? data_lines : lines_spanned(d, data_bytes));
-    if (s != nullptr) prefetch_lines(s, scale_lines >= 0 ? scale_lines : lines_spanned(s, scale_bytes));
+    if (s != nullptr)
+      prefetch_lines(s, scale_lines >= 0 ? scale_lines : lines_spanned(s, scale_bytes));
   }
 };
 
@@ -577,7 +581,7 @@ inline int64_t fixed_lines(const uint8_t* base, int64_t bytes) {
 }
 
 // Converts rows [b, e), prefetching row i + distance before converting row i. The distance
-// keeps about kPrefetchBytes of table rows in flight (8 rows of V4.1's 264-byte fp8 rows).
+// keeps about kPrefetchBytes of table rows in flight (7 rows of V4.1's 264-byte fp8 rows).
 // emit(i, d, s) returns false for a row it leaves to general(i, d, s); those rows are converted
 // after the loop (a call inside the loop, even one never made, makes the compiler reload every
 // vector constant per row). Up to kDeclinedMax of them are remembered; past that, a second pass
