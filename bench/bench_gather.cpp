@@ -13,8 +13,7 @@
 // the rows an earlier run left in the caches: with a table much larger than the last-level
 // cache, every row is a DRAM miss, as in a table of hundreds of GB.
 //
-// Statistics: --reps rounds, in each of which every kernel runs once, in an order that rotates
-// from round to round. A kernel's ratio to memcpy is taken within each round (the two runs are
+// Statistics: --reps rounds, in each of which every kernel runs once, in a random order. A kernel's ratio to memcpy is taken within each round (the two runs are
 // milliseconds apart, so a noisy neighbour on a shared machine slows both alike) and the median
 // over rounds is printed with its quartiles; rows/s and GB/s come from the median run time.
 // Tables are anonymous mappings with MADV_HUGEPAGE, as the DRAM tier allocates them
@@ -119,10 +118,10 @@ Args parse(int argc, char** argv) {
 
 // Zipf(s) ranks by inverting the continuous approximation of the CDF, then scattered over the
 // table by an odd multiplier so hot rows are not neighbours.
-std::vector<int64_t> make_ids(int64_t n, int64_t rows, double s, uint64_t seed) {
+// Fills ids (reusing its memory, so that every run reads ids from the same pages).
+void make_ids(std::vector<int64_t>& ids, int64_t rows, double s, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(0.0, 1.0);
-  std::vector<int64_t> ids(static_cast<size_t>(n));
   for (auto& id : ids) {
     if (s <= 0) {
       id = static_cast<int64_t>(rng() % static_cast<uint64_t>(rows));
@@ -139,24 +138,28 @@ std::vector<int64_t> make_ids(int64_t n, int64_t rows, double s, uint64_t seed) 
     const uint64_t r = std::min<uint64_t>(static_cast<uint64_t>(rank) - 1, rows - 1);
     id = static_cast<int64_t>((r * 0x9E3779B97F4A7C15ull) % static_cast<uint64_t>(rows));
   }
-  return ids;
 }
 
-// Runs every kernel once per round, `reps` rounds, the order rotating by one each round.
-// Before each timed run, prepare(k, run) draws that run's ids (untimed). Returns the run times,
-// [kernel][round].
+// Runs every kernel once per round, `reps` rounds, in a new random order each round. (A fixed
+// or rotating order makes each kernel always follow the same one; measured here, the kernel that
+// always ran right after the memcpy loop lost 15-20% against the same kernel elsewhere in the
+// order.) Before each timed run, prepare(k, run) draws that run's ids (untimed). Returns the run
+// times, [kernel][round].
 std::vector<std::vector<double>> time_rounds(int reps, const std::vector<std::function<void()>>& fs,
                                              const std::function<void(size_t, int)>& prepare) {
   const size_t n = fs.size();
   std::vector<std::vector<double>> t(n, std::vector<double>(static_cast<size_t>(reps)));
+  std::vector<size_t> order(n);
+  for (size_t k = 0; k < n; ++k) order[k] = k;
+  std::mt19937_64 rng(7);
   int run = 0;
   for (size_t k = 0; k < n; ++k) {  // warm-up: page in the output, spin up the threads
     prepare(k, run++);
     fs[k]();
   }
   for (int r = 0; r < reps; ++r) {
-    for (size_t j = 0; j < n; ++j) {
-      const size_t k = (j + static_cast<size_t>(r)) % n;
+    std::shuffle(order.begin(), order.end(), rng);
+    for (size_t k : order) {
       prepare(k, run++);
       const auto t0 = std::chrono::steady_clock::now();
       fs[k]();
@@ -234,7 +237,7 @@ int main(int argc, char** argv) {
         }
       }
     }
-    std::vector<int64_t> ids;
+    std::vector<int64_t> ids(static_cast<size_t>(a.ids));
     const int64_t batches = a.ids / a.batch;
     const double nrows = static_cast<double>(batches * a.batch);
     const double read_bytes = nrows * static_cast<double>(fmt.row_bytes());
@@ -285,7 +288,7 @@ int main(int argc, char** argv) {
         });
       }
       const auto secs = time_rounds(a.reps, fs, [&](size_t, int run) {
-        ids = make_ids(a.ids, rows, a.zipf, 1000003ull * static_cast<uint64_t>(t) + run);
+        make_ids(ids, rows, a.zipf, 1000003ull * static_cast<uint64_t>(t) + run);
       });
       const std::string name = row_dtype_name(dt);
       const double w = static_cast<double>(a.width);
