@@ -13,9 +13,10 @@
 // the rows an earlier run left in the caches: with a table much larger than the last-level
 // cache, every row is a DRAM miss, as in a table of hundreds of GB.
 //
-// Statistics: --reps rounds, in each of which every kernel runs once, in a random order. A kernel's ratio to memcpy is taken within each round (the two runs are
-// milliseconds apart, so a noisy neighbour on a shared machine slows both alike) and the median
-// over rounds is printed with its quartiles; rows/s and GB/s come from the median run time.
+// Statistics: --reps rounds, in each of which every kernel runs once, in a random order. A
+// kernel's ratio to memcpy is taken within each round (the two runs are milliseconds apart, so a
+// noisy neighbour on a shared machine slows both alike) and the median over rounds is printed
+// with its quartiles; rows/s and GB/s come from the median run time.
 // Tables are anonymous mappings with MADV_HUGEPAGE, as the DRAM tier allocates them
 // (DramStoreOptions::huge_pages); --no-huge-pages gives 4 KiB pages, where every random row also
 // costs a page walk.
