@@ -30,11 +30,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "engram/row_format.h"
+#include "util/clock.h"
 
 namespace {
 
@@ -144,28 +146,27 @@ void make_ids(std::vector<int64_t>& ids, int64_t rows, double s, uint64_t seed) 
 // Runs every kernel once per round, `reps` rounds, in a new random order each round. (A fixed
 // or rotating order makes each kernel always follow the same one; measured here, the kernel that
 // always ran right after the memcpy loop lost 15-20% against the same kernel elsewhere in the
-// order.) Before each timed run, prepare(k, run) draws that run's ids (untimed). Returns the run
+// order.) Before each timed run, prepare(run) draws that run's ids (untimed). Returns the run
 // times, [kernel][round].
 std::vector<std::vector<double>> time_rounds(int reps, const std::vector<std::function<void()>>& fs,
-                                             const std::function<void(size_t, int)>& prepare) {
+                                             const std::function<void(int)>& prepare) {
   const size_t n = fs.size();
   std::vector<std::vector<double>> t(n, std::vector<double>(static_cast<size_t>(reps)));
   std::vector<size_t> order(n);
-  for (size_t k = 0; k < n; ++k) order[k] = k;
+  std::iota(order.begin(), order.end(), size_t{0});
   std::mt19937_64 rng(7);
   int run = 0;
-  for (size_t k = 0; k < n; ++k) {  // warm-up: page in the output, spin up the threads
-    prepare(k, run++);
-    fs[k]();
+  for (const auto& f : fs) {  // warm-up: page in the output, spin up the threads
+    prepare(run++);
+    f();
   }
   for (int r = 0; r < reps; ++r) {
     std::shuffle(order.begin(), order.end(), rng);
     for (size_t k : order) {
-      prepare(k, run++);
+      prepare(run++);
       const auto t0 = std::chrono::steady_clock::now();
       fs[k]();
-      const auto t1 = std::chrono::steady_clock::now();
-      t[k][static_cast<size_t>(r)] = std::chrono::duration<double>(t1 - t0).count();
+      t[k][static_cast<size_t>(r)] = engram::seconds_since(t0);
     }
   }
   return t;
@@ -288,7 +289,7 @@ int main(int argc, char** argv) {
           }
         });
       }
-      const auto secs = time_rounds(a.reps, fs, [&](size_t, int run) {
+      const auto secs = time_rounds(a.reps, fs, [&](int run) {
         make_ids(ids, rows, a.zipf, 1000003ull * static_cast<uint64_t>(t) + run);
       });
       const std::string name = row_dtype_name(dt);

@@ -16,6 +16,7 @@
 #include "engram/compressor.h"
 #include "engram/error.h"
 #include "engram/tokenizer.h"
+#include "util/clock.h"
 
 namespace {
 
@@ -43,10 +44,6 @@ std::string strip_tags(const std::string& raw) {
   return out;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,7 +67,7 @@ int main(int argc, char** argv) {
     }
     auto t0 = std::chrono::steady_clock::now();
     const engram::Tokenizer tok = engram::Tokenizer::from_file(tok_path);
-    std::printf("load tokenizer: %.3f s\n", seconds_since(t0));
+    std::printf("load tokenizer: %.3f s\n", engram::seconds_since(t0));
     std::vector<std::vector<int32_t>> all_ids(texts.size());
     for (int pass = 0; pass < 2; ++pass) {
       t0 = std::chrono::steady_clock::now();
@@ -79,7 +76,7 @@ int main(int argc, char** argv) {
         all_ids[i] = tok.encode(texts[i], true);
         tokens += all_ids[i].size();
       }
-      const double s = seconds_since(t0);
+      const double s = engram::seconds_since(t0);
       std::printf(
           "encode brown (%zu files, %.2f MB) pass %d: %.3f s, %zu tokens, %.2f MB/s, %.0f "
           "tokens/s\n",
@@ -88,10 +85,10 @@ int main(int argc, char** argv) {
     t0 = std::chrono::steady_clock::now();
     size_t out_bytes = 0;
     for (const auto& ids : all_ids) out_bytes += tok.decode(ids, false).size();
-    std::printf("decode brown: %.3f s (%zu bytes)\n", seconds_since(t0), out_bytes);
+    std::printf("decode brown: %.3f s (%zu bytes)\n", engram::seconds_since(t0), out_bytes);
     t0 = std::chrono::steady_clock::now();
     const engram::TokenCompressor c = engram::TokenCompressor::from_tokenizer(tok);
-    std::printf("build compression lookup: %.3f s, %lld -> %lld ids\n", seconds_since(t0),
+    std::printf("build compression lookup: %.3f s, %lld -> %lld ids\n", engram::seconds_since(t0),
                 static_cast<long long>(c.vocab_size()),
                 static_cast<long long>(c.compressed_vocab_size()));
   } catch (const engram::Error& e) {

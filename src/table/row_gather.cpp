@@ -396,62 +396,64 @@ void f32_to_bf16_n(const uint8_t* x, int64_t n, uint16_t* out) {
 
 // ---- One row, any format --------------------------------------------------------------------
 // The dtype is a template argument: gathers pick it once (with_dtype) rather than per row.
-// The *_fast functions return false, writing nothing, for the rows only the general route
+// row_to_fast returns false, writing nothing, for the rows only the general route
 // handles (f8 rows with a scale byte outside [10, 246], where the exact route is compiled in).
 // Gathers convert those rows after their loop: a call inside the loop, even one never made, makes
 // the compiler reload every vector constant per row (all vector registers are caller-saved),
 // which cost 15-20% of the fp8 gathers' speed.
-template <RowDtype DT>
-[[gnu::always_inline]] inline bool row_to_f32_fast(const RowFormat& fmt, const uint8_t* data,
-                                                   const uint8_t* scale, float* out) {
-  if constexpr (DT == RowDtype::f32) {
+
+// The general f8 route into either output type (tmp [width] is used only for bf16 output).
+inline void row_f8_general(const uint8_t* data, const uint8_t* scale, int64_t width, float* out,
+                           float* /*tmp*/) {
+  row_f8_to_f32_general(data, scale, width, out);
+}
+inline void row_f8_general(const uint8_t* data, const uint8_t* scale, int64_t width,
+                           uint16_t* out, float* tmp) {
+  row_f8_to_bf16_general(data, scale, width, out, tmp);
+}
+
+// One row into Out: float (fp32) or uint16_t (bf16 bits).
+template <RowDtype DT, typename Out>
+[[gnu::always_inline]] inline bool row_to_fast(const RowFormat& fmt, const uint8_t* data,
+                                               const uint8_t* scale, Out* out,
+                                               [[maybe_unused]] float* tmp) {
+  constexpr bool kToF32 = std::is_same_v<Out, float>;
+  static_assert(kToF32 || std::is_same_v<Out, uint16_t>);
+  if constexpr ((DT == RowDtype::f32 && kToF32) || (DT == RowDtype::bf16 && !kToF32)) {
     std::memcpy(out, data, static_cast<size_t>(fmt.data_bytes));
   } else if constexpr (DT == RowDtype::bf16) {
     row_bf16_to_f32(data, fmt.width, out);
-  } else {
-#ifdef ENGRAM_F8_EXACT
-    return row_f8_exact_f32(data, scale, fmt.width, out);
-#else
-    row_f8_to_f32_general(data, scale, fmt.width, out);
-#endif
-  }
-  return true;
-}
-
-template <RowDtype DT>
-[[gnu::always_inline]] inline bool row_to_bf16_fast(const RowFormat& fmt, const uint8_t* data,
-                                                    const uint8_t* scale, uint16_t* out,
-                                                    [[maybe_unused]] float* tmp) {
-  if constexpr (DT == RowDtype::bf16) {
-    std::memcpy(out, data, static_cast<size_t>(fmt.data_bytes));
   } else if constexpr (DT == RowDtype::f32) {
     f32_to_bf16_n(data, fmt.width, out);
   } else {
 #ifdef ENGRAM_F8_EXACT
-    return row_f8_exact_bf16(data, scale, fmt.width, out);
+    if constexpr (kToF32) {
+      return row_f8_exact_f32(data, scale, fmt.width, out);
+    } else {
+      return row_f8_exact_bf16(data, scale, fmt.width, out);
+    }
 #else
-    row_f8_to_bf16_general(data, scale, fmt.width, out, tmp);
+    row_f8_general(data, scale, fmt.width, out, tmp);
 #endif
   }
   return true;
 }
 
-template <RowDtype DT>
-inline void row_to_f32(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
-                       float* out) {
-  if (!row_to_f32_fast<DT>(fmt, data, scale, out)) {
-    row_f8_to_f32_general(data, scale, fmt.width, out);
+// One row into Out, any route. For bf16 output the general f8 route goes through fp32 (`tmp`,
+// [width]) so the rounding is that of the fp32 product; the exact route needs no rounding at all.
+template <RowDtype DT, typename Out>
+inline void row_to(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, Out* out,
+                   float* tmp) {
+  if (!row_to_fast<DT>(fmt, data, scale, out, tmp)) {
+    row_f8_general(data, scale, fmt.width, out, tmp);
   }
 }
 
-// Row to bf16; the general f8 route goes through fp32 (`tmp`, [width]) so the rounding is that of
-// the fp32 product. The exact route needs no rounding at all.
-template <RowDtype DT>
-inline void row_to_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
-                        uint16_t* out, float* tmp) {
-  if (!row_to_bf16_fast<DT>(fmt, data, scale, out, tmp)) {
-    row_f8_to_bf16_general(data, scale, fmt.width, out, tmp);
-  }
+// Scratch for the general fp8 route into bf16 (`tmp` above), empty where it cannot run.
+template <RowDtype DT, typename Out>
+std::vector<float> general_route_scratch(int64_t width) {
+  constexpr bool kNeeded = DT == RowDtype::f8_e4m3 && std::is_same_v<Out, uint16_t>;
+  return std::vector<float>(kNeeded ? static_cast<size_t>(width) : 0);
 }
 
 // Calls f(std::integral_constant<RowDtype, dt>{}).
@@ -576,7 +578,7 @@ struct RowPrefetch {
 inline int64_t fixed_lines(const uint8_t* base, int64_t bytes) {
   const uintptr_t off = reinterpret_cast<uintptr_t>(base) % 64;
   if (bytes % 64 == 0) return lines_spanned(base, bytes);              // same offset in every row
-  if (64 % bytes == 0 && off % bytes == 0) return bytes > 0 ? 1 : 0;  // rows tile the lines
+  if (64 % bytes == 0 && off % bytes == 0) return 1;  // rows tile the lines
   return -1;
 }
 
@@ -641,48 +643,43 @@ inline auto table_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t*
 
 inline RowPrefetch table_prefetch(const RowFormat& fmt, const uint8_t* data,
                                   const uint8_t* scale) {
-  RowPrefetch p{fmt.data_bytes, fmt.scale_bytes, fixed_lines(data, fmt.data_bytes), -1};
-  if (fmt.dtype == RowDtype::f8_e4m3) p.scale_lines = fixed_lines(scale, fmt.scale_bytes);
-  return p;
+  return {fmt.data_bytes, fmt.scale_bytes, fixed_lines(data, fmt.data_bytes),
+          fixed_lines(scale, fmt.scale_bytes)};
 }
 
-// Rows row_at(0 .. n) to fp32, prefetching ahead, on OpenMP threads when large.
-template <typename RowAt>
-void gather_f32(const RowFormat& fmt, const RowPrefetch& prefetch, int64_t n, const RowAt& row_at,
-                float* out) {
+// Rows row_at(0 .. n) into Out (float or uint16_t bf16 bits), prefetching ahead, on OpenMP
+// threads when large.
+template <typename Out, typename RowAt>
+void gather(const RowFormat& fmt, const RowPrefetch& prefetch, int64_t n, const RowAt& row_at,
+            Out* out) {
   const RowFormat f = fmt;  // a local copy: see table_rows
   with_dtype(f.dtype, [&](auto dt) {
     for_row_ranges(n, f.width, [&](int64_t b, int64_t e) {
+      std::vector<float> tmp = general_route_scratch<dt(), Out>(f.width);
+      float* t = tmp.data();
       pipelined_rows(
           f, prefetch, b, e, row_at,
-          [f, out, dt](int64_t i, const uint8_t* d, const uint8_t* s) {
-            return row_to_f32_fast<dt()>(f, d, s, out + i * f.width);
+          [f, out, t, dt](int64_t i, const uint8_t* d, const uint8_t* s) {
+            return row_to_fast<dt()>(f, d, s, out + i * f.width, t);
           },
-          [f, out](int64_t i, const uint8_t* d, const uint8_t* s) {
-            row_f8_to_f32_general(d, s, f.width, out + i * f.width);
+          [f, out, t](int64_t i, const uint8_t* d, const uint8_t* s) {
+            row_f8_general(d, s, f.width, out + i * f.width, t);
           });
     });
   });
 }
 
-// Rows row_at(0 .. n) to bf16, like gather_f32.
-template <typename RowAt>
-void gather_bf16(const RowFormat& fmt, const RowPrefetch& prefetch, int64_t n,
-                 const RowAt& row_at, uint16_t* out) {
-  const RowFormat f = fmt;  // a local copy: see table_rows
-  with_dtype(f.dtype, [&](auto dt) {
-    for_row_ranges(n, f.width, [&](int64_t b, int64_t e) {
-      std::vector<float> tmp(dt() == RowDtype::f8_e4m3 ? static_cast<size_t>(f.width)
-                                                       : 0);  // general fp8 route
-      float* t = tmp.data();
-      pipelined_rows(
-          f, prefetch, b, e, row_at,
-          [f, out, t, dt](int64_t i, const uint8_t* d, const uint8_t* s) {
-            return row_to_bf16_fast<dt()>(f, d, s, out + i * f.width, t);
-          },
-          [f, out, t](int64_t i, const uint8_t* d, const uint8_t* s) {
-            row_f8_to_bf16_general(d, s, f.width, out + i * f.width, t);
-          });
+// Packed rows data[0 .. n) (and their scales) into Out.
+template <typename Out>
+void dequantize_packed(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, int64_t n,
+                       Out* out) {
+  with_dtype(fmt.dtype, [&](auto dt) {
+    for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
+      std::vector<float> tmp = general_route_scratch<dt(), Out>(fmt.width);
+      for (int64_t i = b; i < e; ++i) {
+        row_to<dt()>(fmt, data + i * fmt.data_bytes, scale ? scale + i * fmt.scale_bytes : nullptr,
+                     out + i * fmt.width, tmp.data());
+      }
     });
   });
 }
@@ -691,7 +688,7 @@ void gather_bf16(const RowFormat& fmt, const RowPrefetch& prefetch, int64_t n,
 
 void dequantize_row(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, float* out) {
   check_format(fmt, data, scale, "dequantize_row");
-  with_dtype(fmt.dtype, [&](auto dt) { row_to_f32<dt()>(fmt, data, scale, out); });
+  with_dtype(fmt.dtype, [&](auto dt) { row_to<dt()>(fmt, data, scale, out, nullptr); });
 }
 
 void dequantize_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, int64_t n,
@@ -699,14 +696,7 @@ void dequantize_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* s
   if (n < 0) fail(Errc::invalid_argument, "dequantize_rows: negative row count ", n);
   if (n == 0) return;
   check_format(fmt, data, scale, "dequantize_rows");
-  with_dtype(fmt.dtype, [&](auto dt) {
-    for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        row_to_f32<dt()>(fmt, data + i * fmt.data_bytes,
-                         scale ? scale + i * fmt.scale_bytes : nullptr, out + i * fmt.width);
-      }
-    });
-  });
+  dequantize_packed(fmt, data, scale, n, out);
 }
 
 void dequantize_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
@@ -714,17 +704,7 @@ void dequantize_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8
   if (n < 0) fail(Errc::invalid_argument, "dequantize_rows_bf16: negative row count ", n);
   if (n == 0) return;
   check_format(fmt, data, scale, "dequantize_rows_bf16");
-  with_dtype(fmt.dtype, [&](auto dt) {
-    for_row_ranges(n, fmt.width, [&](int64_t b, int64_t e) {
-      std::vector<float> tmp(dt() == RowDtype::f8_e4m3 ? static_cast<size_t>(fmt.width)
-                                                       : 0);  // general fp8 route
-      for (int64_t i = b; i < e; ++i) {
-        row_to_bf16<dt()>(fmt, data + i * fmt.data_bytes,
-                          scale ? scale + i * fmt.scale_bytes : nullptr, out + i * fmt.width,
-                          tmp.data());
-      }
-    });
-  });
+  dequantize_packed(fmt, data, scale, n, out);
 }
 
 void dequantize_row_ptrs(const RowFormat& fmt, std::span<const uint8_t* const> data_rows,
@@ -745,7 +725,7 @@ void dequantize_row_ptrs(const RowFormat& fmt, std::span<const uint8_t* const> d
   const auto row_at = [&](int64_t i) {
     return std::pair<const uint8_t*, const uint8_t*>(data_rows[i], f8 ? scale_rows[i] : nullptr);
   };
-  gather_f32(fmt, RowPrefetch{fmt.data_bytes, f8 ? fmt.scale_bytes : 0}, n, row_at, out);
+  gather(fmt, RowPrefetch{fmt.data_bytes, f8 ? fmt.scale_bytes : 0}, n, row_at, out);
 }
 
 void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, int64_t num_rows,
@@ -754,7 +734,7 @@ void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale
   if (n == 0) return;
   check_format(fmt, data, scale, "gather_rows");
   check_ids(num_rows, row_ids, "gather_rows");
-  gather_f32(fmt, table_prefetch(fmt, data, scale), n, table_rows(fmt, data, scale, row_ids), out);
+  gather(fmt, table_prefetch(fmt, data, scale), n, table_rows(fmt, data, scale, row_ids), out);
 }
 
 void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
@@ -763,7 +743,7 @@ void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* 
   if (n == 0) return;
   check_format(fmt, data, scale, "gather_rows_bf16");
   check_ids(num_rows, row_ids, "gather_rows_bf16");
-  gather_bf16(fmt, table_prefetch(fmt, data, scale), n, table_rows(fmt, data, scale, row_ids), out);
+  gather(fmt, table_prefetch(fmt, data, scale), n, table_rows(fmt, data, scale, row_ids), out);
 }
 
 void dequantize_blocks(const uint8_t* w, const uint8_t* s, int64_t rows, int64_t cols, float* out) {
