@@ -683,7 +683,8 @@ inline void staged_rows(const RowFormat fmt, const Prefetch prefetch, int64_t b,
       return std::pair<const uint8_t*, const uint8_t*>(sd + (i - c0) * db,
                                                        sb ? ss + (i - c0) * sb : nullptr);
     };
-    pipelined_rows(fmt, [](const uint8_t*, const uint8_t*) {}, c0, c1, staged_at, emit, general);
+    pipelined_rows(
+        fmt, [](const uint8_t*, const uint8_t*) {}, c0, c1, staged_at, emit, general);
   }
 }
 
