@@ -5,6 +5,7 @@
 //   bench_gather [--table-mb 1024] [--width 256] [--batch 512] [--ids 262144]
 //                [--zipf 0 (uniform) | s > 0] [--threads N] [--reps 15] [--no-huge-pages]
 //                [--format f32|bf16|f8_e4m3 (default: all three)] [--no-reference]
+//                [--write-bound]
 //
 // Each format gets its own table of about --table-mb MiB (f32: 1 KiB rows; bf16: 512 B;
 // f8_e4m3: 256 B + 8 scale bytes at width 256). Every timed run gathers --ids rows in batches of
@@ -17,6 +18,10 @@
 // kernel's ratio to memcpy is taken within each round (the two runs are milliseconds apart, so a
 // noisy neighbour on a shared machine slows both alike) and the median over rounds is printed
 // with its quartiles; rows/s and GB/s come from the median run time.
+// --write-bound adds a loop that only writes each row's fp32 output (4 * width bytes of zeros),
+// reading nothing: a bound on any gather into fp32. With the rows in cache it shows where fp8
+// gathers stand: their output is 3.9x the bytes a memcpy moves.
+//
 // Tables are anonymous mappings with MADV_HUGEPAGE, as the DRAM tier allocates them
 // (DramStoreOptions::huge_pages); --no-huge-pages gives 4 KiB pages, where every random row also
 // costs a page walk.
@@ -50,6 +55,7 @@ struct Args {
   int reps = 15;
   bool huge_pages = true;
   bool reference = true;  // also time the scalar reference kernel (one thread)
+  bool write_bound = false;
   std::string format;  // empty: every format
 };
 
@@ -103,6 +109,8 @@ Args parse(int argc, char** argv) {
       a.huge_pages = false;
     else if (k == "--no-reference")
       a.reference = false;
+    else if (k == "--write-bound")
+      a.write_bound = true;
     else if (k == "--format") {
       a.format = next();
       if (a.format != "f32" && a.format != "bf16" && a.format != "f8_e4m3") {
@@ -289,6 +297,17 @@ int main(int argc, char** argv) {
           }
         });
       }
+      const size_t bound_at = fs.size();
+      if (a.write_bound) {
+        fs.push_back([&] {
+          for (int64_t b = 0; b < batches; ++b) {
+#pragma omp parallel for schedule(static) num_threads(t)
+            for (int64_t i = 0; i < a.batch; ++i) {
+              std::memset(out + i * a.width, 0, static_cast<size_t>(a.width) * sizeof(float));
+            }
+          }
+        });
+      }
       const auto secs = time_rounds(a.reps, fs, [&](int run) {
         make_ids(ids, rows, a.zipf, 1000003ull * static_cast<uint64_t>(t) + run);
       });
@@ -299,6 +318,9 @@ int main(int argc, char** argv) {
       print({name, "gather_rows ->bf16", t, nrows * w * 2, read_bytes, nrows}, secs[2], secs[0]);
       if (t == 1 && a.reference) {
         print({name, "reference ->f32", t, nrows * w * 4, read_bytes, nrows}, secs[3], secs[0]);
+      }
+      if (a.write_bound) {
+        print({name, "f32 writes only", t, nrows * w * 4, 0, nrows}, secs[bound_at], secs[0]);
       }
     }
   }
