@@ -315,7 +315,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{RowDtype::f32, 7, 33}, Case{RowDtype::f32, 256, 400},
                       Case{RowDtype::bf16, 33, 50}, Case{RowDtype::bf16, 256, 400},
                       Case{RowDtype::f8_e4m3, 32, 17}, Case{RowDtype::f8_e4m3, 96, 40},
-                      Case{RowDtype::f8_e4m3, 256, 600}));
+                      Case{RowDtype::f8_e4m3, 256, 600}, Case{RowDtype::f8_e4m3, 544, 21}));
 
 TEST(Gather, F8ValueIsTheFp32ProductOfDecodedFactors) {
   // V4.1 row: 256 values, 8 scales. value = e4m3_to_f32(q) * e8m0_to_f32(s), computed here
