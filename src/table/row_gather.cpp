@@ -681,8 +681,8 @@ inline bool stageable(const RowFormat& fmt) {
 // pipelined_rows' contract, with the rows staged (see above). Requires stageable(fmt).
 // kDataBytes, kScaleBytes: the row's sizes when known at compile time (0: fmt's), which makes
 // each row's copy a few straight vector moves.
-template <int64_t kDataBytes, int64_t kScaleBytes, typename Prefetch, typename RowAt,
-          typename Emit, typename General>
+template <int64_t kDataBytes, int64_t kScaleBytes, typename Prefetch, typename RowAt, typename Emit,
+          typename General>
 inline void staged_rows(const RowFormat fmt, const Prefetch prefetch, int64_t b, int64_t e,
                         const RowAt row_at, const Emit emit, const General general) {
   const int64_t db = kDataBytes ? kDataBytes : fmt.data_bytes;
