@@ -756,8 +756,8 @@ inline RowPrefetch table_prefetch(const RowFormat& fmt, const uint8_t* data,
 // time (0: f.width), so that the row kernels unroll and the staging copies have fixed sizes.
 template <RowDtype DT, int64_t kWidth, typename Out, typename Prefetch, typename RowAt>
 [[gnu::always_inline]] inline void convert_rows(RowFormat f, const Prefetch prefetch, int64_t b,
-                                                int64_t e, const RowAt row_at, bool stage,
-                                                Out* out, float* t) {
+                                                int64_t e, const RowAt row_at, bool stage, Out* out,
+                                                float* t) {
   if constexpr (kWidth != 0) f.width = kWidth;
   const auto emit = [f, out, t](int64_t i, const uint8_t* d, const uint8_t* s) {
     return row_to_fast<DT>(f, d, s, out + i * f.width, t);
