@@ -646,10 +646,10 @@ inline void pipelined_rows(const RowFormat fmt, const Prefetch prefetch, int64_t
 // A copy loop carries about 10 instructions and 5 stores per 264-byte row, so the window holds
 // many rows and their misses overlap; a converting loop carries about 80 instructions and 16
 // zmm stores (fp32 out) per row, so it holds about two rows, and when a prefetched row is not
-// yet in, nothing else proceeds. Measured on 1 and 4 GiB tables of V4.1 rows (one thread,
-// random rows, rounds in random order): converting in place ran at 0.76-1.0x a memcpy loop of
-// the same rows, staged at 1.16-1.41x. With the table in L2 the extra copy costs about 20%
-// (57 -> 45 M rows/s), so gathers from tables that fit the last-level cache convert in place.
+// yet in, nothing else proceeds. bench_gather, 1 GiB table of V4.1 rows, one thread, fp32 out:
+// 1.06-1.17x a memcpy loop of the same rows in place, 1.37-1.41x staged (docs/semantics.md,
+// section 5, has the rest). With the rows in L2 the extra copy costs about 20% (57 -> 45 M
+// rows/s), so tables up to kCachedTableBytes convert in place.
 constexpr int64_t kStageBytes = 16384;
 constexpr int64_t kStagePrefetchBytes = 6144;
 
@@ -720,9 +720,10 @@ inline void staged_rows(const RowFormat fmt, const Prefetch prefetch, int64_t b,
       copy_bytes(sd + (i - c0) * db, d, db);
       if (sb) copy_bytes(ss + (i - c0) * sb, s, sb);
     }
-    const auto staged_at = [sd, ss, c0, db, sb](int64_t i) {
-      return std::pair<const uint8_t*, const uint8_t*>(sd + (i - c0) * db,
-                                                       sb ? ss + (i - c0) * sb : nullptr);
+    // Init-captures: with sizes fixed at compile time, clang flags plain captures of db, sb.
+    const auto staged_at = [sd, ss, c0, dn = db, sn = sb](int64_t i) {
+      return std::pair<const uint8_t*, const uint8_t*>(sd + (i - c0) * dn,
+                                                       sn ? ss + (i - c0) * sn : nullptr);
     };
     pipelined_rows(
         fmt, [](const uint8_t*, const uint8_t*) {}, c0, c1, staged_at, emit, general);
