@@ -41,6 +41,8 @@
 #include <vector>
 
 #include "engram/row_format.h"
+#include "engram/row_gather.h"
+#include "table/row_format_ref.h"
 #include "util/clock.h"
 
 namespace {
@@ -117,8 +119,7 @@ Args parse(int argc, char** argv) {
         std::fprintf(stderr, "--format must be f32, bf16 or f8_e4m3 (got %s)\n", a.format.c_str());
         std::exit(2);
       }
-    }
-    else {
+    } else {
       std::fprintf(stderr, "unknown option %s (see the comment at the top of bench_gather.cpp)\n",
                    k.c_str());
       std::exit(2);

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "engram/error.h"
-#include "engram/store_checkpoint.h"
+#include "engram/v41_checkpoint.h"
 
 namespace {
 

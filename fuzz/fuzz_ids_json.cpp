@@ -1,4 +1,4 @@
-// Fuzz target for the ids JSON reader (engram/ids_json.h): parses the input with and without
+// Fuzz target for the ids JSON reader (text/ids_json.h): parses the input with and without
 // range limits and, when accepted, writes it back and checks that the round trip is exact.
 // engram::Error is the expected outcome of bad input; anything else is a bug.
 #include <cstddef>
@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "engram/error.h"
-#include "engram/ids_json.h"
+#include "text/ids_json.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > (1u << 20)) return 0;

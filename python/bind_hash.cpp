@@ -30,7 +30,7 @@
 #include "engram/config.h"
 #include "engram/error.h"
 #include "engram/hasher.h"
-#include "engram/numpy_rng.h"
+#include "hash/numpy_rng.h"
 #include "module.h"
 
 namespace pyb = pybind11;

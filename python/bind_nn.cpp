@@ -24,7 +24,7 @@
 #include "engram/engram_layer.h"
 #include "engram/error.h"
 #include "engram/hasher.h"
-#include "engram/store_checkpoint.h"
+#include "engram/v41_checkpoint.h"
 #include "engram/v41_layer.h"
 #include "module.h"
 

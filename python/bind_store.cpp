@@ -28,7 +28,7 @@
 #include "engram/hasher.h"
 #include "engram/prefetch.h"
 #include "engram/store.h"
-#include "engram/store_checkpoint.h"
+#include "engram/v41_checkpoint.h"
 #include "module.h"
 
 namespace pyb = pybind11;

@@ -13,6 +13,7 @@
 
 #include "engram/error.h"
 #include "engram/row_format.h"
+#include "engram/row_gather.h"
 #include "engram/safetensors.h"
 #include "module.h"
 

@@ -6,7 +6,7 @@
  *
  * over a DeepSeek-V4.1 checkpoint served from DRAM (private or a shared /dev/shm file) or read in
  * place from its safetensors shards, optionally behind a hot-row cache. It is a thin layer over
- * the C++ API (engram/store.h, prefetch.h, store_checkpoint.h, hasher.h, compressor.h); nothing
+ * the C++ API (engram/store.h, prefetch.h, v41_checkpoint.h, hasher.h, compressor.h); nothing
  * here is not also reachable from C++.
  *
  * Conventions (every function follows them unless its comment says otherwise):

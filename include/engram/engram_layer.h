@@ -8,7 +8,7 @@
 //
 // Neither class hashes: they take row ids (per-column hash values, or global rows for V4.1).
 // Hashing token ids is engram/hasher.h's job. Inputs are checked (shapes, id ranges) and a bad
-// one throws engram::Error naming the tensor and position; kernels are in engram/nn_kernels.h.
+// one throws engram::Error naming the tensor and position; kernels are in nn/kernels.h.
 // Not thread-safe: one forward/backward at a time per object (the kernels use OpenMP inside).
 #pragma once
 
@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "engram/nn_kernels.h"
+#include "nn/kernels.h"
 
 namespace engram {
 

@@ -10,10 +10,8 @@
 // Dequantized value of f8 = e4m3_to_f32(q) * e8m0_to_f32(s), one IEEE fp32 multiply, which is
 // exactly what PyTorch computes for `w.float() * s.float()` (both factors are exact in fp32).
 //
-// Every kernel has a plain scalar version in namespace engram::reference; the fast versions
-// (lookup tables, AVX-512/AVX2 where compiled in, OpenMP for large gathers) are tested equal to
-// it bit for bit (NaN compared as NaN). Nothing here allocates; callers own every buffer.
-// Not here: reading rows from files or caches (engram/safetensors.h, the store area).
+// Turning rows into fp32 / bf16 in bulk (the fast gathers) is engram/row_gather.h; the plain scalar
+// references they are tested against are in src/table/row_format_ref.h. Nothing here allocates.
 #pragma once
 
 #include <cstdint>
@@ -63,38 +61,6 @@ struct RowFormat {
 
 const char* row_dtype_name(RowDtype d);  // "f32", "bf16", "f8_e4m3"
 
-// ---- Fast kernels (the ones to call) --------------------------------------------------------
-// Argument checks throw engram::Error; on a throw nothing has been written to `out`.
-// `scale` is ignored (may be null) unless fmt.dtype == f8_e4m3.
-
-// One row: data [fmt.data_bytes], scale [fmt.scale_bytes] -> out [fmt.width].
-void dequantize_row(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, float* out);
-
-// Rows already fetched into packed buffers: data [n, data_bytes], scale [n, scale_bytes]
-// -> out [n, width].
-void dequantize_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, int64_t n,
-                     float* out);
-void dequantize_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
-                          int64_t n, uint16_t* out);
-
-// Rows wherever they are (cache slots, mapped shards): row i's values at data_rows[i], its
-// scales at scale_rows[i] (scale_rows may be empty unless f8) -> out [n, width], n =
-// data_rows.size().
-void dequantize_row_ptrs(const RowFormat& fmt, std::span<const uint8_t* const> data_rows,
-                         std::span<const uint8_t* const> scale_rows, float* out);
-
-// Gather from a whole table: data [num_rows, data_bytes], scale [num_rows, scale_bytes];
-// out [row_ids.size(), width]. An id outside [0, num_rows) throws Errc::out_of_range naming its
-// position and value. Large gathers run on OpenMP threads.
-void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, int64_t num_rows,
-                 std::span<const int64_t> row_ids, float* out);
-void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
-                      int64_t num_rows, std::span<const int64_t> row_ids, uint16_t* out);
-
-// 2-D block-scaled weight (V4.1 `wkv`): w [rows, cols] e4m3fn, s [ceil(rows/32), ceil(cols/32)]
-// e8m0, one scale per 32x32 block -> out [rows, cols] = e4m3(w[r,c]) * e8m0(s[r/32, c/32]).
-void dequantize_blocks(const uint8_t* w, const uint8_t* s, int64_t rows, int64_t cols, float* out);
-
 // ---- Writers for synthetic checkpoints and tests --------------------------------------------
 
 // x [fmt.width] -> data [data_bytes], scale [scale_bytes]. f8: per 32-block,
@@ -103,15 +69,5 @@ void quantize_row(const RowFormat& fmt, const float* x, uint8_t* data, uint8_t* 
 // x [rows, cols] -> w [rows, cols] e4m3fn, s [ceil(rows/32), ceil(cols/32)] e8m0, same rule per
 // 32x32 block.
 void quantize_blocks(const float* x, int64_t rows, int64_t cols, uint8_t* w, uint8_t* s);
-
-// ---- Plain scalar references (for tests and benchmarks) -------------------------------------
-namespace reference {
-void dequantize_row(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, float* out);
-void gather_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale, int64_t num_rows,
-                 std::span<const int64_t> row_ids, float* out);
-void gather_rows_bf16(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale,
-                      int64_t num_rows, std::span<const int64_t> row_ids, uint16_t* out);
-void dequantize_blocks(const uint8_t* w, const uint8_t* s, int64_t rows, int64_t cols, float* out);
-}  // namespace reference
 
 }  // namespace engram

@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -28,9 +29,20 @@
 
 #include "engram/cache.h"
 #include "engram/row_format.h"
-#include "engram/store_io.h"
 
 namespace engram {
+
+struct ReadRequest;  // src/store/io_engine.h
+
+// Read counters of the file tier (FileStore::io_stats), summed over its I/O engines.
+struct IoStats {
+  uint64_t requests = 0;      // ReadRequests completed
+  uint64_t reads = 0;         // read attempts that reached the kernel
+  uint64_t bytes = 0;         // bytes delivered to callers
+  uint64_t direct_reads = 0;  // attempts through O_DIRECT
+  uint64_t short_reads = 0;   // attempts that returned fewer bytes than asked and were continued
+  uint64_t retries = 0;       // attempts repeated after EINTR / EAGAIN
+};
 
 // What a store knows about one of its tables.
 struct TableDesc {
@@ -104,12 +116,13 @@ class FileStore final : public RowStore {
   std::string describe() const override;
   void gather_packed(size_t t, std::span<const int64_t> ids, std::byte* out) override;
 
-  // Fault injection for tests: installed on every engine this store uses (now and later).
-  void set_fault_hook(IoFaultHook hook);
   IoStats io_stats() const;  // summed over the engines
   const TableSource& source(size_t t) const { return sources_[t]; }
 
  private:
+  // Tests inject I/O faults through set_fault_hook (src/store/io_engine.h).
+  friend void set_fault_hook(FileStore& store,
+                             std::function<int64_t(const ReadRequest&, uint64_t, uint32_t)> hook);
   struct Impl;
   FileStore(std::vector<TableSource> sources, const FileStoreOptions& options);
   std::vector<TableSource> sources_;

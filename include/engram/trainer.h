@@ -13,7 +13,7 @@
 //                          FNV-1a checksums of both safetensors files)
 //   latest                 the name of the newest complete checkpoint folder
 //   metrics.csv            step,lr,train_loss,val_loss,tokens,elapsed_s (val_loss empty off eval)
-//   loss.png               training and held-out loss (engram/plot.h), redrawn at each evaluation
+//   loss.png               training and held-out loss (plot/plot.h), redrawn at each evaluation
 // Kill safety: a checkpoint is written into checkpoint-N.tmp/, synced, renamed to checkpoint-N/,
 // and only then `latest` is replaced (write latest.tmp, rename); older checkpoints are removed
 // after that. A kill at any moment leaves `latest` naming a complete checkpoint.

@@ -1,6 +1,6 @@
 // engram/v41_layer.h: a DeepSeek-V4.1 Engram layer built from a checkpoint directory.
 //
-// Joins the checkpoint opener (store_checkpoint.h, which validates names, dtypes, shapes and byte
+// Joins the checkpoint opener (v41_checkpoint.h, which validates names, dtypes, shapes and byte
 // spans) with the layer math (engram_layer.h): reads layers.{L}.engram.wkv.{weight,scale},
 // q_weight and k_weight, takes hidden_size / hc_mult / head_dim / norm eps from config.json, and
 // returns a layer whose table rows come from elsewhere (a RowStore tier, through forward_rows).
@@ -11,7 +11,7 @@
 #include <memory>
 
 #include "engram/engram_layer.h"
-#include "engram/store_checkpoint.h"
+#include "engram/v41_checkpoint.h"
 
 namespace engram {
 

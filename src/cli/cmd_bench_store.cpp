@@ -34,8 +34,8 @@
 #include "engram/hasher.h"
 #include "engram/prefetch.h"
 #include "engram/store.h"
-#include "engram/store_checkpoint.h"
 #include "engram/tokenizer.h"
+#include "engram/v41_checkpoint.h"
 #include "util/clock.h"
 
 namespace engram::cli {

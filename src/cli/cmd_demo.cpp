@@ -24,9 +24,9 @@
 #include "engram/data.h"
 #include "engram/error.h"
 #include "engram/model.h"
-#include "engram/plot.h"
 #include "engram/tokenizer.h"
 #include "engram/trainer.h"
+#include "plot/plot.h"
 #include "util/clock.h"
 #include "util/read_file.h"
 

@@ -1,6 +1,6 @@
 // cmd_encode.cpp: `engram encode` (text file -> ids JSON) and `engram decode` (ids JSON -> text),
 // with HF tokenizers' semantics (special tokens added on encode unless --no-special; kept on
-// decode unless --skip-special). The ids JSON format is engram/ids_json.h.
+// decode unless --skip-special). The ids JSON format is text/ids_json.h.
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -8,8 +8,8 @@
 
 #include "cli/commands.h"
 #include "engram/error.h"
-#include "engram/ids_json.h"
 #include "engram/tokenizer.h"
+#include "text/ids_json.h"
 #include "util/read_file.h"
 
 namespace engram::cli {

@@ -1,6 +1,6 @@
 // cmd_hash.cpp: `engram hash`: n-gram hash ids of token ids (DESIGN.md 2.2-2.3).
 //   engram hash --config CFG.json --tokenizer tokenizer.json --input IDS.json --output OUT.json
-// IDS.json: {"input_ids": [B][T], "dead_mask": [B][T] (optional)} (engram/ids_json.h).
+// IDS.json: {"input_ids": [B][T], "dead_mask": [B][T] (optional)} (text/ids_json.h).
 // OUT.json: {"hash_ids": {"<layer id>": [B][T][columns]}}: per-column values before the column
 // offsets, as the demo's NgramHashMapping.hash() returns them (--rows adds the offsets).
 #include <fstream>
@@ -12,7 +12,7 @@
 #include "engram/config.h"
 #include "engram/error.h"
 #include "engram/hasher.h"
-#include "engram/ids_json.h"
+#include "text/ids_json.h"
 
 namespace engram::cli {
 namespace {

@@ -3,12 +3,12 @@
 //   engram plot --metrics runs/demo/baseline/metrics.csv runs/demo/engram/metrics.csv
 //       --labels baseline,engram --output losses.png [--title "Brown, d128"]
 // Each run draws its training loss (thin, light) and held-out loss (thick, markers) against
-// training tokens, in its own colour (engram/plot.h).
+// training tokens, in its own colour (plot/plot.h).
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "engram/error.h"
-#include "engram/plot.h"
+#include "plot/plot.h"
 
 namespace engram::cli {
 

@@ -6,8 +6,8 @@
 #include <unordered_set>
 
 #include "engram/error.h"
-#include "engram/numpy_rng.h"
 #include "hash/hash_kernels.h"
+#include "hash/numpy_rng.h"
 #include "hash/primes.h"
 
 #ifdef _OPENMP

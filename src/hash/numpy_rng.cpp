@@ -1,7 +1,7 @@
 // NumPy's SeedSequence, PCG64 and Generator.integers(dtype=int64), reproduced bit for bit.
 // Written from NumPy's documented algorithms (bit_generator.pyx, pcg64.h, distributions.c);
 // tests/python/test_hash_rng.py compares every piece with /usr/bin/python3's NumPy.
-#include "engram/numpy_rng.h"
+#include "hash/numpy_rng.h"
 
 #include "engram/error.h"
 

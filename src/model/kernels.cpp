@@ -5,7 +5,7 @@
 #include "model/kernels.h"
 #include "model/vec.h"
 
-#include "engram/nn_kernels.h"
+#include "nn/kernels.h"
 
 #include <cblas.h>
 

@@ -21,6 +21,7 @@
 #include "engram/hasher.h"
 #include "engram/model.h"
 #include "engram/prefetch.h"
+#include "engram/row_gather.h"
 #include "engram/store.h"
 #include "model/kernels.h"
 #include "util/clock.h"
@@ -49,35 +50,35 @@ struct LayerParams {
 struct ParamTensors {
   float* wte;  // (V, C)  model.embed_tokens.weight
   std::vector<LayerParams> layers;
-  float* norm;  // (C)     model.norm.weight
+  float* norm;     // (C)     model.norm.weight
   float* lm_head;  // (V, C)  lm_head.weight, or wte when tied
 };
 
 // Activations of one layer for N = B*T rows (MoE: A = N*k routed (token, slot) assignments).
 struct LayerActs {
-  float* x;       // (N, C)    residual stream entering the layer
-  float* xe;      // (N, C)    x + Engram(x) in Engram layers, else x itself
-  float* rstd1;   // (N)
-  float* xn1;     // (N, C)
-  float* qkv;     // (N, QKV)  q and k after RoPE
-  float* att;     // (B, H, T, T) attention probabilities
-  float* atty;    // (N, H*D)
-  float* h;       // (N, C)    residual after attention
-  float* rstd2;   // (N)
-  float* xn2;     // (N, C)
-  float* gateup;  // (N, 2F)   dense
-  float* act;     // (N, F)    dense
-  float* probs;     // (N, E)   router softmax
-  float* gates;     // (N, k)
-  int32_t* topk;    // (N, k)
-  int32_t* slot;    // (N*k)    position of assignment n*k+s in expert order
-  int32_t* order;   // (N*k)    token of each assignment in expert order
-  int64_t* e_start; // (E+1)    first assignment of each expert
-  float* e_gateup;  // (A, 2Fe)
-  float* e_act;     // (A, Fe)
-  float* e_out;     // (A, C)   expert outputs before gating
-  float* s_gateup;  // (N, 2Fs)
-  float* s_act;     // (N, Fs)
+  float* x;          // (N, C)    residual stream entering the layer
+  float* xe;         // (N, C)    x + Engram(x) in Engram layers, else x itself
+  float* rstd1;      // (N)
+  float* xn1;        // (N, C)
+  float* qkv;        // (N, QKV)  q and k after RoPE
+  float* att;        // (B, H, T, T) attention probabilities
+  float* atty;       // (N, H*D)
+  float* h;          // (N, C)    residual after attention
+  float* rstd2;      // (N)
+  float* xn2;        // (N, C)
+  float* gateup;     // (N, 2F)   dense
+  float* act;        // (N, F)    dense
+  float* probs;      // (N, E)   router softmax
+  float* gates;      // (N, k)
+  int32_t* topk;     // (N, k)
+  int32_t* slot;     // (N*k)    position of assignment n*k+s in expert order
+  int32_t* order;    // (N*k)    token of each assignment in expert order
+  int64_t* e_start;  // (E+1)    first assignment of each expert
+  float* e_gateup;   // (A, 2Fe)
+  float* e_act;      // (A, Fe)
+  float* e_out;      // (A, C)   expert outputs before gating
+  float* s_gateup;   // (N, 2Fs)
+  float* s_act;      // (N, Fs)
   float aux = 0.0f;  // load-balancing loss of this layer
 };
 
@@ -125,16 +126,16 @@ struct Acts {
   float* lse;     // (N)
   float* losses;  // (N)
   // backward / shared scratch
-  float* dres;     // (N, C)
-  float* dxn;      // (N, C)
-  float* dqkv;     // (N, QKV)
-  float* datty;    // (N, H*D)
-  float* dgateup;  // (N, 2F) dense, or (N, 2Fs) shared expert
-  float* dact;     // (N, F) / (N, Fs)
-  float* rlogits;  // (N, E) router logits, then their gradient
-  float* dgates;   // (N, k)
-  float* xg;       // (A, C) gathered expert inputs, then their gradient
-  float* dxg;      // (A, C)
+  float* dres;       // (N, C)
+  float* dxn;        // (N, C)
+  float* dqkv;       // (N, QKV)
+  float* datty;      // (N, H*D)
+  float* dgateup;    // (N, 2F) dense, or (N, 2Fs) shared expert
+  float* dact;       // (N, F) / (N, Fs)
+  float* rlogits;    // (N, E) router logits, then their gradient
+  float* dgates;     // (N, k)
+  float* xg;         // (A, C) gathered expert inputs, then their gradient
+  float* dxg;        // (A, C)
   float* de_gateup;  // (A, 2Fe)
   float* de_act;     // (A, Fe)
   float* de_out;     // (A, C)
@@ -182,8 +183,8 @@ struct Model::Impl {
   struct EngramSlot {
     int64_t layer;
     std::unique_ptr<EngramLayer> mod;
-    std::vector<int64_t> hash;  // (N, cols) of the last forward
-    std::vector<float> out;     // (N, C)
+    std::vector<int64_t> hash;               // (N, cols) of the last forward
+    std::vector<float> out;                  // (N, C)
     std::vector<NamedTensor> params, grads;  // grads: table excluded
     HashState dec_state;
   };
@@ -294,8 +295,8 @@ struct Model::Impl {
       t.layers.resize(L);
       for (int64_t l = 0; l < L; l++) {
         const LayerOffsets& o = lo[l];
-        t.layers[l] = LayerParams{at(o.attn_norm), at(o.wqkv),     at(o.wo),       at(o.mlp_norm),
-                                  at(o.w_gateup),  at(o.w_down),   at(o.router),   at(o.e_gateup),
+        t.layers[l] = LayerParams{at(o.attn_norm), at(o.wqkv),     at(o.wo),     at(o.mlp_norm),
+                                  at(o.w_gateup),  at(o.w_down),   at(o.router), at(o.e_gateup),
                                   at(o.e_down),    at(o.s_gateup), at(o.s_down)};
       }
     };
@@ -356,8 +357,8 @@ struct Model::Impl {
       const std::string pre = "model.layers." + std::to_string(l) + ".engram.";
       for (const NamedTensor& t : slot.params) {
         const bool is_table = t.name == "multi_head_embedding.embedding.weight";
-        infos.push_back(ParamInfo{pre + t.name, t.shape, -1, t.numel(),
-                                  !is_table && t.shape.size() == 2});
+        infos.push_back(
+            ParamInfo{pre + t.name, t.shape, -1, t.numel(), !is_table && t.shape.size() == 2});
       }
       engram_of[l] = static_cast<int64_t>(engrams.size());
       engrams.push_back(std::move(slot));
@@ -394,8 +395,8 @@ struct Model::Impl {
         std::fill(w, w + info.numel, 1.0f);
         continue;
       }
-      const bool out_proj = info.name.ends_with("o_proj.weight") ||
-                            info.name.ends_with("down_proj.weight");
+      const bool out_proj =
+          info.name.ends_with("o_proj.weight") || info.name.ends_with("down_proj.weight");
       const double sd = out_proj ? out_std : 0.02;
       for (int64_t i = 0; i < info.numel; i++) {
         w[i] = static_cast<float>(sd * normal_pair_sample(rng, spare, has_spare));
@@ -592,8 +593,8 @@ struct Model::Impl {
       const int64_t s0 = start[e], cnt = start[e + 1] - start[e];
       matmul_backward(a.de_act + s0 * Fe, gw.e_down + e * C * Fe, a.de_out + s0 * C,
                       la.e_act + s0 * Fe, w.e_down + e * C * Fe, cnt, Fe, C);
-      swiglu_backward(a.de_gateup + s0 * 2 * Fe, a.de_act + s0 * Fe, la.e_gateup + s0 * 2 * Fe,
-                      cnt, Fe);
+      swiglu_backward(a.de_gateup + s0 * 2 * Fe, a.de_act + s0 * Fe, la.e_gateup + s0 * 2 * Fe, cnt,
+                      Fe);
       matmul_backward(a.dxg + s0 * C, gw.e_gateup + e * 2 * Fe * C, a.de_gateup + s0 * 2 * Fe,
                       a.xg + s0 * C, w.e_gateup + e * 2 * Fe * C, cnt, C, 2 * Fe);
     }
@@ -956,7 +957,8 @@ struct Model::Impl {
   }
 };
 
-// ---- public API -----------------------------------------------------------------------------------
+// ---- public API
+// -----------------------------------------------------------------------------------
 
 Model::Model(const ModelConfig& config, uint64_t seed) : impl_(std::make_unique<Impl>(config)) {
   impl_->init_weights(seed);
@@ -966,8 +968,12 @@ Model::~Model() = default;
 Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
 
-const ModelConfig& Model::config() const { return impl_->cfg; }
-const std::vector<ParamInfo>& Model::param_infos() const { return impl_->infos; }
+const ModelConfig& Model::config() const {
+  return impl_->cfg;
+}
+const std::vector<ParamInfo>& Model::param_infos() const {
+  return impl_->infos;
+}
 
 const ParamInfo& Model::param_info(const std::string& name) const {
   for (const ParamInfo& info : impl_->infos) {
@@ -976,8 +982,12 @@ const ParamInfo& Model::param_info(const std::string& name) const {
   fail(Errc::out_of_range, "no parameter named \"", name, "\" in this model");
 }
 
-std::span<float> Model::params() { return impl_->param_mem; }
-std::span<float> Model::grads() { return impl_->grad_mem; }
+std::span<float> Model::params() {
+  return impl_->param_mem;
+}
+std::span<float> Model::grads() {
+  return impl_->grad_mem;
+}
 
 std::span<float> Model::param(const std::string& name) {
   const ParamInfo& info = param_info(name);
@@ -1006,8 +1016,7 @@ std::vector<ParamSpan> Model::param_spans() {
       continue;
     }
     out.push_back(ParamSpan{impl_->param_mem.data() + info.offset,
-                            impl_->grad_mem.data() + info.offset, info.numel,
-                            info.weight_decay});
+                            impl_->grad_mem.data() + info.offset, info.numel, info.weight_decay});
   }
   return out;
 }
@@ -1071,21 +1080,31 @@ std::span<const float> Model::logits() const {
   return {a.logits, static_cast<size_t>(a.B * a.T * impl_->V)};
 }
 
-float Model::last_ce_loss() const { return impl_->ce_loss; }
-float Model::last_aux_loss() const { return impl_->aux_loss; }
+float Model::last_ce_loss() const {
+  return impl_->ce_loss;
+}
+float Model::last_aux_loss() const {
+  return impl_->aux_loss;
+}
 
 void Model::zero_grad() {
   std::fill(impl_->grad_mem.begin(), impl_->grad_mem.end(), 0.0f);
   for (Impl::EngramSlot& s : impl_->engrams) s.mod->zero_grad();
   impl_->table_grad_scale = 1.0f;
 }
-void Model::backward() { impl_->backward(); }
+void Model::backward() {
+  impl_->backward();
+}
 
 std::span<const float> Model::decode_step(int32_t token) {
   return {impl_->decode(token), static_cast<size_t>(impl_->V)};
 }
-void Model::reset_cache() { impl_->cache_len = 0; }  // Engram decode state resets at position 0
-int64_t Model::cache_length() const { return impl_->cache_len; }
+void Model::reset_cache() {
+  impl_->cache_len = 0;
+}  // Engram decode state resets at position 0
+int64_t Model::cache_length() const {
+  return impl_->cache_len;
+}
 
 std::span<const float> Model::decode_prompt(std::span<const int32_t> tokens) {
   return {impl_->decode_many(tokens), static_cast<size_t>(impl_->V)};
@@ -1099,10 +1118,18 @@ void Model::serve_engram_resident() {
   impl_->row_store.reset();
   impl_->store_table.clear();
 }
-bool Model::engram_served() const { return impl_->row_store != nullptr; }
-DecodeStats Model::decode_stats() const { return impl_->dec_stats; }
-void Model::reset_decode_stats() { impl_->dec_stats = DecodeStats{}; }
+bool Model::engram_served() const {
+  return impl_->row_store != nullptr;
+}
+DecodeStats Model::decode_stats() const {
+  return impl_->dec_stats;
+}
+void Model::reset_decode_stats() {
+  impl_->dec_stats = DecodeStats{};
+}
 
-double Model::train_flops(int64_t B, int64_t T) const { return impl_->train_flops(B, T); }
+double Model::train_flops(int64_t B, int64_t T) const {
+  return impl_->train_flops(B, T);
+}
 
 }  // namespace engram

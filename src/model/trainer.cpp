@@ -14,9 +14,9 @@
 
 #include "engram/error.h"
 #include "engram/optim.h"
-#include "engram/plot.h"
 #include "engram/safetensors.h"
 #include "engram/tokenizer.h"
+#include "plot/plot.h"
 #include "util/read_file.h"
 
 namespace engram {

@@ -1,5 +1,5 @@
 // The paper/demo-form Engram layer (engram/engram_layer.h): parameter storage, forward,
-// backward and decode, composed from the kernels of engram/nn_kernels.h.
+// backward and decode, composed from the kernels of nn/kernels.h.
 //
 // Forward for N = B*T positions, H = hc branches, D = hidden, E = cols*row_width:
 //   e  = rows of hash ids + column offsets          [N, E]
@@ -297,8 +297,7 @@ void EngramLayer::decode_step(float* out, const float* hidden, const int64_t* ha
   decode_conv(out, B);
 }
 
-void EngramLayer::decode_step_rows(float* out, const float* hidden, const float* rows,
-                                   int64_t B) {
+void EngramLayer::decode_step_rows(float* out, const float* hidden, const float* rows, int64_t B) {
   check_decode_batch(B, "decode_step_rows");
   if (rows == nullptr) fail(Errc::invalid_argument, "EngramLayer.decode_step_rows: rows is null");
   have_forward_ = false;

@@ -11,6 +11,7 @@
 #include "engram/engram_layer.h"
 #include "engram/error.h"
 #include "engram/row_format.h"
+#include "engram/row_gather.h"
 
 namespace engram {
 

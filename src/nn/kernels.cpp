@@ -1,4 +1,4 @@
-// Fast versions of the Engram layer kernels (engram/nn_kernels.h): projections through OpenBLAS
+// Fast versions of the Engram layer kernels (nn/kernels.h): projections through OpenBLAS
 // SGEMM, everything else as OpenMP loops over token positions with contiguous inner loops.
 // Each function here has a `_ref` twin in kernels_ref.cpp that the tests compare against.
 // fp32 data; the per-row reductions (sums of squares, gate dot products) accumulate in double:
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <numeric>
 
-#include "engram/nn_kernels.h"
+#include "nn/kernels.h"
 
 #ifdef _OPENMP
 #include <omp.h>

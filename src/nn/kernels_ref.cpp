@@ -1,4 +1,4 @@
-// Reference versions of the Engram layer kernels (engram/nn_kernels.h): plain single-threaded
+// Reference versions of the Engram layer kernels (nn/kernels.h): plain single-threaded
 // loops that read like the math. Not for speed; the fast kernels in kernels.cpp are tested
 // against these. Accumulations of a dot product use double so that the reference is the
 // more accurate side of every comparison.
@@ -6,7 +6,7 @@
 #include <cstring>
 #include <map>
 
-#include "engram/nn_kernels.h"
+#include "nn/kernels.h"
 
 namespace engram::nn {
 

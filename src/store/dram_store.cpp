@@ -16,7 +16,9 @@
 #include <random>
 
 #include "engram/error.h"
+#include "engram/row_gather.h"
 #include "engram/store.h"
+#include "store/io_engine.h"
 
 namespace engram {
 

@@ -9,6 +9,7 @@
 
 #include "engram/error.h"
 #include "engram/store.h"
+#include "store/io_engine.h"
 
 namespace engram {
 
@@ -180,9 +181,9 @@ void FileStore::gather_packed(size_t t, std::span<const int64_t> ids, std::byte*
   impl_->release(std::move(engine));
 }
 
-void FileStore::set_fault_hook(IoFaultHook hook) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  impl_->hook = std::move(hook);
+void set_fault_hook(FileStore& store, IoFaultHook hook) {
+  std::lock_guard<std::mutex> lock(store.impl_->mu);
+  store.impl_->hook = std::move(hook);
 }
 
 IoStats FileStore::io_stats() const {

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "engram/error.h"
-#include "engram/store_io.h"
 #include "store/aligned.h"
+#include "store/io_engine.h"
 
 namespace engram {
 

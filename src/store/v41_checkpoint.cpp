@@ -1,5 +1,5 @@
 // DeepSeek-V4.1 checkpoint opener (validation of every Engram tensor before rows are served) and
-// the synthetic checkpoint writer. Contracts in engram/store_checkpoint.h.
+// the synthetic checkpoint writer. Contracts in engram/v41_checkpoint.h.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -14,7 +14,7 @@
 
 #include "engram/error.h"
 #include "engram/hasher.h"
-#include "engram/store_checkpoint.h"
+#include "engram/v41_checkpoint.h"
 
 namespace engram {
 

@@ -25,6 +25,7 @@
 
 #include "engram/error.h"
 #include "engram/row_format.h"
+#include "engram/row_gather.h"
 
 namespace engram {
 namespace {
@@ -407,8 +408,8 @@ inline void row_f8_general(const uint8_t* data, const uint8_t* scale, int64_t wi
                            float* /*tmp*/) {
   row_f8_to_f32_general(data, scale, width, out);
 }
-inline void row_f8_general(const uint8_t* data, const uint8_t* scale, int64_t width,
-                           uint16_t* out, float* tmp) {
+inline void row_f8_general(const uint8_t* data, const uint8_t* scale, int64_t width, uint16_t* out,
+                           float* tmp) {
   row_f8_to_bf16_general(data, scale, width, out, tmp);
 }
 
@@ -533,21 +534,38 @@ inline void prefetch_l2(const uint8_t* p) {
 // Hints for the n lines from p's line on: one indirect jump, then straight-line hints (a loop
 // per row cost about 10% of the fp8 gathers' speed with the rows in L2).
 [[gnu::always_inline]] inline void prefetch_lines(const uint8_t* p, int64_t n) {
-  const uint8_t* line = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(p) &
-                                                         ~uintptr_t{63});
+  const uint8_t* line =
+      reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63});
   switch (n) {
     default:
       for (int64_t k = 8; k < n; ++k) prefetch_l2(line + 64 * k);
       [[fallthrough]];
-    case 8: prefetch_l2(line + 64 * 7); [[fallthrough]];
-    case 7: prefetch_l2(line + 64 * 6); [[fallthrough]];
-    case 6: prefetch_l2(line + 64 * 5); [[fallthrough]];
-    case 5: prefetch_l2(line + 64 * 4); [[fallthrough]];
-    case 4: prefetch_l2(line + 64 * 3); [[fallthrough]];
-    case 3: prefetch_l2(line + 64 * 2); [[fallthrough]];
-    case 2: prefetch_l2(line + 64); [[fallthrough]];
-    case 1: prefetch_l2(line); [[fallthrough]];
-    case 0: break;
+    case 8:
+      prefetch_l2(line + 64 * 7);
+      [[fallthrough]];
+    case 7:
+      prefetch_l2(line + 64 * 6);
+      [[fallthrough]];
+    case 6:
+      prefetch_l2(line + 64 * 5);
+      [[fallthrough]];
+    case 5:
+      prefetch_l2(line + 64 * 4);
+      [[fallthrough]];
+    case 4:
+      prefetch_l2(line + 64 * 3);
+      [[fallthrough]];
+    case 3:
+      prefetch_l2(line + 64 * 2);
+      [[fallthrough]];
+    case 2:
+      prefetch_l2(line + 64);
+      [[fallthrough]];
+    case 1:
+      prefetch_l2(line);
+      [[fallthrough]];
+    case 0:
+      break;
   }
 }
 
@@ -590,8 +608,8 @@ struct FixedPrefetch {
 // Fixed line counts for rows of `bytes` bytes at base + k * bytes, if there are any.
 inline int64_t fixed_lines(const uint8_t* base, int64_t bytes) {
   const uintptr_t off = reinterpret_cast<uintptr_t>(base) % 64;
-  if (bytes % 64 == 0) return lines_spanned(base, bytes);              // same offset in every row
-  if (64 % bytes == 0 && off % bytes == 0) return 1;  // rows tile the lines
+  if (bytes % 64 == 0) return lines_spanned(base, bytes);  // same offset in every row
+  if (64 % bytes == 0 && off % bytes == 0) return 1;       // rows tile the lines
   return -1;
 }
 
@@ -743,8 +761,7 @@ inline auto table_rows(const RowFormat& fmt, const uint8_t* data, const uint8_t*
   };
 }
 
-inline RowPrefetch table_prefetch(const RowFormat& fmt, const uint8_t* data,
-                                  const uint8_t* scale) {
+inline RowPrefetch table_prefetch(const RowFormat& fmt, const uint8_t* data, const uint8_t* scale) {
   return {fmt.data_bytes, fmt.scale_bytes, fixed_lines(data, fmt.data_bytes),
           fixed_lines(scale, fmt.scale_bytes)};
 }

@@ -1,5 +1,5 @@
-// ids_json.cpp: reader and writer of the ids JSON file (include/engram/ids_json.h).
-#include "engram/ids_json.h"
+// ids_json.cpp: reader and writer of the ids JSON file (src/text/ids_json.h).
+#include "text/ids_json.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>

@@ -17,7 +17,7 @@
 #include "engram/compressor.h"
 #include "engram/hasher.h"
 #include "engram/store.h"
-#include "engram/store_checkpoint.h"
+#include "engram/v41_checkpoint.h"
 #include "store/test_util.h"
 
 namespace {

@@ -1,6 +1,6 @@
 // Golden values for the NumPy-compatible RNG, recorded from NumPy 1.24 (/usr/bin/python3):
 // the exhaustive comparison with a live NumPy is tests/python/test_hash_rng.py.
-#include "engram/numpy_rng.h"
+#include "hash/numpy_rng.h"
 
 #include <gtest/gtest.h>
 

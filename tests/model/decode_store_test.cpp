@@ -16,6 +16,7 @@
 #include "engram/model.h"
 #include "engram/prefetch.h"
 #include "engram/store.h"
+#include "store/io_engine.h"
 #include "store/test_util.h"
 #include "test_helpers.h"
 
@@ -259,8 +260,9 @@ TEST(DecodeStore, StoreErrorsSurfaceAndLoseOnlyTheSequence) {
   m.export_engram_tables(path);
   std::shared_ptr<FileStore> file = FileStore::open(m.engram_table_sources(path));
   bool fault = false;
-  file->set_fault_hook(
-      [&fault](const ReadRequest&, uint64_t, uint32_t) -> int64_t { return fault ? -EIO : 0; });
+  set_fault_hook(*file, [&fault](const ReadRequest&, uint64_t, uint32_t) -> int64_t {
+    return fault ? -EIO : 0;
+  });
   for (unsigned threads : {1u, 0u}) {  // a prefetch worker, then inline gathers
     PrefetchOptions po;
     po.threads = threads;

@@ -1,4 +1,4 @@
-// Tests of the Engram layer kernels (engram/nn_kernels.h), one group per op, each in the two
+// Tests of the Engram layer kernels (nn/kernels.h), one group per op, each in the two
 // modes ggml's test-backend-ops uses: the fast kernel against its plain reference, and the
 // backward against central finite differences of the forward (fp32, eps 1e-2 on O(1) inputs,
 // losses summed in double; tolerance 2e-3 absolute + 1e-2 relative).
@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "engram/nn_kernels.h"
+#include "nn/kernels.h"
 #include "test_helpers.h"
 
 namespace engram::nn {

@@ -9,7 +9,7 @@
 #include <random>
 
 #include "engram/error.h"
-#include "engram/store_io.h"
+#include "store/io_engine.h"
 #include "store/test_util.h"
 
 namespace engram {

@@ -11,6 +11,7 @@
 
 #include "engram/error.h"
 #include "engram/prefetch.h"
+#include "store/io_engine.h"
 #include "store/test_util.h"
 
 namespace engram {
@@ -113,7 +114,7 @@ TEST(Prefetcher, RequestsLargerThanTheBudgetOrOutOfRangeAreRefusedAtOnce) {
 TEST(Prefetcher, AnIoErrorReachesOnlyThatLayersWaiter) {
   Tables tb;
   const uint64_t bad = tb.t[1].source.data_offset + 77 * 64;  // table 1, row 77's data
-  tb.file->set_fault_hook([&](const ReadRequest& r, uint64_t, uint32_t) -> int64_t {
+  set_fault_hook(*tb.file, [&](const ReadRequest& r, uint64_t, uint32_t) -> int64_t {
     return r.offset == bad && r.file->path() == tb.t[1].source.data_path ? -EIO : 0;
   });
   Prefetcher pf(tb.file, {2, 1 << 20, RowOutput::f32});
@@ -128,7 +129,7 @@ TEST(Prefetcher, AnIoErrorReachesOnlyThatLayersWaiter) {
   }
   // Waiting again gives the same error, not a hang or rows.
   EXPECT_THROW(tk.wait(1), Error);
-  tb.file->set_fault_hook(nullptr);
+  set_fault_hook(*tb.file, nullptr);
   Ticket ok = pf.prefetch(2, {{1, {3, 77, 4}}});
   EXPECT_NO_THROW(ok.wait(0));
 }

@@ -12,8 +12,11 @@
 #include <fstream>
 
 #include "engram/error.h"
+#include "engram/row_gather.h"
 #include "engram/store.h"
+#include "store/io_engine.h"
 #include "store/test_util.h"
+#include "table/row_format_ref.h"
 
 namespace engram {
 namespace {
@@ -147,7 +150,7 @@ TEST(FileStore, AReadFailingMidwayIsAnErrorAndTheStoreRecovers) {
   for (bool uring : {true, false}) {
     auto s = FileStore::open(fx.sources(), {uring, true, 8});
     const uint64_t bad = fx.tables[0].source.scale_offset + 500 * 2;  // row 500's scale
-    s->set_fault_hook([&](const ReadRequest& r, uint64_t, uint32_t) -> int64_t {
+    set_fault_hook(*s, [&](const ReadRequest& r, uint64_t, uint32_t) -> int64_t {
       return r.offset == bad ? -EIO : 0;
     });
     std::vector<int64_t> ids{1, 2, 3, 500, 4, 5};
@@ -161,7 +164,7 @@ TEST(FileStore, AReadFailingMidwayIsAnErrorAndTheStoreRecovers) {
       EXPECT_NE(m.find(".scale"), std::string::npos) << m;
       EXPECT_NE(m.find("offset " + std::to_string(bad)), std::string::npos) << m;
     }
-    s->set_fault_hook(nullptr);
+    set_fault_hook(*s, nullptr);
     expect_store_matches(*s, fx);
   }
 }
@@ -326,12 +329,12 @@ TEST(CachedStore, ErrorsFromTheBackingTierPassThroughAndCacheNothing) {
   Fixture fx;
   auto file = std::shared_ptr<FileStore>(FileStore::open(fx.sources()));
   CachedStore c(file, 1 << 20);
-  file->set_fault_hook([](const ReadRequest&, uint64_t, uint32_t) -> int64_t { return -EIO; });
+  set_fault_hook(*file, [](const ReadRequest&, uint64_t, uint32_t) -> int64_t { return -EIO; });
   std::vector<int64_t> ids{1, 2, 3};
   std::vector<std::byte> out(3 * 66);
   EXPECT_THROW(c.gather_packed(0, ids, out.data()), Error);
   EXPECT_EQ(c.cache_stats().entries, 0u);
-  file->set_fault_hook(nullptr);
+  set_fault_hook(*file, nullptr);
   expect_store_matches(c, fx);
   EXPECT_THROW(CachedStore(nullptr, 10), Error);
 }

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engram/error.h"
-#include "engram/store_checkpoint.h"
+#include "engram/v41_checkpoint.h"
 #include "store/test_util.h"
 
 namespace engram {

@@ -1,6 +1,8 @@
 // Row formats: every scalar conversion against an independent definition (exhaustive where the
 // domain is small), and every fast kernel against engram::reference, bit for bit.
 #include "engram/row_format.h"
+#include "engram/row_gather.h"
+#include "table/row_format_ref.h"
 
 #include <gtest/gtest.h>
 

@@ -1,10 +1,10 @@
-// The ids JSON reader/writer (engram/ids_json.h): round trip, dead_mask forms, and one error
+// The ids JSON reader/writer (text/ids_json.h): round trip, dead_mask forms, and one error
 // per kind of malformed input, each naming the position.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "engram/error.h"
-#include "engram/ids_json.h"
+#include "text/ids_json.h"
 
 namespace engram {
 namespace {

@@ -4,7 +4,9 @@
 #include <vector>
 
 #include "engram/error.h"
+#include "engram/row_gather.h"
 #include "engram/store.h"
+#include "store/io_engine.h"
 
 namespace engram {
 

@@ -1,4 +1,4 @@
-// engram/ids_json.h: the ids JSON file that the CLI reads and writes:
+// text/ids_json.h: the ids JSON file that the CLI reads and writes:
 //   {"input_ids": [[id, ...], ...], "dead_mask": [[0|1|bool, ...], ...]}   (dead_mask optional)
 // input_ids is a rectangular batch [B][T]; dead_mask, when present, has the same shape.
 // Every violation (not an object, missing key, not a list of lists of integers, ragged rows,

@@ -1,4 +1,4 @@
-// engram/nn_kernels.h: the fp32 CPU kernels of the Engram layer (DESIGN.md 2.4, 2.5).
+// nn/kernels.h: the fp32 CPU kernels of the Engram layer (DESIGN.md 2.4, 2.5).
 //
 // Plain free functions in the style of llm.c: a forward writes its output, a backward
 // ACCUMULATES (+=) into every gradient it is given, so a tensor used twice needs no special

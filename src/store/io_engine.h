@@ -1,4 +1,4 @@
-// engram/store_io.h: batched random reads from files, the bottom of the File/SSD tier.
+// store/io_engine.h: batched random reads from files, the bottom of the File/SSD tier.
 //
 // An IoEngine reads many small (offset, length) pieces of already-open files into caller memory
 // and returns when every piece is done, or throws. Two engines: io_uring (liburing) with O_DIRECT
@@ -14,6 +14,8 @@
 #include <memory>
 #include <span>
 #include <string>
+
+#include "engram/store.h"  // IoStats, FileStore
 
 namespace engram {
 
@@ -64,15 +66,6 @@ struct ReadRequest {
 using IoFaultHook =
     std::function<int64_t(const ReadRequest& req, uint64_t offset, uint32_t length)>;
 
-struct IoStats {
-  uint64_t requests = 0;      // ReadRequests completed
-  uint64_t reads = 0;         // read attempts that reached the kernel
-  uint64_t bytes = 0;         // bytes delivered to callers
-  uint64_t direct_reads = 0;  // attempts through O_DIRECT
-  uint64_t short_reads = 0;   // attempts that returned fewer bytes than asked and were continued
-  uint64_t retries = 0;       // attempts repeated after EINTR / EAGAIN
-};
-
 class IoEngine {
  public:
   virtual ~IoEngine() = default;
@@ -107,5 +100,9 @@ std::unique_ptr<IoEngine> make_uring_engine(const UringOptions& options = {});
 bool uring_available();
 // io_uring when available, pread otherwise.
 std::unique_ptr<IoEngine> make_default_engine(const UringOptions& options = {});
+
+// Fault injection for tests: installs `hook` on every engine `store` uses, now and later (null
+// removes it).
+void set_fault_hook(FileStore& store, IoFaultHook hook);
 
 }  // namespace engram

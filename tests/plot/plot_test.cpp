@@ -9,7 +9,7 @@
 
 #include "data/test_files.h"
 #include "engram/error.h"
-#include "engram/plot.h"
+#include "plot/plot.h"
 #include "test_helpers.h"
 
 namespace engram {

@@ -1,4 +1,4 @@
-// engram/plot.h: line plots of training curves, drawn into an Image (engram/png.h) and written as
+// plot/plot.h: line plots of training curves, drawn into an Image (plot/png.h) and written as
 // PNG: `engram plot`, the loss.png the trainer keeps next to metrics.csv, and `engram demo`.
 //
 // Hand-written on purpose: Debian packages no C or C++ plotting library that fits (gnuplot and
@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engram/png.h"
+#include "plot/png.h"
 
 namespace engram {
 

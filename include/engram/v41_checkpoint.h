@@ -1,4 +1,4 @@
-// engram/store_checkpoint.h: DeepSeek-V4.1 checkpoints as row stores, and synthetic ones.
+// engram/v41_checkpoint.h: DeepSeek-V4.1 checkpoints as row stores, and synthetic ones.
 //
 // open_v41_checkpoint(dir) reads dir/config.json (V4.1 form, engram/config.h) and the weights
 // (dir/model.safetensors.index.json with its shards, or a single dir/model.safetensors), then for

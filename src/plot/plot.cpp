@@ -1,7 +1,7 @@
-// See engram/plot.h. Layout: a title band on top, y tick labels and the rotated y label on the
+// See plot/plot.h. Layout: a title band on top, y tick labels and the rotated y label on the
 // left, x tick labels and the x label below, the legend inside the plot area's top-right corner.
 // All text uses the 5x7 font of png.h at scale 2.
-#include "engram/plot.h"
+#include "plot/plot.h"
 
 #include <algorithm>
 #include <charconv>

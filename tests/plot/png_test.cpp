@@ -11,7 +11,7 @@
 
 #include "data/test_files.h"
 #include "engram/error.h"
-#include "engram/png.h"
+#include "plot/png.h"
 #include "test_helpers.h"
 
 namespace engram {

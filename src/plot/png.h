@@ -1,5 +1,5 @@
-// engram/png.h: an 8-bit RGB raster with anti-aliased drawing primitives, and a PNG writer
-// (libpng). It exists for the figures engram draws itself (loss curves, engram/plot.h).
+// plot/png.h: an 8-bit RGB raster with anti-aliased drawing primitives, and a PNG writer
+// (libpng). It exists for the figures engram draws itself (loss curves, plot/plot.h).
 // What it is not: an image library. RGB only, no alpha channel in the file, no PNG reading.
 #pragma once
 

@@ -1,6 +1,6 @@
-// See engram/png.h. A small raster (anti-aliased lines and discs), the hand-drawn 5x7 font, and
+// See plot/png.h. A small raster (anti-aliased lines and discs), the hand-drawn 5x7 font, and
 // PNG encoding through libpng into memory.
-#include "engram/png.h"
+#include "plot/png.h"
 
 #include <png.h>
 

@@ -1,4 +1,4 @@
-// engram/numpy_rng.h: NumPy's random streams, reproduced bit for bit.
+// hash/numpy_rng.h: NumPy's random streams, reproduced bit for bit.
 //
 // Engram's hash multipliers are drawn with `np.random.default_rng(seed).integers(0, B, size=n,
 // dtype=np.int64)` (DESIGN.md 2.2), so a checkpoint's row ids depend on NumPy's exact output.

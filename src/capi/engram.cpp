@@ -24,7 +24,7 @@
 #include "engram/hasher.h"
 #include "engram/prefetch.h"
 #include "engram/store.h"
-#include "engram/store_checkpoint.h"
+#include "engram/v41_checkpoint.h"
 
 namespace {
 
