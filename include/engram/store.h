@@ -194,4 +194,36 @@ class CachedStore final : public RowStore {
   RowCache cache_;
 };
 
+// ---- The one store builder ---------------------------------------------------------------------
+// Every front end (C API, Python, CLI, the generator) opens its tiers here and nowhere else.
+
+enum class StoreTier {
+  file,  // rows read in place from the source files (FileStore)
+  dram,  // every row in anonymous memory (DramStore::load); with shared_path, a shared file
+};
+
+struct StoreOptions {
+  StoreTier tier = StoreTier::file;
+  // dram tier: a shared-memory file (e.g. /dev/shm/engram-v41) to attach, or to create and fill
+  // from the sources when it does not exist. Every attach checks the file's fingerprint against
+  // the sources' (Errc::mismatch naming both); empty: private anonymous memory.
+  std::string shared_path;
+  bool huge_pages = true;        // dram tier without shared_path: madvise(MADV_HUGEPAGE)
+  bool verify_shared = false;    // shared attach: also checksum every row byte (one pass)
+  uint64_t cache_bytes = 0;      // > 0: a hot-row CachedStore of this size in front of the tier
+  CachePolicy cache_policy = CachePolicy::s3fifo;
+  FileStoreOptions file;         // I/O engine, O_DIRECT, queue depth, resident scales
+};
+
+// What open_store built. `store` is what to gather from (the cache when there is one).
+struct OpenedStore {
+  std::shared_ptr<RowStore> store;
+  std::shared_ptr<FileStore> file;     // the file tier under everything (I/O counters)
+  std::shared_ptr<CachedStore> cache;  // null without a cache
+};
+
+// Opens `sources` as the tiers `options` name. Errc::invalid_argument for inconsistent options,
+// and the errors of FileStore::open, DramStore::create_shared / attach_shared otherwise.
+OpenedStore open_store(std::vector<TableSource> sources, const StoreOptions& options);
+
 }  // namespace engram
