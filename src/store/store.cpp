@@ -159,3 +159,43 @@ void CachedStore::gather_packed(size_t t, std::span<const int64_t> ids, std::byt
 }
 
 }  // namespace engram
+
+namespace engram {
+
+// First version: the tier wiring the C API had; the shared file's identity check comes next.
+OpenedStore open_store(std::vector<TableSource> sources, const StoreOptions& options) {
+  if (!options.shared_path.empty() && options.tier != StoreTier::dram)
+    fail(Errc::invalid_argument, "a shared-memory path needs the dram tier");
+  FileStoreOptions fo = options.file;
+  fo.resident_scales = fo.resident_scales && options.tier == StoreTier::file;
+  OpenedStore o;
+  o.file = FileStore::open(std::move(sources), fo);
+  std::shared_ptr<RowStore> tier = o.file;
+  if (options.tier == StoreTier::dram) {
+    if (!options.shared_path.empty()) {
+      try {
+        tier = DramStore::attach_shared(options.shared_path, options.verify_shared);
+      } catch (const Error& e) {
+        if (e.code() != Errc::io) throw;  // present but bad: say so, never overwrite it
+        tier = DramStore::create_shared(options.shared_path, *o.file);
+      }
+      for (size_t t = 0; t < o.file->num_tables(); ++t) {
+        const TableDesc &a = o.file->table(t), &b = tier->table(t);
+        if (a.name != b.name || a.rows != b.rows || a.row_bytes() != b.row_bytes())
+          fail(Errc::mismatch, options.shared_path, ": table ", t, " is ", b.name, " [", b.rows,
+               " rows], the checkpoint's is ", a.name, " [", a.rows, " rows]");
+      }
+    } else {
+      tier = DramStore::load(*o.file, DramOptions{options.huge_pages});
+    }
+  }
+  if (options.cache_bytes > 0) {
+    o.cache = std::make_shared<CachedStore>(tier, options.cache_bytes, options.cache_policy);
+    o.store = o.cache;
+  } else {
+    o.store = tier;
+  }
+  return o;
+}
+
+}  // namespace engram
