@@ -1,11 +1,13 @@
 // Python bindings of the store area: Engram tables served from a DeepSeek-V4.1 checkpoint.
 //
 //   engram.TableStore.open(path, tier="dram"|"file", cache_bytes=0, cache_policy="s3fifo",
-//                          direct=True, shared_path=None)
+//                          direct=True, shared_path=None, resident_scales=False)
 //       path: a V4.1 checkpoint directory (config.json + shards). tier "file" reads rows in
 //       place (io_uring, O_DIRECT); "dram" loads every row into memory first (or, with
-//       shared_path, into a /dev/shm file other processes attach to). cache_bytes > 0 puts a
-//       hot-row cache in front of the tier.
+//       shared_path, into a /dev/shm file other processes attach to; a file holding another
+//       checkpoint's tables is refused with ValueError). cache_bytes > 0 puts a hot-row cache
+//       in front of the tier. resident_scales (file tier only) keeps the f8 scales in memory.
+//       The tiers are assembled by engram::open_store, as for the C API and the CLI.
 //     .lookup(layer_id, hash_ids int64 [..., columns]) -> float32 [..., columns, head_dim]
 //       hash_ids are per-column values as NgramHasher.hash returns them (no offsets); the
 //       column offsets are added here. A value outside its column's [0, prime) is IndexError.
@@ -70,45 +72,36 @@ class PyTableStore {
  public:
   static std::unique_ptr<PyTableStore> open(const std::string& path, const std::string& tier,
                                             uint64_t cache_bytes, const std::string& policy,
-                                            bool direct, std::optional<std::string> shared_path) {
+                                            bool direct, std::optional<std::string> shared_path,
+                                            bool resident_scales) {
+    StoreOptions so;
+    if (tier == "file") {
+      if (shared_path) fail(Errc::invalid_argument, "shared_path needs tier=\"dram\"");
+      so.tier = StoreTier::file;
+    } else if (tier == "dram") {
+      if (resident_scales)
+        fail(Errc::invalid_argument, "resident_scales needs tier=\"file\" (dram holds every row)");
+      so.tier = StoreTier::dram;
+    } else {
+      fail(Errc::invalid_argument, "tier must be \"dram\" or \"file\", got \"", tier, "\"");
+    }
+    so.shared_path = shared_path.value_or("");
+    so.cache_bytes = cache_bytes;
+    if (cache_bytes > 0) so.cache_policy = parse_cache_policy(policy);
+    so.file.direct = direct;
+    so.file.resident_scales = resident_scales;
+
     auto s = std::make_unique<PyTableStore>();
     s->ck_ = V41Checkpoint::open(path);
     const EngramConfig& c = s->ck_->config();
     if (!c.compressed_vocab_size)
       fail(Errc::mismatch, path, "/config.json: engram_compressed_vocab_size is required");
-    EngramConfig unchecked = c;
-    s->layouts_ = make_hash_layout(unchecked, *c.compressed_vocab_size);
-    FileStoreOptions fo;
-    fo.direct = direct;
-    std::shared_ptr<FileStore> file = FileStore::open(s->ck_->table_sources(), fo);
-    s->file_ = file;
-    std::shared_ptr<RowStore> tierstore;
-    if (tier == "file") {
-      if (shared_path) fail(Errc::invalid_argument, "shared_path needs tier=\"dram\"");
-      tierstore = file;
-    } else if (tier == "dram") {
+    s->layouts_ = make_hash_layout(c, *c.compressed_vocab_size);
+    {
       pyb::gil_scoped_release release;
-      if (shared_path) {
-        try {
-          tierstore = DramStore::attach_shared(*shared_path);
-        } catch (const Error& e) {
-          if (e.code() != Errc::io) throw;  // present but bad: say so, do not overwrite
-          tierstore = DramStore::create_shared(*shared_path, *file);
-        }
-      } else {
-        tierstore = DramStore::load(*file);
-      }
-    } else {
-      fail(Errc::invalid_argument, "tier must be \"dram\" or \"file\", got \"", tier, "\"");
+      s->opened_ = open_store(s->ck_->table_sources(), so);
     }
     s->tier_ = tier;
-    if (cache_bytes > 0) {
-      s->cached_ =
-          std::make_shared<CachedStore>(tierstore, cache_bytes, parse_cache_policy(policy));
-      s->store_ = s->cached_;
-    } else {
-      s->store_ = tierstore;
-    }
     return s;
   }
 
@@ -119,7 +112,7 @@ class PyTableStore {
     f32_array out(shape);
     {
       pyb::gil_scoped_release release;
-      store_->gather_f32(t, rows, out.mutable_data());
+      opened_.store->gather_f32(t, rows, out.mutable_data());
     }
     return out;
   }
@@ -130,7 +123,7 @@ class PyTableStore {
       po.threads = static_cast<unsigned>(std::max<size_t>(1, ck_->layers().size()));
       po.staging_bytes = 1ull << 30;
       po.output = RowOutput::f32;
-      prefetcher_ = std::make_unique<Prefetcher>(store_, po);
+      prefetcher_ = std::make_unique<Prefetcher>(opened_.store, po);
     }
     // The previous ticket of wait() is replaced: release it first so its staging returns.
     latest_.reset();
@@ -155,9 +148,9 @@ class PyTableStore {
   pyb::dict stats() const {
     pyb::dict d;
     d["tier"] = tier_;
-    d["describe"] = store_->describe();
-    if (cached_) {
-      CacheStats c = cached_->cache_stats();
+    d["describe"] = opened_.store->describe();
+    if (opened_.cache) {
+      CacheStats c = opened_.cache->cache_stats();
       d["cache_hits"] = c.hits;
       d["cache_misses"] = c.misses;
       d["cache_hit_rate"] = c.hit_rate();
@@ -165,7 +158,7 @@ class PyTableStore {
       d["cache_capacity_rows"] = c.capacity_rows;
       d["cache_evictions"] = c.evictions;
     }
-    IoStats io = file_->io_stats();
+    IoStats io = opened_.file->io_stats();
     d["io_reads"] = io.reads;
     d["io_bytes"] = io.bytes;
     d["io_direct_reads"] = io.direct_reads;
@@ -178,8 +171,8 @@ class PyTableStore {
   int64_t rows(int64_t layer_id) const { return ck_->layers()[ck_->table_of_layer(layer_id)].rows; }
 
  private:
-  // hash_ids [..., columns] -> flat rows (offsets added, each value checked against its prime);
-  // `shape` gets the output shape [..., columns, head_dim].
+  // hash_ids [..., columns] -> flat rows (hash_values_to_rows); `shape` gets the output shape
+  // [..., columns, head_dim].
   std::vector<int64_t> to_rows(int64_t layer_id, const pyb::array& hash_ids,
                                std::vector<pyb::ssize_t>& shape) {
     const size_t t = ck_->table_of_layer(layer_id);
@@ -195,23 +188,12 @@ class PyTableStore {
            " hash columns of layer ", layer_id);
     shape.assign(a.shape(), a.shape() + a.ndim());
     shape.push_back(ck_->config().head_dim);
-    const int64_t* p = a.data();
-    std::vector<int64_t> rows(static_cast<size_t>(a.size()));
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const int64_t c = static_cast<int64_t>(i) % C;
-      if (p[i] < 0 || p[i] >= lay.primes[c])
-        fail(Errc::out_of_range, "hash_ids: value ", p[i], " at flat position ", i, " (column ", c,
-             ") is outside [0, ", lay.primes[c], ") for layer ", layer_id);
-      rows[i] = p[i] + lay.offsets[c];
-    }
-    return rows;
+    return hash_values_to_rows(lay, {a.data(), static_cast<size_t>(a.size())});
   }
 
   std::unique_ptr<V41Checkpoint> ck_;
   std::vector<LayerHashLayout> layouts_;
-  std::shared_ptr<FileStore> file_;
-  std::shared_ptr<CachedStore> cached_;
-  std::shared_ptr<RowStore> store_;
+  OpenedStore opened_;
   std::string tier_;
   std::shared_ptr<PyTicket> latest_;
   std::unique_ptr<Prefetcher> prefetcher_;  // last: shut down before the store goes
@@ -227,7 +209,8 @@ void bind_store(pyb::module_& m) {
   pyb::class_<PyTableStore>(m, "TableStore")
       .def_static("open", &PyTableStore::open, pyb::arg("path"), pyb::arg("tier") = "dram",
                   pyb::arg("cache_bytes") = 0, pyb::arg("cache_policy") = "s3fifo",
-                  pyb::arg("direct") = true, pyb::arg("shared_path") = pyb::none())
+                  pyb::arg("direct") = true, pyb::arg("shared_path") = pyb::none(), pyb::kw_only(),
+                  pyb::arg("resident_scales") = false)
       .def("lookup", &PyTableStore::lookup, pyb::arg("layer_id"), pyb::arg("hash_ids"))
       .def("prefetch", &PyTableStore::prefetch, pyb::arg("hash_ids"), pyb::arg("step") = 0)
       .def("wait", &PyTableStore::wait, pyb::arg("layer_id"))

@@ -49,6 +49,16 @@ struct LayerHashLayout {
 std::vector<LayerHashLayout> make_hash_layout(const EngramConfig& config,
                                               int64_t compressed_vocab_size);
 
+// Per-column hash values of one layer -> rows of its flat table: values [n, C] (as hash()
+// returns them) -> rows [n, C], rows[i, c] = values[i, c] + offsets[c]. Every front end that takes
+// hash values (C API, Python, the CLI) converts them here. A value outside [0, primes[c]) throws
+// Errc::out_of_range naming the layer, the token i and the column c; values.size() not a multiple
+// of C, or rows.size() != values.size(), throws Errc::invalid_argument.
+void hash_values_to_rows(const LayerHashLayout& layout, std::span<const int64_t> values,
+                         std::span<int64_t> rows);
+std::vector<int64_t> hash_values_to_rows(const LayerHashLayout& layout,
+                                         std::span<const int64_t> values);
+
 // Per-sequence streaming state. ids[k] / dead[k] describe position seen-1-k (k = 0 is the most
 // recent), valid for k < min(seen, max_ngram - 1).
 struct HashState {

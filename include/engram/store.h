@@ -8,8 +8,9 @@
 //                available), or a shared-memory file (/dev/shm) that one process creates and
 //                fills and others attach read-only. A shared file becomes visible under its name
 //                only when complete (created unlinked, linked in at the end), and carries a
-//                header with magic, sizes, table layout, checksums and a "complete" marker, so a
-//                reader never trusts a half-made or foreign file.
+//                header with magic, sizes, table layout, checksums, the fingerprint of the
+//                checkpoint it holds and a "complete" marker, so a reader never trusts a
+//                half-made or foreign file, nor one filled from another checkpoint.
 //   CachedStore  a hot-row cache (engram/cache.h) in front of any store.
 // Rows come out packed (a table's own bytes: data then scale for f8) or dequantized to fp32 /
 // bf16 through engram/row_format.h.
@@ -129,6 +130,35 @@ class FileStore final : public RowStore {
   std::unique_ptr<Impl> impl_;
 };
 
+// ---- Checkpoint identity ----------------------------------------------------------------------
+
+// What a shared-memory table file records about the checkpoint it was filled from, so that a
+// process never serves another checkpoint's rows. Three digests: one over every table's name,
+// dtype, width, rows and byte spans (data and scale offsets, and which shard each lies in), one
+// over the shard files (sizes, in order of first use, and their safetensors JSON headers; a file
+// that is not safetensors counts by its size), and one over 16 evenly spaced rows of each table,
+// because two trainings of one architecture have identical headers. Paths are left out: a copied
+// checkpoint is the same checkpoint. `origin` (the first shard's folder) and `tables` only make
+// messages readable.
+struct StoreFingerprint {
+  uint64_t table_digest = 0;
+  uint64_t shard_digest = 0;
+  uint64_t row_digest = 0;
+  std::string origin;
+  std::vector<TableDesc> tables;
+
+  bool same_checkpoint(const StoreFingerprint& o) const {
+    return table_digest == o.table_digest && shard_digest == o.shard_digest &&
+           row_digest == o.row_digest;
+  }
+  // e.g. "tables 3f2a...9c, shards 0b1d...77, rows 5e00...12 (from /models/v41)"
+  std::string str() const;
+};
+
+// Reads each shard's size and safetensors header and the sampled rows (Errc::io naming a file
+// that cannot be read).
+StoreFingerprint store_fingerprint(const std::vector<TableSource>& sources);
+
 // ---- DRAM tier --------------------------------------------------------------------------------
 
 struct DramOptions {
@@ -141,15 +171,20 @@ class DramStore final : public RowStore {
   // sequential chunks when it is one).
   static std::unique_ptr<DramStore> load(RowStore& from, const DramOptions& options = {});
 
-  // Creates the shared-memory file `path` (e.g. /dev/shm/engram-v41), fills it from `from` and
-  // makes it visible under `path` only once complete. Errc::io if `path` exists and `replace`
-  // is false. The creator keeps a read-only view.
+  // Creates the shared-memory file `path` (e.g. /dev/shm/engram-v41), fills it from `from`,
+  // records `fingerprint` (that of the sources `from` serves; Errc::invalid_argument when its
+  // tables are not `from`'s) and makes the file visible under `path` only once complete.
+  // Errc::io if `path` exists and `replace` is false. The creator keeps a read-only view.
   static std::unique_ptr<DramStore> create_shared(const std::string& path, RowStore& from,
+                                                  const StoreFingerprint& fingerprint,
                                                   bool replace = false);
-  // Attaches read-only to a complete shared file. Checks magic, version, sizes, header checksum,
-  // the complete marker and, when `verify_data`, the checksum of every row byte (one pass).
-  // A missing file is Errc::io; a half-made, truncated or foreign one Errc::parse naming it.
+  // Attaches read-only to a complete shared file holding the checkpoint `expected` names.
+  // Checks magic, version, sizes, header checksum, the complete marker, the fingerprint and,
+  // when `verify_data`, the checksum of every row byte (one pass). A missing file is Errc::io;
+  // a half-made, truncated or foreign one Errc::parse naming it; another checkpoint's tables
+  // Errc::mismatch naming the path, both fingerprints and the first table that differs.
   static std::unique_ptr<DramStore> attach_shared(const std::string& path,
+                                                  const StoreFingerprint& expected,
                                                   bool verify_data = false);
 
   ~DramStore() override;
@@ -208,22 +243,26 @@ struct StoreOptions {
   // from the sources when it does not exist. Every attach checks the file's fingerprint against
   // the sources' (Errc::mismatch naming both); empty: private anonymous memory.
   std::string shared_path;
-  bool huge_pages = true;        // dram tier without shared_path: madvise(MADV_HUGEPAGE)
-  bool verify_shared = false;    // shared attach: also checksum every row byte (one pass)
-  uint64_t cache_bytes = 0;      // > 0: a hot-row CachedStore of this size in front of the tier
+  bool huge_pages = true;      // dram tier without shared_path: madvise(MADV_HUGEPAGE)
+  bool verify_shared = false;  // shared attach: also checksum every row byte (one pass)
+  uint64_t cache_bytes = 0;    // > 0: a hot-row CachedStore of this size in front of the tier
   CachePolicy cache_policy = CachePolicy::s3fifo;
-  FileStoreOptions file;         // I/O engine, O_DIRECT, queue depth, resident scales
+  FileStoreOptions file;  // I/O engine, O_DIRECT, queue depth, resident scales
 };
 
 // What open_store built. `store` is what to gather from (the cache when there is one).
 struct OpenedStore {
   std::shared_ptr<RowStore> store;
   std::shared_ptr<FileStore> file;     // the file tier under everything (I/O counters)
+  std::shared_ptr<DramStore> dram;     // the dram tier (anonymous or shared); null for file
   std::shared_ptr<CachedStore> cache;  // null without a cache
 };
 
-// Opens `sources` as the tiers `options` name. Errc::invalid_argument for inconsistent options,
-// and the errors of FileStore::open, DramStore::create_shared / attach_shared otherwise.
+// Opens `sources` as the tiers `options` name. With a shared_path, attaches the file when it
+// exists (checking its fingerprint against store_fingerprint(sources)) and creates it otherwise;
+// a file that is present but bad is reported, never replaced. Errc::invalid_argument for
+// inconsistent options, and the errors of FileStore::open, DramStore::create_shared /
+// attach_shared otherwise.
 OpenedStore open_store(std::vector<TableSource> sources, const StoreOptions& options);
 
 }  // namespace engram

@@ -118,9 +118,7 @@ EngramConfig config_at(const std::string& path) {
 struct engram_store {
   std::unique_ptr<V41Checkpoint> ck;
   std::vector<LayerHashLayout> layouts;  // [tables], table t = layer ck->layers()[t]
-  std::shared_ptr<FileStore> file;       // always open: the source of every tier
-  std::shared_ptr<CachedStore> cached;   // null without a cache
-  std::shared_ptr<RowStore> store;       // what lookups and prefetches read
+  OpenedStore opened;                    // open_store's tiers: .store is what lookups read
   std::string description;
   unsigned prefetch_threads = 1;
   uint64_t staging_bytes = 0;
@@ -132,29 +130,19 @@ struct engram_store {
   const RowFormat& format() const { return ck->layers()[0].table.desc.format; }
   int64_t columns() const { return ck->config().num_columns(); }
 
-  // hash_values [n, columns] of layer `t` -> row ids of its table (column offsets added), each
-  // value checked against its column's prime.
+  // hash_values [n, columns] of layer `t` -> row ids of its table.
   std::vector<int64_t> rows_of(size_t t, const int64_t* values, uint64_t n) const {
-    const LayerHashLayout& lay = layouts[t];
-    const uint64_t C = uint64_t(lay.primes.size());
     if (n > 0 && !values) fail(Errc::invalid_argument, "hash_values is NULL");
-    std::vector<int64_t> rows(n * C);
-    for (uint64_t i = 0; i < n; ++i)
-      for (uint64_t c = 0; c < C; ++c) {
-        const int64_t v = values[i * C + c];
-        if (v < 0 || v >= lay.primes[c])
-          fail(Errc::out_of_range, "layer ", lay.layer_id, ": hash value ", v, " of token ", i,
-               ", column ", c, " is outside [0, ", lay.primes[c], ")");
-        rows[i * C + c] = v + lay.offsets[c];
-      }
-    return rows;
+    const LayerHashLayout& lay = layouts[t];
+    return hash_values_to_rows(lay, {values, size_t(n * lay.primes.size())});
   }
 
   Prefetcher& prefetcher(RowOutput o) {
     std::lock_guard<std::mutex> lock(mu);
     auto& p = prefetchers[int(o)];
     if (!p)
-      p = std::make_unique<Prefetcher>(store, PrefetchOptions{prefetch_threads, staging_bytes, o});
+      p = std::make_unique<Prefetcher>(opened.store,
+                                       PrefetchOptions{prefetch_threads, staging_bytes, o});
     return *p;
   }
 };
@@ -257,41 +245,18 @@ extern "C" engram_status engram_store_open(const char* checkpoint_dir,
     if (s->ck->layers().empty())
       fail(Errc::mismatch, checkpoint_dir, "/config.json: no Engram layers");
     s->layouts = make_hash_layout(c, *c.compressed_vocab_size);
-    FileStoreOptions fo;
-    fo.use_uring = o.use_io_uring != 0;
-    fo.direct = o.direct != 0;
-    fo.queue_depth = o.queue_depth;
-    fo.resident_scales = o.resident_scales != 0 && o.tier == ENGRAM_TIER_FILE;
-    s->file = FileStore::open(s->ck->table_sources(), fo);
-    std::shared_ptr<RowStore> tier = s->file;
-    if (o.tier == ENGRAM_TIER_DRAM) {
-      if (o.shared_path) {
-        try {
-          tier = DramStore::attach_shared(o.shared_path);
-        } catch (const Error& e) {
-          if (e.code() != Errc::io) throw;  // present but bad: say so, never overwrite it
-          tier = DramStore::create_shared(o.shared_path, *s->file);
-        }
-        // An attached file must hold this checkpoint's tables.
-        for (size_t t = 0; t < s->file->num_tables(); ++t) {
-          const TableDesc &a = s->file->table(t), &b = tier->table(t);
-          if (a.name != b.name || a.rows != b.rows || a.row_bytes() != b.row_bytes())
-            fail(Errc::mismatch, o.shared_path, ": table ", t, " is ", b.name, " [", b.rows,
-                 " rows], the checkpoint's is ", a.name, " [", a.rows, " rows]");
-        }
-      } else {
-        tier = DramStore::load(*s->file, DramOptions{o.huge_pages != 0});
-      }
-    }
-    if (o.cache_bytes > 0) {
-      s->cached = std::make_shared<CachedStore>(
-          tier, o.cache_bytes,
-          o.cache_policy == ENGRAM_CACHE_LRU ? CachePolicy::lru : CachePolicy::s3fifo);
-      s->store = s->cached;
-    } else {
-      s->store = tier;
-    }
-    s->description = s->store->describe();
+    StoreOptions so;
+    so.tier = o.tier == ENGRAM_TIER_FILE ? StoreTier::file : StoreTier::dram;
+    if (o.shared_path) so.shared_path = o.shared_path;
+    so.huge_pages = o.huge_pages != 0;
+    so.cache_bytes = o.cache_bytes;
+    so.cache_policy = o.cache_policy == ENGRAM_CACHE_LRU ? CachePolicy::lru : CachePolicy::s3fifo;
+    so.file.use_uring = o.use_io_uring != 0;
+    so.file.direct = o.direct != 0;
+    so.file.queue_depth = o.queue_depth;
+    so.file.resident_scales = o.resident_scales != 0;
+    s->opened = open_store(s->ck->table_sources(), so);
+    s->description = s->opened.store->describe();
     s->prefetch_threads =
         o.prefetch_threads ? o.prefetch_threads : unsigned(s->ck->layers().size());
     s->staging_bytes = o.staging_bytes;
@@ -361,13 +326,13 @@ extern "C" engram_status engram_store_lookup(engram_store* store, int64_t layer_
     if (rows.empty()) return;
     switch (o) {
       case RowOutput::f32:
-        s.store->gather_f32(t, rows, static_cast<float*>(out));
+        s.opened.store->gather_f32(t, rows, static_cast<float*>(out));
         break;
       case RowOutput::bf16:
-        s.store->gather_bf16(t, rows, static_cast<uint16_t*>(out));
+        s.opened.store->gather_bf16(t, rows, static_cast<uint16_t*>(out));
         break;
       case RowOutput::packed:
-        s.store->gather_packed(t, rows, static_cast<std::byte*>(out));
+        s.opened.store->gather_packed(t, rows, static_cast<std::byte*>(out));
         break;
     }
   });
@@ -379,15 +344,15 @@ extern "C" engram_status engram_store_get_stats(const engram_store* store,
     const engram_store& s = need(store, "store");
     need(out, "out");
     engram_store_stats st{};
-    if (s.cached) {
-      const CacheStats c = s.cached->cache_stats();
+    if (s.opened.cache) {
+      const CacheStats c = s.opened.cache->cache_stats();
       st.cache_hits = c.hits;
       st.cache_misses = c.misses;
       st.cache_entries = c.entries;
       st.cache_capacity_rows = c.capacity_rows;
       st.cache_evictions = c.evictions;
     }
-    const IoStats io = s.file->io_stats();
+    const IoStats io = s.opened.file->io_stats();
     st.io_reads = io.reads;
     st.io_bytes = io.bytes;
     st.io_direct_reads = io.direct_reads;

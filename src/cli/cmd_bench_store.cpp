@@ -108,15 +108,28 @@ std::vector<int64_t> corpus_tokens(const BenchOptions& o, const Tokenizer& tok) 
   return ids;
 }
 
-// Per layer: row ids [T, C] (offsets added) of the hashed tokens.
+// Per layer: row ids [T, C] of the hashed tokens, converted as every front end converts them.
 std::vector<std::vector<int64_t>> hash_rows(const NgramHasher& h, const std::vector<int64_t>& ids) {
   std::vector<std::vector<int64_t>> out;
+  std::vector<int64_t> values(ids.size() * h.num_columns());
   for (int64_t layer : h.layer_ids()) {
-    std::vector<int64_t> r(ids.size() * h.num_columns());
-    h.hash_rows(layer, ids, 1, int64_t(ids.size()), r);
-    out.push_back(std::move(r));
+    h.hash(layer, ids, 1, int64_t(ids.size()), values);
+    out.push_back(hash_values_to_rows(h.layout(layer), values));
   }
   return out;
+}
+
+// One tier variant, opened through the one store builder.
+OpenedStore open_variant(const V41Checkpoint& ck, StoreTier tier, const FileStoreOptions& file,
+                         bool huge_pages = true, uint64_t cache_bytes = 0,
+                         CachePolicy policy = CachePolicy::s3fifo) {
+  StoreOptions so;
+  so.tier = tier;
+  so.file = file;
+  so.huge_pages = huge_pages;
+  so.cache_bytes = cache_bytes;
+  so.cache_policy = policy;
+  return open_store(ck.table_sources(), so);
 }
 
 std::vector<int64_t> zipf_ids(int64_t rows, double s, size_t n, uint64_t seed) {
@@ -263,11 +276,11 @@ void run_bench_store(const BenchOptions& o) {
   std::printf("\ntiers (table of layer %lld, %lld steps each):\n",
               (long long)ck->layers()[0].layer_id, (long long)o.steps);
   std::vector<TierResult> results;
-  auto file = std::shared_ptr<FileStore>(FileStore::open(ck->table_sources(), {true, true, o.qd}));
-  auto file_pread =
-      std::shared_ptr<FileStore>(FileStore::open(ck->table_sources(), {false, false, o.qd}));
-  auto dram_thp = DramStore::load(*file, {true});
-  auto dram_4k = DramStore::load(*file, {false});
+  const FileStoreOptions uring{true, true, o.qd}, pread{false, false, o.qd};
+  const std::shared_ptr<FileStore> file = open_variant(*ck, StoreTier::file, uring).file;
+  const std::shared_ptr<FileStore> file_pread = open_variant(*ck, StoreTier::file, pread).file;
+  const std::shared_ptr<DramStore> dram_thp = open_variant(*ck, StoreTier::dram, pread, true).dram;
+  const std::shared_ptr<DramStore> dram_4k = open_variant(*ck, StoreTier::dram, pread, false).dram;
   // The plain baseline: one contiguous vector and a memcpy per row, no checks.
   std::vector<std::byte> plain(dram_4k->table_bytes(0), dram_4k->table_bytes(0) + rows0 * rb);
   for (const char* sname : {"real", "zipf", "uniform"}) {
@@ -304,12 +317,14 @@ void run_bench_store(const BenchOptions& o) {
                     }));
     for (CachePolicy p : {CachePolicy::s3fifo, CachePolicy::lru}) {
       const uint64_t cache_bytes = uint64_t(rows0) * rb / 10;  // a tenth of the table
-      CachedStore cached(file, cache_bytes, p);
-      TierResult r = time_gather(
-          str_cat("cache ", cache_policy_name(p), " 10% -> file"), sname, st, step_rows, o.steps,
-          rb,
-          [&](std::span<const int64_t> ids, std::byte* out) { cached.gather_packed(0, ids, out); });
-      r.hit_rate = cached.cache_stats().hit_rate();
+      const std::shared_ptr<CachedStore> cached =
+          open_variant(*ck, StoreTier::file, uring, true, cache_bytes, p).cache;
+      TierResult r =
+          time_gather(str_cat("cache ", cache_policy_name(p), " 10% -> file"), sname, st, step_rows,
+                      o.steps, rb, [&](std::span<const int64_t> ids, std::byte* out) {
+                        cached->gather_packed(0, ids, out);
+                      });
+      r.hit_rate = cached->cache_stats().hit_rate();
       add(r);
     }
   }

@@ -51,6 +51,32 @@ int thread_count(int requested) {
 
 }  // namespace
 
+void hash_values_to_rows(const LayerHashLayout& layout, std::span<const int64_t> values,
+                         std::span<int64_t> rows) {
+  const size_t C = layout.primes.size();
+  if (C == 0 || values.size() % C != 0)
+    fail(Errc::invalid_argument, "layer ", layout.layer_id, ": ", values.size(),
+         " hash values are not whole tokens of ", C, " columns");
+  if (rows.size() != values.size())
+    fail(Errc::invalid_argument, "layer ", layout.layer_id, ": ", values.size(),
+         " hash values need as many rows, got room for ", rows.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    const size_t c = i % C;
+    const int64_t v = values[i];
+    if (v < 0 || v >= layout.primes[c])
+      fail(Errc::out_of_range, "layer ", layout.layer_id, ": hash value ", v, " of token ", i / C,
+           ", column ", c, " is outside [0, ", layout.primes[c], ")");
+    rows[i] = v + layout.offsets[c];
+  }
+}
+
+std::vector<int64_t> hash_values_to_rows(const LayerHashLayout& layout,
+                                         std::span<const int64_t> values) {
+  std::vector<int64_t> rows(values.size());
+  hash_values_to_rows(layout, values, rows);
+  return rows;
+}
+
 std::vector<LayerHashLayout> make_hash_layout(const EngramConfig& config,
                                               int64_t compressed_vocab_size) {
   if (compressed_vocab_size < 1) {

@@ -1,6 +1,7 @@
 // DramStore: every row of every table in memory, packed [rows, row_bytes] per table.
 // Anonymous memory (with MADV_HUGEPAGE) or a shared-memory file. Shared file layout:
-//   [0, 4096)         ShmHeader (magic, version, sizes, checksums, complete marker, tables)
+//   [0, 4096)         ShmHeader (magic, version, sizes, checksums, complete marker, tables,
+//                     the fingerprint of the checkpoint the rows came from)
 //   [offset_t, ...)   table t's packed rows, each table starting on a 4096-byte boundary
 // The creator fills an unlinked file (O_TMPFILE) and links it under its name only when the
 // header says complete, so a crash leaves nothing a reader could open under that name.
@@ -18,6 +19,7 @@
 #include "engram/error.h"
 #include "engram/row_gather.h"
 #include "engram/store.h"
+#include "store/checksum.h"
 #include "store/io_engine.h"
 
 namespace engram {
@@ -26,7 +28,7 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 constexpr char kMagic[8] = {'E', 'N', 'G', 'R', 'S', 'H', 'M', '1'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: the checkpoint fingerprint
 constexpr uint32_t kCompleteMarker = 0xC0FFEE01u;
 constexpr size_t kMaxTables = 32;
 
@@ -49,20 +51,12 @@ struct ShmHeader {
   uint64_t data_checksum;    // checksum64 over every table's bytes, in table order
   uint64_t header_checksum;  // checksum64 over this header with this field zero
   ShmTable tables[kMaxTables];
+  uint64_t table_digest;  // StoreFingerprint of the checkpoint the rows came from
+  uint64_t shard_digest;
+  uint64_t row_digest;
+  char origin[128];  // its folder, cut to fit: for messages only
 };
 static_assert(sizeof(ShmHeader) <= kPage);
-
-uint64_t checksum64(const std::byte* p, size_t n, uint64_t h = 0x9E3779B97F4A7C15ull) {
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    h ^= w * 0xff51afd7ed558ccdull;
-    h = ((h << 27) | (h >> 37)) * 0xc4ceb9fe1a85ec53ull;
-  }
-  for (; i < n; ++i) h = (h ^ uint64_t(p[i])) * 0x100000001b3ull;
-  return h ^ (h >> 33);
-}
 
 uint64_t header_checksum(const ShmHeader& h) {
   ShmHeader c = h;
@@ -146,6 +140,40 @@ std::string errno_text() {
   return std::strerror(errno);
 }
 
+bool same_table(const TableDesc& a, const TableDesc& b) {
+  return a.name == b.name && a.rows == b.rows && a.format.dtype == b.format.dtype &&
+         a.format.width == b.format.width;
+}
+
+std::string table_text(const TableDesc& d) {
+  return str_cat(d.name, " [", d.rows, " x ", d.format.width, " ", row_dtype_name(d.format.dtype),
+                 "]");
+}
+
+// The first difference between the tables a file holds and those expected, in words.
+std::string first_difference(const std::vector<TableDesc>& file,
+                             const std::vector<TableDesc>& expected) {
+  for (size_t t = 0; t < std::min(file.size(), expected.size()); ++t)
+    if (!same_table(file[t], expected[t]))
+      return str_cat("table ", t, " is ", table_text(file[t]), " in the file, ",
+                     table_text(expected[t]), " in the checkpoint");
+  if (file.size() != expected.size())
+    return str_cat("the file holds ", file.size(), " tables, the checkpoint ", expected.size());
+  return "the tables have the same names and shapes; their byte spans, shard headers or rows "
+         "differ";
+}
+
+// first_difference() for two fingerprints: which part differs when the tables look alike.
+std::string first_difference(const StoreFingerprint& file, const StoreFingerprint& expected) {
+  std::string d = first_difference(file.tables, expected.tables);
+  if (d.rfind("the tables have", 0) != 0) return d;
+  if (file.table_digest != expected.table_digest)
+    return "the tables have the same names and shapes but lie at other byte spans";
+  if (file.shard_digest != expected.shard_digest)
+    return "the tables are alike but the shard files' sizes or headers differ";
+  return "the tables and shards are alike but the sampled rows differ (other weights)";
+}
+
 }  // namespace
 
 // An mmap'ed region, unmapped on destruction.
@@ -193,8 +221,15 @@ std::unique_ptr<DramStore> DramStore::load(RowStore& from, const DramOptions& op
 }
 
 std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, RowStore& from,
+                                                    const StoreFingerprint& fingerprint,
                                                     bool replace) {
   std::vector<TableDesc> tables = tables_of(from);
+  bool same = fingerprint.tables.size() == tables.size();
+  for (size_t t = 0; same && t < tables.size(); ++t)
+    same = same_table(fingerprint.tables[t], tables[t]);
+  if (!same)
+    fail(Errc::invalid_argument, path, ": the fingerprint (", fingerprint.str(),
+         ") is not of the tables to be shared: ", first_difference(tables, fingerprint.tables));
   if (tables.size() > kMaxTables)
     fail(Errc::unsupported, path, ": a shared table file holds at most ", kMaxTables, " tables");
   for (auto& d : tables)
@@ -245,6 +280,10 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
     cs = checksum64(rw.bytes() + e.offset, e.bytes, cs);
   }
   h.data_checksum = cs;
+  h.table_digest = fingerprint.table_digest;
+  h.shard_digest = fingerprint.shard_digest;
+  h.row_digest = fingerprint.row_digest;
+  std::strncpy(h.origin, fingerprint.origin.c_str(), sizeof(h.origin) - 1);
   h.complete = kCompleteMarker;
   h.header_checksum = header_checksum(h);
   std::memcpy(rw.bytes(), &h, sizeof(h));
@@ -267,10 +306,12 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
     }
   }
   // The creator keeps a read-only view like every other process.
-  return attach_shared(path, false);
+  return attach_shared(path, fingerprint, false);
 }
 
-std::unique_ptr<DramStore> DramStore::attach_shared(const std::string& path, bool verify_data) {
+std::unique_ptr<DramStore> DramStore::attach_shared(const std::string& path,
+                                                    const StoreFingerprint& expected,
+                                                    bool verify_data) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(Errc::io, path, ": cannot open shared table file: ", errno_text());
   struct FdCloser {
@@ -322,6 +363,16 @@ std::unique_ptr<DramStore> DramStore::attach_shared(const std::string& path, boo
     tables.push_back(d);
     offsets.push_back(e.offset);
   }
+  StoreFingerprint found;
+  found.table_digest = h.table_digest;
+  found.shard_digest = h.shard_digest;
+  found.row_digest = h.row_digest;
+  found.origin.assign(h.origin, strnlen(h.origin, sizeof(h.origin)));
+  found.tables = tables;
+  if (!found.same_checkpoint(expected))
+    fail(Errc::mismatch, path, ": holds another checkpoint's tables: the file's fingerprint is ",
+         found.str(), ", this checkpoint's is ", expected.str(), "; ",
+         first_difference(found, expected));
   auto region = std::make_unique<Region>();
   region->len = size;
   region->base = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);

@@ -1,11 +1,20 @@
-// RowStore's shared parts (table lookup, id checks, dequantizing gathers) and CachedStore.
+// RowStore's shared parts (table lookup, id checks, dequantizing gathers), CachedStore, the
+// checkpoint fingerprint of shared tables, and open_store: the one place tiers are assembled.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include "engram/error.h"
 #include "engram/row_gather.h"
 #include "engram/store.h"
+#include "store/checksum.h"
 #include "store/io_engine.h"
 
 namespace engram {
@@ -162,32 +171,154 @@ void CachedStore::gather_packed(size_t t, std::span<const int64_t> ids, std::byt
 
 namespace engram {
 
-// First version: the tier wiring the C API had; the shared file's identity check comes next.
+namespace {
+
+// Digests `v` into h as its 8 little-endian bytes.
+uint64_t mix(uint64_t h, uint64_t v) {
+  std::byte b[8];
+  std::memcpy(b, &v, 8);
+  return checksum64(b, 8, h);
+}
+
+uint64_t mix(uint64_t h, const std::string& s) {
+  return checksum64(reinterpret_cast<const std::byte*>(s.data()), s.size(), mix(h, s.size()));
+}
+
+// A shard's size and safetensors header (8-byte little-endian length, then that much JSON).
+// A file that does not start with a plausible header counts by its size alone.
+uint64_t digest_shard(const std::string& path, uint64_t h) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(Errc::io, path, ": cannot open to fingerprint: ", std::strerror(errno));
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) fail(Errc::io, path, ": fstat failed: ", std::strerror(errno));
+  const uint64_t size = uint64_t(st.st_size);
+  h = mix(h, size);
+  uint64_t n = 0;
+  if (size < 8 || ::pread(fd, &n, 8, 0) != 8 || n == 0 || n > size - 8 || n > (256u << 20))
+    return mix(h, uint64_t(0));
+  std::vector<std::byte> header(n);
+  for (uint64_t got = 0; got < n;) {
+    const ssize_t r = ::pread(fd, header.data() + got, n - got, off_t(8 + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) fail(Errc::io, path, ": cannot read its header to fingerprint");
+    got += uint64_t(r);
+  }
+  return checksum64(header.data(), n, mix(h, n));
+}
+
+// Reads n bytes at `offset` of `path` into h (Errc::io naming the file when it cannot).
+uint64_t digest_span(const std::string& path, uint64_t offset, uint64_t n, uint64_t h) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(Errc::io, path, ": cannot open to fingerprint: ", std::strerror(errno));
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  std::vector<std::byte> buf(n);
+  for (uint64_t got = 0; got < n;) {
+    const ssize_t r = ::pread(fd, buf.data() + got, n - got, off_t(offset + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) fail(Errc::io, path, ": cannot read bytes [", offset, ", +", n, ") to fingerprint");
+    got += uint64_t(r);
+  }
+  return checksum64(buf.data(), n, h);
+}
+
+// Rows sampled for the fingerprint: evenly spaced, first and last included.
+constexpr int64_t kSampleRows = 16;
+
+std::string hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", (unsigned long long)v);
+  return buf;
+}
+
+}  // namespace
+
+std::string StoreFingerprint::str() const {
+  return str_cat("tables ", hex64(table_digest), ", shards ", hex64(shard_digest), ", rows ",
+                 hex64(row_digest), " (from ", origin.empty() ? "?" : origin, ")");
+}
+
+StoreFingerprint store_fingerprint(const std::vector<TableSource>& sources) {
+  StoreFingerprint f;
+  std::vector<std::string> shards;  // in order of first use
+  auto shard_index = [&](const std::string& path) -> uint64_t {
+    if (path.empty()) return UINT64_MAX;
+    auto it = std::find(shards.begin(), shards.end(), path);
+    if (it != shards.end()) return uint64_t(it - shards.begin());
+    shards.push_back(path);
+    return shards.size() - 1;
+  };
+  uint64_t h = mix(kChecksumSeed, sources.size());
+  for (const TableSource& s : sources) {
+    const TableDesc& d = s.desc;
+    h = mix(h, d.name);
+    h = mix(h, uint64_t(d.format.dtype));
+    h = mix(h, uint64_t(d.format.width));
+    h = mix(h, uint64_t(d.rows));
+    h = mix(h, shard_index(s.data_path));
+    h = mix(h, s.data_offset);
+    h = mix(h, uint64_t(d.rows) * uint64_t(d.format.data_bytes));
+    h = mix(h, shard_index(s.scale_path));
+    h = mix(h, s.scale_offset);
+    h = mix(h, uint64_t(d.rows) * uint64_t(d.format.scale_bytes));
+    f.tables.push_back(d);
+  }
+  f.table_digest = h;
+  uint64_t sh = mix(kChecksumSeed, shards.size());
+  for (const std::string& p : shards) sh = digest_shard(p, sh);
+  f.shard_digest = sh;
+  uint64_t rh = kChecksumSeed;
+  for (const TableSource& s : sources) {
+    const RowFormat& fm = s.desc.format;
+    const int64_t n = std::min(kSampleRows, s.desc.rows);
+    for (int64_t k = 0; k < n; ++k) {
+      const uint64_t r = n == 1 ? 0 : uint64_t(k * (s.desc.rows - 1) / (n - 1));
+      rh = digest_span(s.data_path, s.data_offset + r * fm.data_bytes, fm.data_bytes, rh);
+      if (fm.scale_bytes > 0)
+        rh = digest_span(s.scale_path, s.scale_offset + r * fm.scale_bytes, fm.scale_bytes, rh);
+    }
+  }
+  f.row_digest = rh;
+  if (!shards.empty()) f.origin = std::filesystem::path(shards[0]).parent_path().string();
+  return f;
+}
+
 OpenedStore open_store(std::vector<TableSource> sources, const StoreOptions& options) {
   if (!options.shared_path.empty() && options.tier != StoreTier::dram)
     fail(Errc::invalid_argument, "a shared-memory path needs the dram tier");
   FileStoreOptions fo = options.file;
+  // Scales in memory only help a tier that reads rows from files.
   fo.resident_scales = fo.resident_scales && options.tier == StoreTier::file;
   OpenedStore o;
   o.file = FileStore::open(std::move(sources), fo);
   std::shared_ptr<RowStore> tier = o.file;
-  if (options.tier == StoreTier::dram) {
-    if (!options.shared_path.empty()) {
+  if (options.tier == StoreTier::dram && !options.shared_path.empty()) {
+    std::vector<TableSource> opened;
+    for (size_t t = 0; t < o.file->num_tables(); ++t) opened.push_back(o.file->source(t));
+    const StoreFingerprint fp = store_fingerprint(opened);
+    const std::string& path = options.shared_path;
+    try {
+      o.dram = DramStore::attach_shared(path, fp, options.verify_shared);
+    } catch (const Error& e) {
+      if (e.code() != Errc::io || std::filesystem::exists(path)) throw;  // bad: never overwrite
       try {
-        tier = DramStore::attach_shared(options.shared_path, options.verify_shared);
-      } catch (const Error& e) {
-        if (e.code() != Errc::io) throw;  // present but bad: say so, never overwrite it
-        tier = DramStore::create_shared(options.shared_path, *o.file);
+        o.dram = DramStore::create_shared(path, *o.file, fp);
+      } catch (const Error& ce) {
+        // Another process published it first: use theirs, checked like any other.
+        if (ce.code() != Errc::io || !std::filesystem::exists(path)) throw;
+        o.dram = DramStore::attach_shared(path, fp, options.verify_shared);
       }
-      for (size_t t = 0; t < o.file->num_tables(); ++t) {
-        const TableDesc &a = o.file->table(t), &b = tier->table(t);
-        if (a.name != b.name || a.rows != b.rows || a.row_bytes() != b.row_bytes())
-          fail(Errc::mismatch, options.shared_path, ": table ", t, " is ", b.name, " [", b.rows,
-               " rows], the checkpoint's is ", a.name, " [", a.rows, " rows]");
-      }
-    } else {
-      tier = DramStore::load(*o.file, DramOptions{options.huge_pages});
     }
+    tier = o.dram;
+  } else if (options.tier == StoreTier::dram) {
+    o.dram = DramStore::load(*o.file, DramOptions{options.huge_pages});
+    tier = o.dram;
   }
   if (options.cache_bytes > 0) {
     o.cache = std::make_shared<CachedStore>(tier, options.cache_bytes, options.cache_policy);
