@@ -4,15 +4,18 @@
 // Also run under ThreadSanitizer: configure with -DCMAKE_CXX_FLAGS=-fsanitize=thread.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <future>
 #include <mutex>
+#include <thread>
 
 #include "engram/error.h"
 #include "engram/prefetch.h"
 #include "store/io_engine.h"
 #include "store/test_util.h"
+#include "util/clock.h"
 
 namespace engram {
 namespace {
@@ -59,7 +62,6 @@ TEST(Prefetcher, StagedRowsEqualDirectGathersForEveryOutput) {
         tb.file->gather_bf16(layer, ids, reinterpret_cast<uint16_t*>(want.data()));
       EXPECT_EQ(std::memcmp(rows.data, want.data(), want.size()), 0);
       EXPECT_TRUE(tk.ready(layer));
-      EXPECT_GE(tk.timing(layer).fetch_ns, 0);
     }
     if (out == RowOutput::f32) {
       EXPECT_EQ(tk.wait(0).f32().size(), 300u * 64u);
@@ -187,6 +189,39 @@ TEST(Prefetcher, CancelSkipsQueuedFetchesAndRunningOnesFinishSafely) {
     }
   }
   EXPECT_EQ(gated->finished_.load(), 1);
+}
+
+TEST(Prefetcher, TimingCountsTheFetchAndAWaitThatBlocked) {
+  Tables tb;
+  auto gated = std::make_shared<GatedStore>(*tb.file);
+  Prefetcher pf(gated, {1, 1 << 20, RowOutput::packed});
+  const int64_t before_prefetch = now_ns();
+  Ticket tk = pf.prefetch(0, {{0, {1, 2, 3}}});
+  const int64_t prefetched = now_ns();
+  gated->wait_entered(1);  // the fetch is running, held at the gate
+  EXPECT_FALSE(tk.ready(0));
+  EXPECT_EQ(tk.timing(0).fetch_ns, 0);  // not finished
+  // The gate opens a while after this thread has started waiting, so the wait blocks.
+  std::promise<void> waiting;
+  int64_t opened = 0;
+  std::thread opener([&] {
+    waiting.get_future().wait();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    opened = now_ns();
+    gated->open();
+  });
+  const int64_t before_wait = now_ns();
+  waiting.set_value();
+  tk.wait(0);
+  const int64_t after_wait = now_ns();
+  opener.join();
+  const LayerTiming lt = tk.timing(0);
+  // The rows cannot be in before the gate opened, nor after the wait returned.
+  EXPECT_GE(lt.fetch_ns, opened - prefetched);
+  EXPECT_LE(lt.fetch_ns, after_wait - before_prefetch);
+  // The wait blocked, and only for as long as the call lasted.
+  EXPECT_GT(lt.wait_ns, 0);
+  EXPECT_LE(lt.wait_ns, after_wait - before_wait);
 }
 
 TEST(Prefetcher, DroppingATicketWhileItsFetchRunsIsSafe) {

@@ -12,8 +12,10 @@
 #include <fstream>
 
 #include "engram/error.h"
+#include "engram/hasher.h"
 #include "engram/row_gather.h"
 #include "engram/store.h"
+#include "engram/v41_checkpoint.h"
 #include "store/io_engine.h"
 #include "store/test_util.h"
 #include "table/row_format_ref.h"
@@ -38,6 +40,7 @@ struct Fixture {
     for (auto& t : tables) v.push_back(t.source);
     return v;
   }
+  StoreFingerprint fingerprint() const { return store_fingerprint(sources()); }
 };
 
 std::vector<int64_t> random_ids(int64_t rows, size_t n, uint64_t seed) {
@@ -201,16 +204,16 @@ TEST(DramStore, SharedFileIsPublishedWholeAndAttachable) {
   TempDir shm(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
   auto file = FileStore::open(fx.sources());
   const std::string path = shm.file("tables");
-  auto creator = DramStore::create_shared(path, *file);
+  auto creator = DramStore::create_shared(path, *file, fx.fingerprint());
   EXPECT_TRUE(creator->shared());
   expect_store_matches(*creator, fx);
-  auto reader = DramStore::attach_shared(path, /*verify_data=*/true);
+  auto reader = DramStore::attach_shared(path, fx.fingerprint(), /*verify_data=*/true);
   expect_store_matches(*reader, fx);
   // Both map one copy: the same bytes through two mappings.
   EXPECT_EQ(std::memcmp(creator->table_bytes(0), reader->table_bytes(0), 66 * 1000), 0);
   // A second creator does not clobber it unless asked to.
-  EXPECT_THROW(DramStore::create_shared(path, *file), Error);
-  auto again = DramStore::create_shared(path, *file, /*replace=*/true);
+  EXPECT_THROW(DramStore::create_shared(path, *file, fx.fingerprint()), Error);
+  auto again = DramStore::create_shared(path, *file, fx.fingerprint(), /*replace=*/true);
   expect_store_matches(*again, fx);
   // Only the published file is left in the directory.
   size_t n = 0;
@@ -233,7 +236,7 @@ TEST(DramStore, HalfMadeTruncatedOrForeignSharedFilesAreRefused) {
   TempDir shm(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
   auto file = FileStore::open(fx.sources());
   const std::string good = shm.file("good");
-  DramStore::create_shared(good, *file);
+  DramStore::create_shared(good, *file, fx.fingerprint());
   struct Case {
     const char* name;
     std::function<void(std::vector<char>&)> mutate;
@@ -253,7 +256,7 @@ TEST(DramStore, HalfMadeTruncatedOrForeignSharedFilesAreRefused) {
     const std::string bad = shm.file(std::string("bad_") + std::to_string(&c - cases.data()));
     copy_mutated(good, bad, c.mutate);
     try {
-      DramStore::attach_shared(bad, /*verify_data=*/true);
+      DramStore::attach_shared(bad, fx.fingerprint(), /*verify_data=*/true);
       FAIL() << c.name;
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(c.expect), std::string::npos)
@@ -261,7 +264,7 @@ TEST(DramStore, HalfMadeTruncatedOrForeignSharedFilesAreRefused) {
       EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
     }
   }
-  EXPECT_THROW(DramStore::attach_shared(shm.file("missing")), Error);
+  EXPECT_THROW(DramStore::attach_shared(shm.file("missing"), fx.fingerprint()), Error);
 }
 
 // A store that kills its process partway through a fill: a creator that crashes.
@@ -290,7 +293,7 @@ TEST(DramStore, ACreatorThatCrashesLeavesNothingBehind) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     try {
-      DramStore::create_shared(path, crashing);
+      DramStore::create_shared(path, crashing, store_fingerprint({big.source}));
     } catch (...) {
     }
     ::_exit(0);  // not reached when the crash happens
@@ -301,7 +304,7 @@ TEST(DramStore, ACreatorThatCrashesLeavesNothingBehind) {
   EXPECT_EQ(WEXITSTATUS(status), 3);
   EXPECT_FALSE(std::filesystem::exists(path));
   EXPECT_TRUE(std::filesystem::is_empty(shm.path()));
-  EXPECT_THROW(DramStore::attach_shared(path), Error);
+  EXPECT_THROW(DramStore::attach_shared(path, store_fingerprint({big.source})), Error);
 }
 
 TEST(CachedStore, MatchesBackingAndCounts) {
@@ -337,6 +340,167 @@ TEST(CachedStore, ErrorsFromTheBackingTierPassThroughAndCacheNothing) {
   set_fault_hook(*file, nullptr);
   expect_store_matches(c, fx);
   EXPECT_THROW(CachedStore(nullptr, 10), Error);
+}
+
+// ---- The one store builder and the shared file's checkpoint identity ---------------------------
+
+// The error `f` throws, or a test failure when it throws none.
+template <typename F>
+Error error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no error thrown";
+  return Error(Errc::internal, "");
+}
+
+SyntheticV41Options small_v41(int64_t vocab, uint64_t seed = 0, int shards = 3) {
+  SyntheticV41Options o;
+  o.vocab_size = vocab;
+  o.max_ngram = 3;
+  o.n_heads = 2;
+  o.head_dim = 64;
+  o.hidden_size = 16;
+  o.hc_mult = 2;
+  o.shards = shards;
+  o.seed = seed;
+  return o;
+}
+
+// Every row of every table of `a` equals the same row of `b`.
+void expect_same_rows(RowStore& a, RowStore& b) {
+  ASSERT_EQ(a.num_tables(), b.num_tables());
+  for (size_t t = 0; t < a.num_tables(); ++t) {
+    const TableDesc& d = a.table(t);
+    std::vector<int64_t> ids(size_t(d.rows));
+    for (int64_t i = 0; i < d.rows; ++i) ids[size_t(i)] = i;
+    std::vector<std::byte> x(ids.size() * d.row_bytes()), y(x.size());
+    a.gather_packed(t, ids, x.data());
+    b.gather_packed(t, ids, y.data());
+    ASSERT_EQ(x, y) << a.describe() << " vs " << b.describe() << ", table " << d.name;
+  }
+}
+
+TEST(OpenStore, BuildsEachTierAndCacheFromOneOptionsStruct) {
+  TempDir dir;
+  write_synthetic_v41(dir.path(), small_v41(100));
+  auto ck = V41Checkpoint::open(dir.path());
+  auto ref = FileStore::open(ck->table_sources());
+
+  OpenedStore file = open_store(ck->table_sources(), {});
+  EXPECT_EQ(file.store, file.file);
+  EXPECT_EQ(file.dram, nullptr);
+  EXPECT_EQ(file.cache, nullptr);
+  expect_same_rows(*file.store, *ref);
+
+  StoreOptions o;
+  o.tier = StoreTier::dram;
+  o.cache_bytes = 100 * 66;
+  o.cache_policy = CachePolicy::lru;
+  OpenedStore dram = open_store(ck->table_sources(), o);
+  ASSERT_NE(dram.dram, nullptr);
+  ASSERT_NE(dram.cache, nullptr);
+  EXPECT_EQ(dram.store, dram.cache);
+  EXPECT_FALSE(dram.dram->shared());
+  EXPECT_NE(dram.store->describe().find("lru"), std::string::npos) << dram.store->describe();
+  expect_same_rows(*dram.store, *ref);
+  EXPECT_GT(dram.cache->cache_stats().misses, 0u);
+
+  o = {};
+  o.shared_path = "/dev/shm/x";  // shared memory is a dram tier
+  EXPECT_EQ(error_of([&] { open_store(ck->table_sources(), o); }).code(), Errc::invalid_argument);
+}
+
+TEST(OpenStore, AttachesTheSameCheckpointsSharedTableAndRefusesAnothers) {
+  TempDir dir;
+  const std::string a = dir.file("a"), b = dir.file("b"), a_copy = dir.file("a_copy"),
+                    reseeded = dir.file("reseeded"), resharded = dir.file("resharded");
+  write_synthetic_v41(a, small_v41(100));
+  write_synthetic_v41(b, small_v41(120));                           // more rows a table
+  write_synthetic_v41(reseeded, small_v41(100, /*seed=*/7));        // same layout, other weights
+  write_synthetic_v41(resharded, small_v41(100, 0, /*shards=*/1));  // same tables, other files
+  std::filesystem::copy(a, a_copy);
+  auto sources = [](const std::string& d) { return V41Checkpoint::open(d)->table_sources(); };
+
+  TempDir shm(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
+  StoreOptions o;
+  o.tier = StoreTier::dram;
+  o.shared_path = shm.file("tables");
+  OpenedStore creator = open_store(sources(a), o);
+  ASSERT_TRUE(creator.dram && creator.dram->shared());
+  // The same checkpoint attaches, also from a copy in another folder (paths are not identity).
+  OpenedStore again = open_store(sources(a), o);
+  OpenedStore copy = open_store(sources(a_copy), o);
+  auto ref = FileStore::open(sources(a));
+  expect_same_rows(*again.store, *ref);
+  expect_same_rows(*copy.store, *ref);
+  EXPECT_TRUE(store_fingerprint(sources(a)).same_checkpoint(store_fingerprint(sources(a_copy))));
+
+  struct Case {
+    std::string dir, expect;
+  };
+  for (const Case& c : {Case{b, "table 0 is layers.1.engram.embed"},
+                        Case{reseeded, "sampled rows differ"}, Case{resharded, "byte spans"}}) {
+    const Error e = error_of([&] { open_store(sources(c.dir), o); });
+    const std::string msg = e.what();
+    EXPECT_EQ(e.code(), Errc::mismatch) << msg;
+    EXPECT_NE(msg.find(o.shared_path), std::string::npos) << msg;           // the file
+    EXPECT_NE(msg.find("(from " + a + ")"), std::string::npos) << msg;      // what it holds
+    EXPECT_NE(msg.find("(from " + c.dir + ")"), std::string::npos) << msg;  // what was asked
+    EXPECT_NE(msg.find(c.expect), std::string::npos) << msg;
+    // The same through the tier's own call.
+    EXPECT_EQ(error_of([&] {
+                DramStore::attach_shared(o.shared_path, store_fingerprint(sources(c.dir)));
+              }).code(),
+              Errc::mismatch);
+  }
+  // The refused file is left as it was: its own checkpoint still attaches.
+  expect_same_rows(*open_store(sources(a), o).store, *ref);
+  // A creator cannot record a fingerprint of other tables.
+  TempDir shm2(shm.path());
+  EXPECT_EQ(error_of([&] {
+              DramStore::create_shared(shm2.file("t"), *ref, store_fingerprint(sources(b)));
+            }).code(),
+            Errc::invalid_argument);
+}
+
+// ---- Hash values to table rows -----------------------------------------------------------------
+
+TEST(HashValuesToRows, AddsEachColumnsOffsetAndChecksItsPrime) {
+  LayerHashLayout lay;
+  lay.layer_id = 14;
+  lay.primes = {5, 7, 11};
+  lay.offsets = {0, 5, 12};
+  lay.total_rows = 23;
+  const std::vector<int64_t> values = {0, 0, 0, 4, 6, 10, 2, 3, 1};
+  EXPECT_EQ(hash_values_to_rows(lay, values),
+            (std::vector<int64_t>{0, 5, 12, 4, 11, 22, 2, 8, 13}));
+  EXPECT_TRUE(hash_values_to_rows(lay, std::span<const int64_t>{}).empty());
+
+  struct Case {
+    std::vector<int64_t> values;
+    std::string expect;
+  };
+  for (const Case& c : {Case{{0, 0, 0, 1, 7, 0},
+                             "layer 14: hash value 7 of token 1, column 1 "
+                             "is outside [0, 7)"},
+                        Case{{0, 0, 11}, "hash value 11 of token 0, column 2"},
+                        Case{{-1, 0, 0}, "hash value -1 of token 0, column 0"}}) {
+    const Error e = error_of([&] { hash_values_to_rows(lay, c.values); });
+    EXPECT_EQ(e.code(), Errc::out_of_range);
+    EXPECT_NE(std::string(e.what()).find(c.expect), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(error_of([&] {
+              hash_values_to_rows(lay, std::vector<int64_t>{1, 2});
+            }).code(),
+            Errc::invalid_argument);  // not whole tokens
+  std::vector<int64_t> small(2);
+  EXPECT_EQ(error_of([&] {
+              hash_values_to_rows(lay, std::vector<int64_t>{1, 2, 3}, small);
+            }).code(),
+            Errc::invalid_argument);
 }
 
 }  // namespace
