@@ -1,6 +1,7 @@
 """engram.TableStore on synthetic DeepSeek-V4.1 checkpoints: lookup equals the rows decoded in
 NumPy straight from the safetensors bytes (e4m3 x e8m0), for each tier with and without a cache;
-prefetch / wait; stats; and the error paths (bad hash ids, bad tier, broken checkpoint)."""
+prefetch / wait; stats; resident scales; a shared table attached only by its own checkpoint; and
+the error paths (bad hash ids, bad tier, broken checkpoint)."""
 import json
 import os
 import struct
@@ -143,3 +144,47 @@ def test_shared_dram_tier(ckpt, tmp_path):
     finally:
         if os.path.exists(path):
             os.remove(path)
+
+
+def test_shared_table_of_another_checkpoint_is_refused(ckpt, tmp_path):
+    d, _ = ckpt
+    other = str(tmp_path / "other")
+    engram.write_synthetic_v41(other, **dict(SMALL, vocab_size=120))  # other row counts
+    reseeded = str(tmp_path / "reseeded")
+    engram.write_synthetic_v41(reseeded, **SMALL, seed=9)  # same layout, other weights
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else str(tmp_path)
+    path = os.path.join(shm, f"engram_test_store_other_{os.getpid()}")
+    try:
+        mine = engram.TableStore.open(d, tier="dram", shared_path=path)
+        for ck in (other, reseeded):
+            with pytest.raises(ValueError) as err:
+                engram.TableStore.open(ck, tier="dram", shared_path=path)
+            msg = str(err.value)
+            assert path in msg and f"(from {d})" in msg and f"(from {ck})" in msg, msg
+        again = engram.TableStore.open(d, tier="dram", shared_path=path)
+        h = np.zeros((3, 4), dtype=np.int64)
+        np.testing.assert_array_equal(again.lookup(14, h), mine.lookup(14, h))
+        assert again.stats()["io_reads"] == 0
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def test_resident_scales(ckpt):
+    d, _ = ckpt
+    plain = engram.TableStore.open(d, tier="file")
+    resident = engram.TableStore.open(d, tier="file", resident_scales=True)
+    primes, _ = primes_of(d, 1)
+    h = (np.arange(8 * 4).reshape(8, 4) * 3 % primes).astype(np.int64)
+    reads = []
+    for store in (plain, resident):
+        before = store.stats()["io_reads"]  # resident: the scales were read at open
+        got = store.lookup(1, h)
+        reads.append(store.stats()["io_reads"] - before)
+    np.testing.assert_array_equal(got, plain.lookup(1, h))
+    # One read a row (the data) instead of two (data and scale).
+    assert reads == [2 * h.size, h.size]
+    with pytest.raises(ValueError, match="resident_scales"):
+        engram.TableStore.open(d, tier="dram", resident_scales=True)
+    with pytest.raises(TypeError):
+        engram.TableStore.open(d, "file", 0, "s3fifo", True, None, True)  # keyword only
