@@ -92,8 +92,9 @@ typedef struct engram_store_options {
   uint32_t queue_depth; /* io_uring reads in flight per gather; default 64 */
   int32_t huge_pages;   /* DRAM tier: madvise(MADV_HUGEPAGE); default 1 */
   /* DRAM tier only: a shared-memory file (e.g. "/dev/shm/engram-v41"). If it exists it is
-   * attached read-only (and checked); if not, it is created, filled and published. NULL (the
-   * default): private anonymous memory. */
+   * attached read-only and checked, its checkpoint fingerprint included: one filled from another
+   * checkpoint is ENGRAM_E_MISMATCH naming both. If not, it is created, filled and published.
+   * NULL (the default): private anonymous memory. */
   const char* shared_path;
   uint32_t prefetch_threads; /* fetch workers; 0 (default) = one per Engram layer */
   uint64_t staging_bytes;    /* budget for rows staged by live tickets; default 256 MiB */
@@ -114,7 +115,8 @@ void engram_store_options_init(engram_store_options* opts);
  * `opts` NULL means the defaults. On success *out owns the store; release with engram_store_close.
  * Blocks on: reading headers; for the DRAM tier, reading every row (seconds per GB) or attaching
  * the shared file. Errors: ENGRAM_E_IO (missing files), ENGRAM_E_PARSE (malformed),
- * ENGRAM_E_MISMATCH (tensor vs config.json), ENGRAM_E_INVALID_ARGUMENT (bad options). */
+ * ENGRAM_E_MISMATCH (tensor vs config.json, or a shared file of another checkpoint),
+ * ENGRAM_E_INVALID_ARGUMENT (bad options). */
 engram_status engram_store_open(const char* checkpoint_dir, const engram_store_options* opts,
                                 engram_store** out);
 
