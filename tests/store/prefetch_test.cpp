@@ -249,20 +249,22 @@ TEST(Prefetcher, ShutdownResolvesQueuedFetchesAndTicketsOutliveIt) {
   {
     auto pf = std::make_unique<Prefetcher>(gated, PrefetchOptions{1, 1 << 20, RowOutput::packed});
     tk = pf->prefetch(9, {{0, {1}}, {1, {2}}, {1, {3}}});
-    gated->wait_entered(1);
+    gated->wait_entered(1);  // the one worker holds layer 0 at the gate; 1 and 2 are queued
     auto closer = std::async(std::launch::async, [&] { pf.reset(); });
+    // Only the shutdown can resolve the queued layers while the gate is shut; opening it first
+    // would let the worker run them before the shutdown begins.
+    for (size_t layer : {1u, 2u}) {
+      try {
+        tk.wait(layer);
+        ADD_FAILURE() << "layer " << layer << " was fetched";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("shut down"), std::string::npos) << e.what();
+      }
+    }
     gated->open();
     closer.get();
   }
   EXPECT_NO_THROW(tk.wait(0));
-  for (size_t layer : {1u, 2u}) {
-    try {
-      tk.wait(layer);
-      FAIL();
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("shut down"), std::string::npos) << e.what();
-    }
-  }
 }
 
 TEST(Prefetcher, ManyThreadsManyStepsStress) {
