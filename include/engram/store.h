@@ -247,7 +247,9 @@ struct StoreOptions {
   bool verify_shared = false;  // shared attach: also checksum every row byte (one pass)
   uint64_t cache_bytes = 0;    // > 0: a hot-row CachedStore of this size in front of the tier
   CachePolicy cache_policy = CachePolicy::s3fifo;
-  FileStoreOptions file;  // I/O engine, O_DIRECT, queue depth, resident scales
+  // I/O engine, O_DIRECT, queue depth; resident scales only for the file tier (the dram tier
+  // reads every row once and ignores them).
+  FileStoreOptions file;
 };
 
 // What open_store built. `store` is what to gather from (the cache when there is one).
