@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <vector>
 
 #include "engram/error.h"
@@ -173,7 +174,7 @@ namespace engram {
 
 namespace {
 
-// Digests `v` into h as its 8 little-endian bytes.
+// Digests `v` into h as its 8 bytes (fingerprints are compared on one host).
 uint64_t mix(uint64_t h, uint64_t v) {
   std::byte b[8];
   std::memcpy(b, &v, 8);
@@ -184,49 +185,56 @@ uint64_t mix(uint64_t h, const std::string& s) {
   return checksum64(reinterpret_cast<const std::byte*>(s.data()), s.size(), mix(h, s.size()));
 }
 
-// A shard's size and safetensors header (8-byte little-endian length, then that much JSON).
-// A file that does not start with a plausible header counts by its size alone.
-uint64_t digest_shard(const std::string& path, uint64_t h) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(Errc::io, path, ": cannot open to fingerprint: ", std::strerror(errno));
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) fail(Errc::io, path, ": fstat failed: ", std::strerror(errno));
-  const uint64_t size = uint64_t(st.st_size);
-  h = mix(h, size);
-  uint64_t n = 0;
-  if (size < 8 || ::pread(fd, &n, 8, 0) != 8 || n == 0 || n > size - 8 || n > (256u << 20))
-    return mix(h, uint64_t(0));
-  std::vector<std::byte> header(n);
-  for (uint64_t got = 0; got < n;) {
-    const ssize_t r = ::pread(fd, header.data() + got, n - got, off_t(8 + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) fail(Errc::io, path, ": cannot read its header to fingerprint");
-    got += uint64_t(r);
+// Reads the files a fingerprint covers, each opened once. Errors are Errc::io naming the file.
+class FileDigester {
+ public:
+  FileDigester() = default;
+  FileDigester(const FileDigester&) = delete;
+  FileDigester& operator=(const FileDigester&) = delete;
+  ~FileDigester() {
+    for (auto& [path, fd] : fds_) ::close(fd);
   }
-  return checksum64(header.data(), n, mix(h, n));
-}
 
-// Reads n bytes at `offset` of `path` into h (Errc::io naming the file when it cannot).
-uint64_t digest_span(const std::string& path, uint64_t offset, uint64_t n, uint64_t h) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(Errc::io, path, ": cannot open to fingerprint: ", std::strerror(errno));
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
-  std::vector<std::byte> buf(n);
-  for (uint64_t got = 0; got < n;) {
-    const ssize_t r = ::pread(fd, buf.data() + got, n - got, off_t(offset + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) fail(Errc::io, path, ": cannot read bytes [", offset, ", +", n, ") to fingerprint");
-    got += uint64_t(r);
+  // A shard's size and safetensors header (8-byte little-endian length, then that much JSON).
+  // A file that does not start with a plausible header counts by its size alone.
+  uint64_t shard(const std::string& path, uint64_t h) {
+    const int fd = open(path);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) fail(Errc::io, path, ": fstat failed: ", std::strerror(errno));
+    const uint64_t size = uint64_t(st.st_size);
+    h = mix(h, size);
+    uint64_t n = 0;
+    if (size < 8 || ::pread(fd, &n, 8, 0) != 8 || n == 0 || n > size - 8 || n > (256u << 20))
+      return mix(h, uint64_t(0));
+    return span(path, 8, n, mix(h, n));
   }
-  return checksum64(buf.data(), n, h);
-}
+
+  // n bytes at `offset` of `path`.
+  uint64_t span(const std::string& path, uint64_t offset, uint64_t n, uint64_t h) {
+    const int fd = open(path);
+    buf_.resize(n);
+    for (uint64_t got = 0; got < n;) {
+      const ssize_t r = ::pread(fd, buf_.data() + got, n - got, off_t(offset + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0)
+        fail(Errc::io, path, ": cannot read bytes [", offset, ", +", n, ") to fingerprint");
+      got += uint64_t(r);
+    }
+    return checksum64(buf_.data(), n, h);
+  }
+
+ private:
+  int open(const std::string& path) {
+    auto it = fds_.find(path);
+    if (it != fds_.end()) return it->second;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(Errc::io, path, ": cannot open to fingerprint: ", std::strerror(errno));
+    fds_.emplace(path, fd);
+    return fd;
+  }
+  std::map<std::string, int> fds_;
+  std::vector<std::byte> buf_;
+};
 
 // Rows sampled for the fingerprint: evenly spaced, first and last included.
 constexpr int64_t kSampleRows = 16;
@@ -271,7 +279,8 @@ StoreFingerprint store_fingerprint(const std::vector<TableSource>& sources) {
   }
   f.table_digest = h;
   uint64_t sh = mix(kChecksumSeed, shards.size());
-  for (const std::string& p : shards) sh = digest_shard(p, sh);
+  FileDigester files;
+  for (const std::string& p : shards) sh = files.shard(p, sh);
   f.shard_digest = sh;
   uint64_t rh = kChecksumSeed;
   for (const TableSource& s : sources) {
@@ -279,9 +288,9 @@ StoreFingerprint store_fingerprint(const std::vector<TableSource>& sources) {
     const int64_t n = std::min(kSampleRows, s.desc.rows);
     for (int64_t k = 0; k < n; ++k) {
       const uint64_t r = n == 1 ? 0 : uint64_t(k * (s.desc.rows - 1) / (n - 1));
-      rh = digest_span(s.data_path, s.data_offset + r * fm.data_bytes, fm.data_bytes, rh);
+      rh = files.span(s.data_path, s.data_offset + r * fm.data_bytes, fm.data_bytes, rh);
       if (fm.scale_bytes > 0)
-        rh = digest_span(s.scale_path, s.scale_offset + r * fm.scale_bytes, fm.scale_bytes, rh);
+        rh = files.span(s.scale_path, s.scale_offset + r * fm.scale_bytes, fm.scale_bytes, rh);
     }
   }
   f.row_digest = rh;
