@@ -55,7 +55,6 @@ struct TierSpec {
 TierSpec parse_tier(const std::string& name) {
   std::string base = name;
   TierSpec t{name, TableTier::resident, true, -1};
-  bool known = false;
   if (base.ends_with("-inline")) {
     t.fetch_threads = 0;
     base.resize(base.size() - 7);
@@ -64,14 +63,13 @@ TierSpec parse_tier(const std::string& name) {
     t.direct = false;
     base.resize(base.size() - 9);
   }
-  if (base == "resident" && t.fetch_threads == -1 && t.direct) known = true;
-  if (base == "dram" && t.direct) known = true;
-  if (base == "file" || base == "cache") known = true;
-  if (known) t.tier = parse_table_tier(base);
+  const bool known = (base == "resident" && t.fetch_threads == -1 && t.direct) ||
+                     (base == "dram" && t.direct) || base == "file" || base == "cache";
   if (!known)
     fail(Errc::invalid_argument, "--tiers: unknown tier \"", name,
          "\" (resident, or dram / file / cache, file and cache optionally -buffered, any of "
          "them optionally -inline)");
+  t.tier = parse_table_tier(base);
   return t;
 }
 
