@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "model/vec.h"
+#include "util/cpu_info.h"
 
 namespace {
 
@@ -72,6 +73,7 @@ double gemm_gflops(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K) 
 }  // namespace
 
 int main() {
+  std::printf("%s\n", engram::cpu_info_line().c_str());  // figures are per CPU and ISA
   const double fma = fma_gflops();
   std::printf("fp32 FMA throughput, one core: %.1f GFLOP/s (at Zen 4's 32 FLOP/cycle: %.2f GHz)\n",
               fma, fma / 32.0);

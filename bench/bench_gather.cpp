@@ -44,6 +44,7 @@
 #include "engram/row_gather.h"
 #include "table/row_format_ref.h"
 #include "util/clock.h"
+#include "util/cpu_info.h"
 
 namespace {
 
@@ -208,6 +209,7 @@ void print(const Row& r, const std::vector<double>& secs, const std::vector<doub
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::printf("%s\n", engram::cpu_info_line().c_str());  // figures are per CPU and ISA
   using namespace engram;
   const Args a = parse(argc, argv);
   const int max_threads = a.threads > 0 ? a.threads : omp_get_max_threads();

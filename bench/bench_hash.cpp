@@ -16,6 +16,7 @@
 #include "engram/error.h"
 #include "engram/hasher.h"
 #include "hash/hash_kernels.h"
+#include "util/cpu_info.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -39,6 +40,7 @@ double best_seconds(int repeat, F&& fn) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::printf("%s\n", engram::cpu_info_line().c_str());  // figures are per CPU and ISA
   std::string config_path = "configs/engram_demo.json";
   int64_t B = 8, T = 4096;
   int repeat = 10;

@@ -26,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "hash"))
 import engram  # noqa: E402
 from numpy_reference import NumpyNgramHash  # noqa: E402
+from cpu_info import cpu_info_line  # noqa: E402  (bench/, the script's folder)
 
 
 def best_time(fn, repeat):
@@ -48,6 +49,7 @@ def main():
     ap.add_argument("--threads", default="1,%d" % (os.cpu_count() or 1))
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
+    print(cpu_info_line())  # figures are per CPU and ISA
 
     cfg = engram.EngramConfig.from_file(args.config)
     if os.path.exists(args.tokenizer) and cfg.compressed_vocab_size is None:

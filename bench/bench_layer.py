@@ -45,6 +45,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import engram  # noqa: E402
+from cpu_info import cpu_info_line  # noqa: E402  (bench/, the script's folder)
 
 torch.set_num_threads(args.threads)
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -131,6 +132,7 @@ def bench(B, T, hidden, hc):
 
 
 def main():
+    print(cpu_info_line())  # figures are per CPU and ISA
     cols = (args.max_ngram - 1) * args.n_head_per_ngram
     row_width = args.n_embed_per_ngram // args.n_head_per_ngram
     print(f"threads {args.threads}; torch {torch.__version__}, torch.get_num_threads() = "

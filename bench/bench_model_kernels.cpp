@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/kernels.h"
+#include "util/cpu_info.h"
 
 namespace {
 
@@ -35,6 +36,7 @@ double best_ms(int reps, F&& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::printf("%s\n", engram::cpu_info_line().c_str());  // figures are per CPU and ISA
   using namespace engram::model;
   const int reps = argc > 1 ? std::atoi(argv[1]) : 5;
   const int64_t B = 8, T = 256, H = 4, KV = 4, D = 64, V = 8192, N = B * T;

@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from cpu_info import cpu_info_line  # bench/, the script's folder
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -162,6 +164,7 @@ def main():
         return worker(args)
     threads = [int(x) for x in (args.torch_threads or args.threads).split(",")]
 
+    print(cpu_info_line())  # figures are per CPU and ISA
     B, T = args.batch, args.seq
     print(f"config: {json.dumps(model_config(args))}  B={B} T={T}  tokens/step={B * T}")
     best = {}

@@ -17,6 +17,7 @@
 #include "engram/error.h"
 #include "engram/tokenizer.h"
 #include "util/clock.h"
+#include "util/cpu_info.h"
 
 namespace {
 
@@ -47,6 +48,7 @@ std::string strip_tags(const std::string& raw) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::printf("%s\n", engram::cpu_info_line().c_str());  // figures are per CPU and ISA
   const std::string tok_path = argc > 1 ? argv[1] : "assets/deepseek_v3/tokenizer.json";
   const std::string brown = argc > 2 ? argv[2] : "assets/brown";
   try {

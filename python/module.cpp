@@ -23,4 +23,5 @@ PYBIND11_MODULE(engram, m) {
   engram::py::bind_nn(m);
   engram::py::bind_store(m);
   engram::py::bind_model(m);
+  engram::py::bind_generate(m);  // after bind_model: adds Model.generate
 }

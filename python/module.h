@@ -12,4 +12,5 @@ void bind_table(pybind11::module_& m);  // row formats                  (bind_ta
 void bind_nn(pybind11::module_& m);     // EngramLayer                  (bind_nn.cpp)
 void bind_store(pybind11::module_& m);  // TableStore                   (bind_store.cpp)
 void bind_model(pybind11::module_& m);  // Transformer, training      (bind_model.cpp)
+void bind_generate(pybind11::module_& m);  // Model.generate, generate (bind_generate.cpp)
 }  // namespace engram::py

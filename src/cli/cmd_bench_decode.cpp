@@ -20,9 +20,12 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "cli/generate.h"
 #include "engram/error.h"
+#include "engram/generator.h"
+#include "engram/model.h"
+#include "engram/tokenizer.h"
 #include "engram/trainer.h"
+#include "util/cpu_info.h"
 
 namespace engram::cli {
 
@@ -41,7 +44,8 @@ struct BenchDecodeArgs {
 };
 
 struct TierSpec {
-  std::string label, tables;
+  std::string label;
+  TableTier tier = TableTier::resident;
   bool direct = true;
   int fetch_threads = -1;
 };
@@ -50,7 +54,7 @@ struct TierSpec {
 // on the decoding thread at step entry instead of through prefetch workers.
 TierSpec parse_tier(const std::string& name) {
   std::string base = name;
-  TierSpec t{name, "", true, -1};
+  TierSpec t{name, TableTier::resident, true, -1};
   if (base.ends_with("-inline")) {
     t.fetch_threads = 0;
     base.resize(base.size() - 7);
@@ -59,13 +63,13 @@ TierSpec parse_tier(const std::string& name) {
     t.direct = false;
     base.resize(base.size() - 9);
   }
-  if (base == "resident" && t.fetch_threads == -1 && t.direct) t.tables = base;
-  if (base == "dram" && t.direct) t.tables = base;
-  if (base == "file" || base == "cache") t.tables = base;
-  if (t.tables.empty())
+  const bool known = (base == "resident" && t.fetch_threads == -1 && t.direct) ||
+                     (base == "dram" && t.direct) || base == "file" || base == "cache";
+  if (!known)
     fail(Errc::invalid_argument, "--tiers: unknown tier \"", name,
          "\" (resident, or dram / file / cache, file and cache optionally -buffered, any of "
          "them optionally -inline)");
+  t.tier = parse_table_tier(base);
   return t;
 }
 
@@ -97,14 +101,14 @@ void run_bench_decode(const BenchDecodeArgs& a) {
     fail(Errc::invalid_argument, "the model has no Engram layer: nothing to serve from a store");
 
   GenerateOptions base;
-  base.prompt = a.prompt;
   base.max_tokens = a.max_tokens;
-  base.temperature = a.temperature;
-  base.seed = a.seed;
-  base.cache_bytes = uint64_t(a.cache_mb * double(1 << 20));
-  base.stop_at_eos = false;            // every run decodes max_tokens steps
+  base.sampling.temperature = a.temperature;
+  base.sampling.seed = a.seed;
+  base.serve.cache_bytes = uint64_t(a.cache_mb * double(1 << 20));
+  TextOptions text;
+  text.stop_at_eos = false;            // every run decodes max_tokens steps
   const ExportedTables tables(model);  // once, for every store-tier run
-  base.tables_file = tables.path();
+  base.serve.tables_file = tables.path();
 
   const size_t n = tiers.size();
   std::vector<std::vector<double>> tps(n), ratio(n), wait(n), fetch(n), ahead(n), hits(n), cpu(n),
@@ -112,6 +116,7 @@ void run_bench_decode(const BenchDecodeArgs& a) {
   std::vector<std::string> desc(n);
   std::string reference;
   int64_t tokens = 0;
+  std::printf("%s\n", cpu_info_line().c_str());
   std::printf("engram bench decode: %d rounds x %zu tiers, %lld tokens each, %d thread(s)\n",
               a.repeats, n, static_cast<long long>(a.max_tokens), a.threads);
   // Round 0 warms every tier up (page cache, huge pages, allocator) and is not counted. Each
@@ -121,10 +126,10 @@ void run_bench_decode(const BenchDecodeArgs& a) {
     for (size_t k = 0; k < n; k++) {
       const size_t i = (k + size_t(round)) % n;
       GenerateOptions o = base;
-      o.tables = tiers[i].tables;
-      o.direct = tiers[i].direct;
-      o.fetch_threads = tiers[i].fetch_threads;
-      res[i] = generate_with(model, tok, o);
+      o.serve.tier = tiers[i].tier;
+      o.serve.direct = tiers[i].direct;
+      o.serve.fetch_threads = tiers[i].fetch_threads;
+      res[i] = generate_text(model, tok, a.prompt, o, text);
     }
     if (round == 0) {
       reference = res[0].text;
@@ -155,7 +160,7 @@ void run_bench_decode(const BenchDecodeArgs& a) {
               "ratio/rd", "cpu us/t", "prompt ms", "wait %", "fetch us", "ahead us", "hits %",
               "store");
   for (size_t i = 0; i < n; i++) {
-    const bool store = tiers[i].tables != "resident";
+    const bool store = tiers[i].tier != TableTier::resident;
     const double med = median(tps[i]);
     std::printf("%-14s %10.1f %8.1f%% %8.1f%% %9.1f %9.2f ", tiers[i].label.c_str(), med,
                 100.0 * med / median(tps[0]), 100.0 * median(ratio[i]), median(cpu[i]),
@@ -165,7 +170,7 @@ void run_bench_decode(const BenchDecodeArgs& a) {
                   median(ahead[i]));
     else
       std::printf("%8s %10s %10s ", "-", "-", "-");
-    if (tiers[i].tables == "cache")
+    if (tiers[i].tier == TableTier::cache)
       std::printf("%8.1f  ", 100.0 * median(hits[i]));
     else
       std::printf("%8s  ", "-");

@@ -37,6 +37,7 @@
 #include "engram/tokenizer.h"
 #include "engram/v41_checkpoint.h"
 #include "util/clock.h"
+#include "util/cpu_info.h"
 
 namespace engram::cli {
 namespace {
@@ -232,6 +233,7 @@ void run_bench_store(const BenchOptions& o) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows when piped to a file
   // ---- Checkpoint and streams -----------------------------------------------------------------
   std::printf("engram bench store\n");
+  std::printf("%s\n", cpu_info_line().c_str());
   const Tokenizer tok = Tokenizer::from_file(o.tokenizer);
   const TokenCompressor comp = TokenCompressor::from_tokenizer(tok);
   std::string ckdir = o.checkpoint;

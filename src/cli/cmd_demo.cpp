@@ -19,10 +19,10 @@
 #include <filesystem>
 
 #include "cli/commands.h"
-#include "cli/generate.h"
 #include "engram/bpe_trainer.h"
 #include "engram/data.h"
 #include "engram/error.h"
+#include "engram/generator.h"
 #include "engram/model.h"
 #include "engram/tokenizer.h"
 #include "engram/trainer.h"
@@ -221,38 +221,37 @@ void generate_samples(const DemoArgs& a, const std::string& out_dir) {
   const Tokenizer tok = Tokenizer::from_file((fs::path(dir) / "tokenizer.json").string());
   GenerateOptions g;
   g.max_tokens = a.max_tokens;
-  g.seed = a.seed;
+  g.sampling.seed = a.seed;
   // Exported once; every file-tier run below serves this file.
   const ExportedTables tables(model, (fs::path(out_dir) / "engram_tables.safetensors").string());
-  g.tables_file = tables.path();
+  g.serve.tables_file = tables.path();
   std::printf(
       "== samples from the Engram model (temperature %.2g, top-k %lld, top-p %.2g, seed %llu), "
       "tables resident and served from the file tier\n",
-      double(g.temperature), static_cast<long long>(g.top_k), double(g.top_p),
-      static_cast<unsigned long long>(g.seed));
+      double(g.sampling.temperature), static_cast<long long>(g.sampling.top_k),
+      double(g.sampling.top_p), static_cast<unsigned long long>(g.sampling.seed));
   // One untimed run first, so the first prompt does not pay for cold caches.
-  g.prompt = kPrompts[0];
-  g.tables = "resident";
-  generate_with(model, tok, g);
+  g.serve.tier = TableTier::resident;
+  generate_text(model, tok, kPrompts[0], g);
 
   // Each prompt is generated kRounds times on every tier, the tiers taking turns, and each tier's
   // fastest round counts: a 64-token generation takes tens of milliseconds, so one scheduler
   // preemption on a shared machine would otherwise decide the ratio.
   constexpr int kRounds = 5;
   struct Tier {
-    const char* tables;
+    TableTier tier;
     bool direct;
-    int fetch_threads;  // GenerateOptions::fetch_threads
+    int fetch_threads;  // ServeOptions::fetch_threads
     std::string name;   // GenerateResult::tier
     double tokens = 0;
     double seconds = 0;
   };
   // O_DIRECT reads go to the device, so a fetch worker overlaps them with layer 0; page-cache
   // reads take microseconds, which the decoding thread does itself at step entry.
-  Tier tiers[] = {
-      {"resident", true, -1, "resident"}, {"file", true, -1, "file"}, {"file", false, 0, "file"}};
+  Tier tiers[] = {{TableTier::resident, true, -1, "resident"},
+                  {TableTier::file, true, -1, "file"},
+                  {TableTier::file, false, 0, "file"}};
   for (const char* prompt : kPrompts) {
-    g.prompt = prompt;
     std::vector<int32_t> first_ids;
     std::string text;
     std::vector<double> best(std::size(tiers), 0.0);
@@ -261,10 +260,10 @@ void generate_samples(const DemoArgs& a, const std::string& out_dir) {
     for (int round = 0; round < kRounds; round++) {
       for (size_t i = 0; i < std::size(tiers); i++) {
         Tier& t = tiers[i];
-        g.tables = t.tables;
-        g.direct = t.direct;
-        g.fetch_threads = t.fetch_threads;
-        const GenerateResult r = generate_with(model, tok, g);
+        g.serve.tier = t.tier;
+        g.serve.direct = t.direct;
+        g.serve.fetch_threads = t.fetch_threads;
+        const GenerateResult r = generate_text(model, tok, prompt, g);
         t.name = r.tier;
         if (i == 0 && round == 0) {
           first_ids = r.ids;

@@ -8,6 +8,7 @@ run every tier and confirm the texts; bad options must fail with a message.
 """
 import json
 import os
+import re
 
 import pytest
 
@@ -79,6 +80,9 @@ def test_bench_decode_runs_every_tier(model):
                "--tiers", "resident,dram,dram-inline,file,file-buffered,file-buffered-inline,"
                "cache,cache-buffered-inline")
     assert "text identical on every tier and round" in r.stdout
+    # The figures name the CPU and instruction sets they were measured with.
+    assert re.match(r"cpu: .+; isa: compiled for (AVX-512|AVX2|SSE2|scalar), cpu supports "
+                    r"(AVX-512|AVX2|SSE2|scalar)\n", r.stdout), r.stdout
     for tier in ("resident", "dram", "dram-inline", "file-buffered-inline", "cache-buffered-inline"):
         assert any(line.startswith(tier + " ") for line in r.stdout.splitlines()), r.stdout
 
