@@ -1,11 +1,13 @@
-// PYBIND11_MODULE for `engram`: error translation, then each area's bindings.
+// PYBIND11_MODULE for `engram._engram` (the extension under the `engram` package, see
+// python/engram/__init__.py): error translation, then each area's bindings.
 #include <pybind11/pybind11.h>
 
 #include "engram/error.h"
 #include "module.h"
 
-PYBIND11_MODULE(engram, m) {
+PYBIND11_MODULE(_engram, m) {
   m.doc() = "engram: conditional memory (DeepSeek Engram) for language models";
+  m.attr("__version__") = ENGRAM_VERSION;
   pybind11::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
