@@ -163,22 +163,33 @@ void bind_hash(pybind11::module_& m) {
                  .format(form_name(c.form), c.layer_ids, c.max_ngram, c.n_head, c.num_columns(),
                          c.row_dim());
            })
-      .def_property_readonly("form", [](const EngramConfig& c) { return form_name(c.form); })
-      .def_readonly("origin", &EngramConfig::origin)
-      .def_readonly("layer_ids", &EngramConfig::layer_ids)
-      .def_readonly("max_ngram", &EngramConfig::max_ngram)
-      .def_readonly("n_head", &EngramConfig::n_head)
-      .def_readonly("vocab_size_per_ngram", &EngramConfig::vocab_size_per_ngram)
-      .def_readonly("pad_id", &EngramConfig::pad_id)
-      .def_readonly("seed", &EngramConfig::seed)
-      .def_readonly("n_embed_per_ngram", &EngramConfig::n_embed_per_ngram)
-      .def_readonly("kernel_size", &EngramConfig::kernel_size)
-      .def_readonly("head_dim", &EngramConfig::head_dim)
-      .def_readonly("num_embeddings", &EngramConfig::num_embeddings)
-      .def_readonly("compressed_vocab_size", &EngramConfig::compressed_vocab_size)
-      .def_readonly("hidden_size", &EngramConfig::hidden_size)
-      .def_readonly("hc_mult", &EngramConfig::hc_mult)
-      .def_readonly("norm_eps", &EngramConfig::norm_eps)
+      .def_property_readonly(
+          "form", [](const EngramConfig& c) { return form_name(c.form); },
+          "Which form the config was read as: \"demo\" or \"deepseek_v41\".")
+      .def_readonly("origin", &EngramConfig::origin,
+                    "Where the config came from (a file path, or from_json's origin).")
+      .def_readonly("layer_ids", &EngramConfig::layer_ids, "Layers that have an Engram module.")
+      .def_readonly("max_ngram", &EngramConfig::max_ngram, "N: n-gram orders 2..N are hashed.")
+      .def_readonly("n_head", &EngramConfig::n_head, "Hash heads per n-gram order.")
+      .def_readonly("vocab_size_per_ngram", &EngramConfig::vocab_size_per_ngram,
+                    "[N-1] per order 2..N: where the search for its primes starts, + 1.")
+      .def_readonly("pad_id", &EngramConfig::pad_id,
+                    "Raw token id used before the start of a sequence and after a dead position.")
+      .def_readonly("seed", &EngramConfig::seed,
+                    "Layer L draws its multipliers from default_rng(seed + 10007 L).")
+      .def_readonly("n_embed_per_ngram", &EngramConfig::n_embed_per_ngram,
+                    "Demo form: width of one n-gram order's rows, all heads together.")
+      .def_readonly("kernel_size", &EngramConfig::kernel_size,
+                    "Demo form: the ShortConv kernel size.")
+      .def_readonly("head_dim", &EngramConfig::head_dim, "V4.1 form: row width of every head.")
+      .def_readonly("num_embeddings", &EngramConfig::num_embeddings,
+                    "V4.1 form: [layers] total rows per layer (checked against the primes).")
+      .def_readonly("compressed_vocab_size", &EngramConfig::compressed_vocab_size,
+                    "The tokenizer's compressed vocabulary size, or None (V4.1: required).")
+      .def_readonly("hidden_size", &EngramConfig::hidden_size,
+                    "The backbone's hidden size, or None.")
+      .def_readonly("hc_mult", &EngramConfig::hc_mult, "The backbone's residual branches, or None.")
+      .def_readonly("norm_eps", &EngramConfig::norm_eps, "The backbone's RMSNorm epsilon, or None.")
       .def_property_readonly("num_columns", &EngramConfig::num_columns,
                              "Hash columns per layer: (max_ngram - 1) x n_head.")
       .def_property_readonly("row_dim", &EngramConfig::row_dim, "Width of one table row.");
@@ -187,7 +198,7 @@ void bind_hash(pybind11::module_& m) {
                          "Streaming state of one sequence: last max_ngram-1 compressed ids, dead "
                          "flags, positions seen. copy.copy() snapshots it for rollback.")
       .def(pyb::init<>(), "An empty state: the start of a sequence.")
-      .def_readonly("seen", &HashState::seen)
+      .def_readonly("seen", &HashState::seen, "Positions this state has moved past.")
       .def(
           "copy", [](const HashState& s) { return s; }, "A snapshot of this state.")
       .def("__repr__",
@@ -255,14 +266,22 @@ void bind_hash(pybind11::module_& m) {
           pyb::arg("layer_id"), "int64 [max_ngram]: the layer's odd multiplier of each look-back.")
       .def("total_rows", &NgramHasher::total_rows, pyb::arg("layer_id"),
            "Rows of the layer's flat table (the sum of its primes).")
-      .def_property_readonly("layer_ids", &NgramHasher::layer_ids)
-      .def_property_readonly("num_columns", &NgramHasher::num_columns)
-      .def_property_readonly("max_ngram", &NgramHasher::max_ngram)
-      .def_property_readonly("n_head", &NgramHasher::n_head)
-      .def_property_readonly("vocab_size", &NgramHasher::vocab_size)
-      .def_property_readonly("compressed_vocab_size", &NgramHasher::compressed_vocab_size)
-      .def_property_readonly("pad_compressed", &NgramHasher::pad_compressed)
-      .def_property_readonly("config", &NgramHasher::config)
+      .def_property_readonly("layer_ids", &NgramHasher::layer_ids,
+                             "Layers that have an Engram module.")
+      .def_property_readonly("num_columns", &NgramHasher::num_columns,
+                             "Hash columns per layer: (max_ngram - 1) x n_head.")
+      .def_property_readonly("max_ngram", &NgramHasher::max_ngram,
+                             "N: n-gram orders 2..N are hashed.")
+      .def_property_readonly("n_head", &NgramHasher::n_head, "Hash heads per n-gram order.")
+      .def_property_readonly("vocab_size", &NgramHasher::vocab_size,
+                             "Raw token ids the lookup covers.")
+      .def_property_readonly("compressed_vocab_size", &NgramHasher::compressed_vocab_size,
+                             "Compressed ids (the multipliers depend on it).")
+      .def_property_readonly(
+          "pad_compressed", &NgramHasher::pad_compressed,
+          "The compressed id of pad_id, used before the start and after dead positions.")
+      .def_property_readonly("config", &NgramHasher::config,
+                             "The EngramConfig this hasher was built from.")
       .def_property("num_threads", &NgramHasher::num_threads, &NgramHasher::set_num_threads,
                     "threads for large inputs (0: OpenMP's default)")
       .def(

@@ -1,6 +1,6 @@
 """`import engram` as a Python user meets it: a package over the extension engram._engram whose
-stubs (_engram.pyi) name exactly what the extension exposes, whose every class, method and
-function has a docstring, whose pybind11 signatures name every argument (help() documents each),
+stubs (_engram.pyi) name exactly what the extension exposes, whose every class, method, property
+and function has a docstring, whose pybind11 signatures name every argument (help() documents each),
 and whose every class has a __repr__ of its own that shows its key attributes.
 
 The stub comparison is by name, both ways: a binding added without its stub, or a stub left behind
@@ -136,7 +136,7 @@ def test_stubs_name_what_the_extension_exposes() -> None:
         assert not declared - have, f"{name}: in _engram.pyi only: {sorted(declared - have)}"
 
 
-def test_every_class_method_and_function_has_a_docstring() -> None:
+def test_every_class_method_property_and_function_has_a_docstring() -> None:
     missing = []
     for name, cls in classes():
         if not (cls.__doc__ or "").strip():
@@ -144,6 +144,10 @@ def test_every_class_method_and_function_has_a_docstring() -> None:
         for mname, fn in callable_members(cls):
             if not all(doc_texts(fn)):
                 missing.append(f"{name}.{mname}")
+        for pname, prop in members(cls).items():
+            # pybind11 gives an undocumented property no docstring at all.
+            if isinstance(prop, property) and not (prop.__doc__ or "").strip():
+                missing.append(f"{name}.{pname}")
     for name, fn in functions():
         if not all(doc_texts(fn)):
             missing.append(name)
