@@ -251,8 +251,8 @@ void bind_store(pyb::module_& m) {
                   "(created when absent, attached when present).")
       .def("__repr__",
            [](PyTableStore& s) {
-    return pyb::str("TableStore(tier={!r}, layer_ids={}, columns={}, head_dim={})")
-        .format(s.stats()["tier"], s.layer_ids(), s.columns(), s.head_dim());
+             return pyb::str("TableStore(tier={!r}, layer_ids={}, columns={}, head_dim={})")
+                 .format(s.stats()["tier"], s.layer_ids(), s.columns(), s.head_dim());
            })
       .def("lookup", &PyTableStore::lookup, pyb::arg("layer_id"), pyb::arg("hash_ids"),
            "hash_ids int [..., columns]: per-column hash values as NgramHasher.hash returns them "
@@ -278,19 +278,19 @@ void bind_store(pyb::module_& m) {
       [](const std::string& dir, std::vector<int64_t> layer_ids, int64_t vocab_size, int max_ngram,
          int64_t n_heads, int64_t head_dim, int64_t hidden_size, int64_t hc_mult, int shards,
          bool sparse, uint64_t seed) {
-    SyntheticV41Options o;
-    o.layer_ids = std::move(layer_ids);
-    o.vocab_size = vocab_size;
-    o.max_ngram = max_ngram;
-    o.n_heads = n_heads;
-    o.head_dim = head_dim;
-    o.hidden_size = hidden_size;
-    o.hc_mult = hc_mult;
-    o.shards = shards;
-    o.sparse = sparse;
-    o.seed = seed;
-    pyb::gil_scoped_release release;
-    return write_synthetic_v41(dir, o);
+        SyntheticV41Options o;
+        o.layer_ids = std::move(layer_ids);
+        o.vocab_size = vocab_size;
+        o.max_ngram = max_ngram;
+        o.n_heads = n_heads;
+        o.head_dim = head_dim;
+        o.hidden_size = hidden_size;
+        o.hc_mult = hc_mult;
+        o.shards = shards;
+        o.sparse = sparse;
+        o.seed = seed;
+        pyb::gil_scoped_release release;
+        return write_synthetic_v41(dir, o);
       },
       pyb::arg("dir"), pyb::arg("layer_ids") = std::vector<int64_t>{1, 14},
       pyb::arg("vocab_size") = 1000, pyb::arg("max_ngram") = 4, pyb::arg("n_heads") = 8,

@@ -13,9 +13,15 @@ PYBIND11_MODULE(_engram, m) {
       if (p) std::rethrow_exception(p);
     } catch (const engram::Error& e) {
       switch (e.code()) {
-        case engram::Errc::out_of_range: PyErr_SetString(PyExc_IndexError, e.what()); break;
-        case engram::Errc::io: PyErr_SetString(PyExc_OSError, e.what()); break;
-        default: PyErr_SetString(PyExc_ValueError, e.what()); break;
+        case engram::Errc::out_of_range:
+          PyErr_SetString(PyExc_IndexError, e.what());
+          break;
+        case engram::Errc::io:
+          PyErr_SetString(PyExc_OSError, e.what());
+          break;
+        default:
+          PyErr_SetString(PyExc_ValueError, e.what());
+          break;
       }
     }
   });
