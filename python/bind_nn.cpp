@@ -524,7 +524,8 @@ void bind_nn(pybind11::module_& m) {
       .def("reset_decode", &LayerFromConfig::reset_decode_ids, pb::arg("batch"),
            "Starts decoding batch sequences from an empty history (hash and convolution).")
       .def("decode_step", &LayerFromConfig::decode_step_any, pb::arg("hidden"), pb::arg("ids"),
-           "hidden [B,hc,d] and input_ids int64 [B] (or hash_ids [B,cols]) -> [B,hc,d]");
+           "hidden [B,hc,d]; ids: raw token ids int64 [B] (hashed against each sequence's history) "
+           "or hash_ids [B,cols] -> [B,hc,d], the Engram output alone.");
 
   pb::class_<LayerV41>(m, "EngramLayerV41",
                        "Engram layer, DeepSeek-V4.1 form (forward only). Its forwards return the "
