@@ -150,34 +150,59 @@ void bind_hash(pybind11::module_& m) {
   pyb::class_<EngramConfig>(m, "EngramConfig",
                             "Engram hyper-parameters from a demo-form JSON or a DeepSeek-V4.1 "
                             "config.json (keys validated, errors name the file and key).")
-      .def_static("from_file", &EngramConfig::from_file, pyb::arg("path"))
+      .def_static("from_file", &EngramConfig::from_file, pyb::arg("path"),
+                  "A config from a demo-form JSON or a DeepSeek-V4.1 config.json file.")
       .def_static("from_json", &EngramConfig::from_json, pyb::arg("text"),
-                  pyb::arg("origin") = "<memory>")
-      .def_property_readonly("form", [](const EngramConfig& c) { return form_name(c.form); })
-      .def_readonly("origin", &EngramConfig::origin)
-      .def_readonly("layer_ids", &EngramConfig::layer_ids)
-      .def_readonly("max_ngram", &EngramConfig::max_ngram)
-      .def_readonly("n_head", &EngramConfig::n_head)
-      .def_readonly("vocab_size_per_ngram", &EngramConfig::vocab_size_per_ngram)
-      .def_readonly("pad_id", &EngramConfig::pad_id)
-      .def_readonly("seed", &EngramConfig::seed)
-      .def_readonly("n_embed_per_ngram", &EngramConfig::n_embed_per_ngram)
-      .def_readonly("kernel_size", &EngramConfig::kernel_size)
-      .def_readonly("head_dim", &EngramConfig::head_dim)
-      .def_readonly("num_embeddings", &EngramConfig::num_embeddings)
-      .def_readonly("compressed_vocab_size", &EngramConfig::compressed_vocab_size)
-      .def_readonly("hidden_size", &EngramConfig::hidden_size)
-      .def_readonly("hc_mult", &EngramConfig::hc_mult)
-      .def_readonly("norm_eps", &EngramConfig::norm_eps)
-      .def_property_readonly("num_columns", &EngramConfig::num_columns)
-      .def_property_readonly("row_dim", &EngramConfig::row_dim);
+                  pyb::arg("origin") = "<memory>",
+                  "A config from JSON text; origin names it in error messages (a file name).")
+      .def("__repr__",
+           [](const EngramConfig& c) {
+             return pyb::str(
+                        "EngramConfig(form={!r}, layer_ids={}, max_ngram={}, n_head={}, "
+                        "num_columns={}, row_dim={})")
+                 .format(form_name(c.form), c.layer_ids, c.max_ngram, c.n_head, c.num_columns(),
+                         c.row_dim());
+           })
+      .def_property_readonly(
+          "form", [](const EngramConfig& c) { return form_name(c.form); },
+          "Which form the config was read as: \"demo\" or \"deepseek_v41\".")
+      .def_readonly("origin", &EngramConfig::origin,
+                    "Where the config came from (a file path, or from_json's origin).")
+      .def_readonly("layer_ids", &EngramConfig::layer_ids, "Layers that have an Engram module.")
+      .def_readonly("max_ngram", &EngramConfig::max_ngram, "N: n-gram orders 2..N are hashed.")
+      .def_readonly("n_head", &EngramConfig::n_head, "Hash heads per n-gram order.")
+      .def_readonly("vocab_size_per_ngram", &EngramConfig::vocab_size_per_ngram,
+                    "[N-1] per order 2..N: where the search for its primes starts, + 1.")
+      .def_readonly("pad_id", &EngramConfig::pad_id,
+                    "Raw token id used before the start of a sequence and after a dead position.")
+      .def_readonly("seed", &EngramConfig::seed,
+                    "Layer L draws its multipliers from default_rng(seed + 10007 L).")
+      .def_readonly("n_embed_per_ngram", &EngramConfig::n_embed_per_ngram,
+                    "Demo form: width of one n-gram order's rows, all heads together.")
+      .def_readonly("kernel_size", &EngramConfig::kernel_size,
+                    "Demo form: the ShortConv kernel size.")
+      .def_readonly("head_dim", &EngramConfig::head_dim, "V4.1 form: row width of every head.")
+      .def_readonly("num_embeddings", &EngramConfig::num_embeddings,
+                    "V4.1 form: [layers] total rows per layer (checked against the primes).")
+      .def_readonly("compressed_vocab_size", &EngramConfig::compressed_vocab_size,
+                    "The tokenizer's compressed vocabulary size, or None (V4.1: required).")
+      .def_readonly("hidden_size", &EngramConfig::hidden_size,
+                    "The backbone's hidden size, or None.")
+      .def_readonly("hc_mult", &EngramConfig::hc_mult, "The backbone's residual branches, or None.")
+      .def_readonly("norm_eps", &EngramConfig::norm_eps, "The backbone's RMSNorm epsilon, or None.")
+      .def_property_readonly("num_columns", &EngramConfig::num_columns,
+                             "Hash columns per layer: (max_ngram - 1) x n_head.")
+      .def_property_readonly("row_dim", &EngramConfig::row_dim, "Width of one table row.");
 
   pyb::class_<HashState>(m, "HashState",
                          "Streaming state of one sequence: last max_ngram-1 compressed ids, dead "
                          "flags, positions seen. copy.copy() snapshots it for rollback.")
-      .def(pyb::init<>())
-      .def_readonly("seen", &HashState::seen)
-      .def("copy", [](const HashState& s) { return s; })
+      .def(pyb::init<>(), "An empty state: the start of a sequence.")
+      .def_readonly("seen", &HashState::seen, "Positions this state has moved past.")
+      .def(
+          "copy", [](const HashState& s) { return s; }, "A snapshot of this state.")
+      .def("__repr__",
+           [](const HashState& s) { return pyb::str("HashState(seen={})").format(s.seen); })
       .def("__copy__", [](const HashState& s) { return s; })
       .def(
           "__deepcopy__", [](const HashState& s, pyb::dict) { return s; }, pyb::arg("memo"));
@@ -190,25 +215,39 @@ void bind_hash(pybind11::module_& m) {
              config.check_compressed_vocab_size(comp.compressed_vocab_size(), tokenizer_path);
              return NgramHasher(std::move(config), comp.lookup(), comp.compressed_vocab_size());
            }),
-           pyb::arg("config_path"), pyb::arg("tokenizer_path"))
+           pyb::arg("config_path"), pyb::arg("tokenizer_path"),
+           "config_path: an Engram config (either form); tokenizer_path: the tokenizer.json whose "
+           "compression the hashes use.")
       .def(pyb::init([](const std::string& config_path, const pyb::object& lookup,
                         std::optional<int64_t> compressed_vocab_size) {
              return hasher_from_lookup(EngramConfig::from_file(config_path), lookup,
                                        compressed_vocab_size);
            }),
            pyb::arg("config_path"), pyb::arg("lookup"),
-           pyb::arg("compressed_vocab_size") = pyb::none())
+           pyb::arg("compressed_vocab_size") = pyb::none(),
+           "config_path: an Engram config file; lookup: int64 [vocab] raw id -> compressed id; "
+           "compressed_vocab_size: defaults to max(lookup) + 1.")
       .def(pyb::init([](const EngramConfig& config, const pyb::object& lookup,
                         std::optional<int64_t> compressed_vocab_size) {
              return hasher_from_lookup(config, lookup, compressed_vocab_size);
            }),
-           pyb::arg("config"), pyb::arg("lookup"), pyb::arg("compressed_vocab_size") = pyb::none())
+           pyb::arg("config"), pyb::arg("lookup"), pyb::arg("compressed_vocab_size") = pyb::none(),
+           "config: an EngramConfig; lookup and compressed_vocab_size as above.")
+      .def("__repr__",
+           [](const NgramHasher& h) {
+             return pyb::str(
+                        "NgramHasher(layer_ids={}, num_columns={}, max_ngram={}, n_head={}, "
+                        "vocab_size={}, compressed_vocab_size={})")
+                 .format(h.layer_ids(), h.num_columns(), h.max_ngram(), h.n_head(), h.vocab_size(),
+                         h.compressed_vocab_size());
+           })
       .def(
           "hash",
           [](const NgramHasher& h, const pyb::object& ids, const pyb::object& dead,
              const pyb::object& out) { return hash_all_layers(h, ids, dead, out, false); },
           pyb::arg("input_ids"), pyb::arg("dead_mask") = pyb::none(), pyb::arg("out") = pyb::none(),
           "input_ids int [B,T] (raw ids) -> {layer_id: int64 [B,T,columns]}, before offsets; "
+          "dead_mask: optional bool [B,T], true where the n-gram look-back stops; "
           "out: optional {layer_id: int64 [B,T,columns]} to write into")
       .def(
           "hash_rows",
@@ -216,22 +255,38 @@ void bind_hash(pybind11::module_& m) {
              const pyb::object& out) { return hash_all_layers(h, ids, dead, out, true); },
           pyb::arg("input_ids"), pyb::arg("dead_mask") = pyb::none(), pyb::arg("out") = pyb::none(),
           "like hash() plus column offsets: rows of each layer's flat table")
-      .def("primes", [](const NgramHasher& h, int64_t l) { return to_array(h.primes(l)); })
-      .def("offsets", [](const NgramHasher& h, int64_t l) { return to_array(h.offsets(l)); })
-      .def("multipliers",
-           [](const NgramHasher& h, int64_t l) { return to_array(h.multipliers(l)); })
-      .def("total_rows", &NgramHasher::total_rows)
-      .def_property_readonly("layer_ids", &NgramHasher::layer_ids)
-      .def_property_readonly("num_columns", &NgramHasher::num_columns)
-      .def_property_readonly("max_ngram", &NgramHasher::max_ngram)
-      .def_property_readonly("n_head", &NgramHasher::n_head)
-      .def_property_readonly("vocab_size", &NgramHasher::vocab_size)
-      .def_property_readonly("compressed_vocab_size", &NgramHasher::compressed_vocab_size)
-      .def_property_readonly("pad_compressed", &NgramHasher::pad_compressed)
-      .def_property_readonly("config", &NgramHasher::config)
+      .def(
+          "primes", [](const NgramHasher& h, int64_t l) { return to_array(h.primes(l)); },
+          pyb::arg("layer_id"), "int64 [columns]: each hash column's table size (a prime).")
+      .def(
+          "offsets", [](const NgramHasher& h, int64_t l) { return to_array(h.offsets(l)); },
+          pyb::arg("layer_id"), "int64 [columns]: each column's first row in the layer's table.")
+      .def(
+          "multipliers", [](const NgramHasher& h, int64_t l) { return to_array(h.multipliers(l)); },
+          pyb::arg("layer_id"), "int64 [max_ngram]: the layer's odd multiplier of each look-back.")
+      .def("total_rows", &NgramHasher::total_rows, pyb::arg("layer_id"),
+           "Rows of the layer's flat table (the sum of its primes).")
+      .def_property_readonly("layer_ids", &NgramHasher::layer_ids,
+                             "Layers that have an Engram module.")
+      .def_property_readonly("num_columns", &NgramHasher::num_columns,
+                             "Hash columns per layer: (max_ngram - 1) x n_head.")
+      .def_property_readonly("max_ngram", &NgramHasher::max_ngram,
+                             "N: n-gram orders 2..N are hashed.")
+      .def_property_readonly("n_head", &NgramHasher::n_head, "Hash heads per n-gram order.")
+      .def_property_readonly("vocab_size", &NgramHasher::vocab_size,
+                             "Raw token ids the lookup covers.")
+      .def_property_readonly("compressed_vocab_size", &NgramHasher::compressed_vocab_size,
+                             "Compressed ids (the multipliers depend on it).")
+      .def_property_readonly(
+          "pad_compressed", &NgramHasher::pad_compressed,
+          "The compressed id of pad_id, used before the start and after dead positions.")
+      .def_property_readonly("config", &NgramHasher::config,
+                             "The EngramConfig this hasher was built from.")
       .def_property("num_threads", &NgramHasher::num_threads, &NgramHasher::set_num_threads,
                     "threads for large inputs (0: OpenMP's default)")
-      .def("new_state", [](const NgramHasher&) { return HashState{}; })
+      .def(
+          "new_state", [](const NgramHasher&) { return HashState{}; },
+          "An empty HashState for hash_chunk / advance.")
       .def(
           "hash_chunk",
           [](const NgramHasher& h, const HashState& state, int64_t layer_id,
@@ -246,7 +301,9 @@ void bind_hash(pybind11::module_& m) {
           },
           pyb::arg("state"), pyb::arg("layer_id"), pyb::arg("input_ids"),
           pyb::arg("dead_mask") = pyb::none(), pyb::arg("add_offsets") = false,
-          "one sequence chunk int [T] continuing state -> int64 [T,columns]; state unchanged")
+          "One sequence chunk input_ids int [T] continuing state -> int64 [T,columns] of "
+          "layer_id; dead_mask: optional bool [T]; add_offsets: add the column offsets (table "
+          "rows). state is unchanged (advance moves it).")
       .def(
           "advance",
           [](const NgramHasher& h, HashState& state, const pyb::object& ids_obj,
@@ -255,7 +312,8 @@ void bind_hash(pybind11::module_& m) {
             const std::vector<uint8_t> dead = as_dead_mask(dead_obj, ids);
             h.advance(state, {ids.data(), static_cast<size_t>(ids.shape(0))}, dead);
           },
-          pyb::arg("state"), pyb::arg("input_ids"), pyb::arg("dead_mask") = pyb::none());
+          pyb::arg("state"), pyb::arg("input_ids"), pyb::arg("dead_mask") = pyb::none(),
+          "Moves state past input_ids int [T] (dead_mask: optional bool [T]).");
 
   m.def(
       "numpy_integers",

@@ -74,51 +74,82 @@ void bind_model(::py::module_& m) {
              return Model(c, seed);
            }),
            "config_json"_a, "seed"_a = 0, "compress_lookup"_a = std::vector<int64_t>{},
-           "compress_lookup: raw id -> compressed id, vocab_size entries, required when the "
-           "config's engram object sets compress_tokens (tokenizer_compress_lookup).")
-      .def_property_readonly("config_json", [](const Model& self) { return self.config().to_json(); })
+           "config_json: the model config as JSON text (docs/training.md); seed: of the initial "
+           "parameters; compress_lookup: raw id -> compressed id, vocab_size entries, required "
+           "when the config's engram object sets compress_tokens (tokenizer_compress_lookup).")
+      .def("__repr__",
+           [](const Model& self) {
+             const ModelConfig& c = self.config();
+             return ::py::str(
+                        "Model(vocab_size={}, hidden_size={}, n_layers={}, n_heads={}, "
+                        "n_kv_heads={}, max_seq_len={}, params={})")
+                 .format(c.vocab_size, c.hidden_size, c.n_layers, c.n_heads, c.n_kv_heads,
+                         c.max_seq_len, self.param_infos().size());
+           })
+      .def_property_readonly(
+          "config_json", [](const Model& self) { return self.config().to_json(); },
+          "The model config as JSON text (what save writes to config.json).")
       .def("save", &Model::save, "dir"_a,
            "Writes config.json and model.safetensors (F32) into dir, atomically per file.")
       .def_static("load", &Model::load, "dir"_a,
                   "A model from config.json + model.safetensors; strict about tensor names, "
                   "shapes and dtype.")
-      .def("param_names",
-           [](const Model& self) {
-             std::vector<std::string> names;
-             for (const ParamInfo& info : self.param_infos()) names.push_back(info.name);
-             return names;
-           })
-      .def("param_shape", [](const Model& self, const std::string& name) {
-        return self.param_info(name).shape;
-      })
-      .def("weight_decay", [](const Model& self, const std::string& name) {
-        return self.param_info(name).weight_decay;
-      })
-      .def("num_params", [](Model& self) { return self.params().size(); })
-      .def("get_param",
-           [](Model& self, const std::string& name) {
-             return to_array(self.param(name), self.param_info(name).shape);
-           })
-      .def("set_param",
-           [](Model& self, const std::string& name, const F32Array& a) {
-             copy_into(self.param(name), self.param_info(name), a);
-           })
-      .def("get_grad",
-           [](Model& self, const std::string& name) {
-             return to_array(self.grad(name), self.param_info(name).shape);
-           })
-      .def("set_grad",
-           [](Model& self, const std::string& name, const F32Array& a) {
-             copy_into(self.grad(name), self.param_info(name), a);
-           })
-      .def("params",
-           [](Model& self) {
-             ::py::dict d;
-             for (const ParamInfo& info : self.param_infos()) {
-               d[::py::str(info.name)] = to_array(self.param(info.name), info.shape);
-             }
-             return d;
-           })
+      .def(
+          "param_names",
+          [](const Model& self) {
+            std::vector<std::string> names;
+            for (const ParamInfo& info : self.param_infos()) names.push_back(info.name);
+            return names;
+          },
+          "Every parameter's name (PyTorch state_dict names), in layout order.")
+      .def(
+          "param_shape",
+          [](const Model& self, const std::string& name) { return self.param_info(name).shape; },
+          "name"_a, "The shape of parameter name; IndexError for an unknown name.")
+      .def(
+          "weight_decay",
+          [](const Model& self, const std::string& name) {
+            return self.param_info(name).weight_decay;
+          },
+          "name"_a, "Whether AdamW applies weight decay to parameter name.")
+      .def(
+          "num_params", [](Model& self) { return self.params().size(); },
+          "Number of backbone parameters (floats; Engram parameters are held apart).")
+      .def(
+          "get_param",
+          [](Model& self, const std::string& name) {
+            return to_array(self.param(name), self.param_info(name).shape);
+          },
+          "name"_a, "A copy of parameter name, float32 in its shape.")
+      .def(
+          "set_param",
+          [](Model& self, const std::string& name, const F32Array& a) {
+            copy_into(self.param(name), self.param_info(name), a);
+          },
+          "name"_a, "value"_a, "Copies value (float32, the parameter's shape) into parameter name.")
+      .def(
+          "get_grad",
+          [](Model& self, const std::string& name) {
+            return to_array(self.grad(name), self.param_info(name).shape);
+          },
+          "name"_a,
+          "A copy of the gradient of dense parameter name (an Engram table's: see grads()).")
+      .def(
+          "set_grad",
+          [](Model& self, const std::string& name, const F32Array& a) {
+            copy_into(self.grad(name), self.param_info(name), a);
+          },
+          "name"_a, "value"_a, "Copies value into the gradient of dense parameter name.")
+      .def(
+          "params",
+          [](Model& self) {
+            ::py::dict d;
+            for (const ParamInfo& info : self.param_infos()) {
+              d[::py::str(info.name)] = to_array(self.param(info.name), info.shape);
+            }
+            return d;
+          },
+          "Every parameter by name (copies, float32 in their shapes).")
       .def(
           "grads",
           [](Model& self) {
@@ -157,7 +188,9 @@ void bind_model(::py::module_& m) {
             std::memcpy(out.mutable_data(), h.data(), h.size() * sizeof(int64_t));
             return out;
           },
-          "layer"_a, "ids"_a)
+          "layer"_a, "ids"_a,
+          "ids int [B,T] -> int64 [B,T,columns]: Engram layer layer's per-column hash ids, "
+          "before the column offsets.")
       .def("clip_grad_norm", &Model::clip_grad_norm, "max_norm"_a,
            "Global L2 norm over every gradient (Engram tables included), clipped to max_norm.")
       .def(
@@ -187,31 +220,47 @@ void bind_model(::py::module_& m) {
             }
             return to_array(self.logits(), {B, T, self.config().vocab_size});
           },
-          "ids"_a)
-      .def_property_readonly("last_ce_loss", &Model::last_ce_loss)
-      .def_property_readonly("last_aux_loss", &Model::last_aux_loss)
-      .def("zero_grad", &Model::zero_grad)
-      .def("backward", &Model::backward, ::py::call_guard<::py::gil_scoped_release>())
-      .def("decode_step",
-           [](Model& self, int64_t token) {
-             if (token < INT32_MIN || token > INT32_MAX) {
-               fail(Errc::out_of_range, "decode_step: token ", token, " does not fit int32");
-             }
-             auto logits = self.decode_step(static_cast<int32_t>(token));
-             return to_array(logits, {self.config().vocab_size});
-           })
-      .def("reset_cache", &Model::reset_cache)
-      .def_property_readonly("cache_length", &Model::cache_length)
-      .def("train_flops", &Model::train_flops, "B"_a, "T"_a);
+          "ids"_a, "Inference forward: ids int [B,T] -> float32 logits [B,T,vocab_size].")
+      .def_property_readonly("last_ce_loss", &Model::last_ce_loss,
+                             "Mean cross-entropy of the last training forward.")
+      .def_property_readonly("last_aux_loss", &Model::last_aux_loss,
+                             "Sum of the MoE load-balancing losses of the last forward.")
+      .def("zero_grad", &Model::zero_grad, "Sets every gradient to zero.")
+      .def("backward", &Model::backward, ::py::call_guard<::py::gil_scoped_release>(),
+           "Accumulates (+=) the gradient of the last training forward's loss.")
+      .def(
+          "decode_step",
+          [](Model& self, int64_t token) {
+            if (token < INT32_MIN || token > INT32_MAX) {
+              fail(Errc::out_of_range, "decode_step: token ", token, " does not fit int32");
+            }
+            auto logits = self.decode_step(static_cast<int32_t>(token));
+            return to_array(logits, {self.config().vocab_size});
+          },
+          "token"_a,
+          "Feeds one token at position cache_length (KV cache, batch 1) -> float32 logits "
+          "[vocab_size]. Fails once max_seq_len positions are used.")
+      .def("reset_cache", &Model::reset_cache,
+           "Empties the KV cache: the next decode_step is "
+           "position 0.")
+      .def_property_readonly("cache_length", &Model::cache_length,
+                             "Positions held in the KV cache.")
+      .def("train_flops", &Model::train_flops, "B"_a, "T"_a,
+           "Floating-point operations of one training step (forward + backward) on B x T tokens.");
 
   ::py::class_<AdamW>(m, "AdamW", "AdamW over all of a Model's parameters (see engram/optim.h).")
       .def(::py::init([](Model& model, float beta1, float beta2, float eps, float weight_decay) {
              return AdamW(model.param_spans(), AdamWOptions{beta1, beta2, eps, weight_decay});
            }),
-           "model"_a, "beta1"_a = 0.9f, "beta2"_a = 0.95f, "eps"_a = 1e-8f,
-           "weight_decay"_a = 0.1f, ::py::keep_alive<1, 2>())
-      .def("step", &AdamW::step, "lr"_a, ::py::call_guard<::py::gil_scoped_release>())
-      .def_property_readonly("steps", &AdamW::steps);
+           "model"_a, "beta1"_a = 0.9f, "beta2"_a = 0.95f, "eps"_a = 1e-8f, "weight_decay"_a = 0.1f,
+           ::py::keep_alive<1, 2>(),
+           "AdamW over model's dense parameters (Engram tables have EngramTableAdam); "
+           "weight_decay applies where Model.weight_decay(name) is true. Keeps model alive.")
+      .def("__repr__",
+           [](const AdamW& self) { return ::py::str("AdamW(steps={})").format(self.steps()); })
+      .def("step", &AdamW::step, "lr"_a, ::py::call_guard<::py::gil_scoped_release>(),
+           "One update of every parameter at learning rate lr from the current gradients.")
+      .def_property_readonly("steps", &AdamW::steps, "Updates made so far.");
 
   m.def(
       "clip_grad_norm", [](Model& model, float max_norm) { return model.clip_grad_norm(max_norm); },
@@ -221,20 +270,37 @@ void bind_model(::py::module_& m) {
                                 "Sparse Adam for the model's Engram tables: lr_multiplier x lr, "
                                 "no weight decay, per-row bias correction.")
       .def(::py::init<Model&, float, float, float, float>(), "model"_a, "lr_multiplier"_a = 5.0f,
-           "beta1"_a = 0.9f, "beta2"_a = 0.95f, "eps"_a = 1e-8f, ::py::keep_alive<1, 2>())
-      .def("step", &EngramTableAdam::step, "lr"_a, ::py::call_guard<::py::gil_scoped_release>());
+           "beta1"_a = 0.9f, "beta2"_a = 0.95f, "eps"_a = 1e-8f, ::py::keep_alive<1, 2>(),
+           "Sparse Adam over model's Engram tables; keeps model alive.")
+      .def("__repr__",
+           [](EngramTableAdam& self) {
+             return ::py::str("EngramTableAdam(tables={})").format(self.tables().size());
+           })
+      .def("step", &EngramTableAdam::step, "lr"_a, ::py::call_guard<::py::gil_scoped_release>(),
+           "Applies the last backward's table gradients at lr x lr_multiplier.");
 
-  ::py::class_<LrSchedule>(m, "LrSchedule")
+  ::py::class_<LrSchedule>(m, "LrSchedule", "Linear warmup, then cosine decay to min_lr.")
       .def(::py::init([](float max_lr, float min_lr, int64_t warmup, int64_t total) {
              return LrSchedule{max_lr, min_lr, warmup, total};
            }),
-           "max_lr"_a, "min_lr"_a, "warmup"_a, "total"_a)
-      .def("at", &LrSchedule::at, "step"_a);
+           "max_lr"_a, "min_lr"_a, "warmup"_a, "total"_a,
+           "max_lr after warmup steps, decaying to min_lr at step total.")
+      .def("__repr__",
+           [](const LrSchedule& s) {
+             return ::py::str("LrSchedule(max_lr={:g}, min_lr={:g}, warmup={}, total={})")
+                 .format(s.max_lr, s.min_lr, s.warmup, s.total);
+           })
+      .def("at", &LrSchedule::at, "step"_a, "The learning rate at step (counted from 0).");
 
   ::py::class_<SparseRowAdam>(m, "SparseRowAdam",
                               "Adam on table rows, per-row step counts (see engram/optim.h).")
       .def(::py::init<int64_t, int64_t, float, float, float>(), "rows"_a, "width"_a,
-           "beta1"_a = 0.9f, "beta2"_a = 0.95f, "eps"_a = 1e-8f)
+           "beta1"_a = 0.9f, "beta2"_a = 0.95f, "eps"_a = 1e-8f,
+           "State for a table of rows x width floats.")
+      .def("__repr__",
+           [](const SparseRowAdam& self) {
+             return ::py::str("SparseRowAdam(rows={}, width={})").format(self.rows(), self.width());
+           })
       .def(
           "step",
           [](SparseRowAdam& self, ::py::array_t<float, ::py::array::c_style> table,
@@ -251,8 +317,10 @@ void bind_model(::py::module_& m) {
             }
             self.step(table.mutable_data(), row_ids.data(), row_grads.data(), n, lr);
           },
-          "table"_a, "row_ids"_a, "row_grads"_a, "lr"_a)
-      .def("row_steps", &SparseRowAdam::row_steps, "row"_a);
+          "table"_a, "row_ids"_a, "row_grads"_a, "lr"_a,
+          "Updates table float32 [rows, width] in place: the rows row_ids int [n] with "
+          "row_grads float32 [n, width] at learning rate lr.")
+      .def("row_steps", &SparseRowAdam::row_steps, "row"_a, "Updates row has received.");
 }
 
 }  // namespace engram::py

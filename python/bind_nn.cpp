@@ -7,6 +7,10 @@
 //                          takes raw token ids [B, T] and hashes them (compressor + hasher)
 //   engram.EngramLayerV41(embed_weight, embed_scale, wkv_weight, wkv_scale, q_weight, k_weight,
 //                         norm_eps=1e-20)  DeepSeek-V4.1 form, forward only
+// The two forms return different things, and their method names say so: EngramLayer(Core).forward
+// returns the Engram branch alone (the caller adds the residual, as the demo's block does, and
+// backward's grad_out is the gradient of that branch); EngramLayerV41.forward_residual returns
+// hidden + gate * value, the residual stream after the layer, as the V4.1 inference code does.
 // Arrays are NumPy; parameters and gradients use the reference module's state_dict names.
 // Every shape and name is checked; a bad one raises ValueError (IndexError for ids).
 #include <pybind11/numpy.h>
@@ -280,6 +284,8 @@ class LayerFromConfig : public LayerCore {
     return out;
   }
 
+  int64_t layer_id() const { return c_.layer_id; }
+
  private:
   Composed c_;
   std::vector<HashState> states_;  // per sequence, for decode_step on token ids
@@ -317,7 +323,8 @@ class LayerV41 {
   }
 
   // A layer whose dense weights come from a V4.1 checkpoint directory and whose rows are
-  // passed in by the caller (forward_rows), e.g. from a TableStore over the same checkpoint.
+  // passed in by the caller (forward_rows_residual), e.g. from a TableStore over the same
+  // checkpoint.
   static std::unique_ptr<LayerV41> from_checkpoint(const std::string& dir, int64_t layer_id) {
     const std::unique_ptr<V41Checkpoint> ck = V41Checkpoint::open(dir);
     return std::unique_ptr<LayerV41>(new LayerV41(load_v41_layer(*ck, layer_id)));
@@ -391,6 +398,8 @@ class LayerV41 {
     });
   }
 
+  const EngramV41Shape& shape() const { return layer_->shape(); }
+
   f32_array wkv() const {
     const auto& s = layer_->shape();
     f32_array a = new_f32({(s.hc + 1) * s.hidden, s.emb_dim()});
@@ -444,27 +453,47 @@ void bind_nn(pybind11::module_& m) {
              return std::make_unique<LayerCore>(std::move(s), seed);
            }),
            pb::arg("primes"), pb::arg("row_width"), pb::arg("hidden_size"), pb::arg("hc_mult"),
-           pb::arg("kernel_size") = 4, pb::arg("dilation") = 3, pb::arg("seed") = 0)
+           pb::arg("kernel_size") = 4, pb::arg("dilation") = 3, pb::arg("seed") = 0,
+           "primes: rows of each hash column's table; row_width: width of one row; hidden_size: "
+           "d; hc_mult: residual branches; kernel_size, dilation: the ShortConv's; seed: of the "
+           "initial parameters.")
+      .def("__repr__",
+           [](LayerCore& l) {
+             const auto& s = l.layer().shape();
+             return pb::str(
+                        "EngramLayerCore(primes={}, row_width={}, hidden_size={}, hc_mult={}, "
+                        "kernel_size={}, dilation={})")
+                 .format(s.primes, s.row_width, s.hidden, s.hc, s.kernel, s.dilation);
+           })
       .def("state_dict", &LayerCore::state_dict,
            "Parameters by the reference names (copies), plus the multi_head_embedding.offsets "
            "buffer.")
-      .def("load_state_dict", &LayerCore::load_state_dict, pb::arg("state_dict"))
+      .def("load_state_dict", &LayerCore::load_state_dict, pb::arg("state_dict"),
+           "Copies every parameter from state_dict (names as state_dict() gives them); checks "
+           "every name and shape before changing anything.")
       .def("forward", &LayerCore::forward_hash, pb::arg("hidden"), pb::arg("hash_ids"),
-           "hidden float32 [B,T,hc,d], hash_ids int64 [B,T,cols] -> output [B,T,hc,d] (before the "
-           "residual add)")
+           "hidden float32 [B,T,hc,d], hash_ids int64 [B,T,cols] -> the Engram output "
+           "[B,T,hc,d] alone: the caller adds the residual (hidden + forward(...)). "
+           "EngramLayerV41.forward_residual returns that sum instead.")
       .def("backward", &LayerCore::backward, pb::arg("grad_out"),
            "After forward: grad_out [B,T,hc,d] -> grad_hidden; parameter grads accumulate.")
       .def("grads", &LayerCore::grads, "Every parameter's gradient in its shape (table dense).")
-      .def("zero_grad", [](LayerCore& l) { l.layer().zero_grad(); })
+      .def(
+          "zero_grad", [](LayerCore& l) { l.layer().zero_grad(); },
+          "Sets every parameter gradient (the sparse table gradient included) to zero.")
       .def("table_grad", &LayerCore::table_grad,
            "(rows int64 [R], grads float32 [R, row_width]): the sparse table gradient.")
       .def(
           "reset_decode", [](LayerCore& l, int64_t B) { l.layer().reset_decode(B); },
-          pb::arg("batch"))
+          pb::arg("batch"), "Starts decoding batch sequences from an empty history.")
       .def("decode_step", &LayerCore::decode_step, pb::arg("hidden"), pb::arg("hash_ids"),
            "hidden [B,hc,d], hash_ids [B,cols] -> [B,hc,d], continuing the last forward.")
-      .def_property_readonly("primes", [](LayerCore& l) { return l.layer().shape().primes; })
-      .def_property_readonly("num_columns", [](LayerCore& l) { return l.layer().shape().cols(); });
+      .def_property_readonly(
+          "primes", [](LayerCore& l) { return l.layer().shape().primes; },
+          "Rows of each hash column's table.")
+      .def_property_readonly(
+          "num_columns", [](LayerCore& l) { return l.layer().shape().cols(); },
+          "Hash columns (cols).");
 
   pb::class_<LayerFromConfig, LayerCore>(
       m, "EngramLayer", "Engram layer, paper/demo form, built from a config and a tokenizer.")
@@ -474,34 +503,69 @@ void bind_nn(pybind11::module_& m) {
                  compose(config_path, layer_id, tokenizer_path), hidden_size, hc_mult, seed);
            }),
            pb::arg("config_path"), pb::arg("layer_id"), pb::arg("hidden_size"), pb::arg("hc_mult"),
-           pb::arg("tokenizer_path"), pb::arg("seed") = 0)
+           pb::arg("tokenizer_path"), pb::arg("seed") = 0,
+           "config_path: an Engram config; layer_id: one of its Engram layers; hidden_size: d; "
+           "hc_mult: residual branches; tokenizer_path: the tokenizer.json whose compression the "
+           "hashes use; seed: of the initial parameters.")
+      .def("__repr__",
+           [](LayerFromConfig& l) {
+             const auto& s = l.layer().shape();
+             return pb::str(
+                        "EngramLayer(layer_id={}, num_columns={}, row_width={}, "
+                        "hidden_size={}, hc_mult={})")
+                 .format(l.layer_id(), s.cols(), s.row_width, s.hidden, s.hc);
+           })
       .def("hash", &LayerFromConfig::hash, pb::arg("input_ids"),
            "input_ids int64 [B,T] -> per-column hash ids [B,T,cols] of this layer")
       .def("forward", &LayerFromConfig::forward_ids, pb::arg("hidden"), pb::arg("input_ids"),
-           "hidden float32 [B,T,hc,d], input_ids int64 [B,T] -> output [B,T,hc,d]")
-      .def("reset_decode", &LayerFromConfig::reset_decode_ids, pb::arg("batch"))
+           "hidden float32 [B,T,hc,d], input_ids int64 [B,T] (raw token ids, hashed here) -> the "
+           "Engram output [B,T,hc,d] alone, as EngramLayerCore.forward. Later decode steps on "
+           "token ids continue these sequences.")
+      .def("reset_decode", &LayerFromConfig::reset_decode_ids, pb::arg("batch"),
+           "Starts decoding batch sequences from an empty history (hash and convolution).")
       .def("decode_step", &LayerFromConfig::decode_step_any, pb::arg("hidden"), pb::arg("ids"),
-           "hidden [B,hc,d] and input_ids int64 [B] (or hash_ids [B,cols]) -> [B,hc,d]");
+           "hidden [B,hc,d]; ids: raw token ids int64 [B] (hashed against each sequence's history) "
+           "or hash_ids [B,cols] -> [B,hc,d], the Engram output alone.");
 
-  pb::class_<LayerV41>(m, "EngramLayerV41", "Engram layer, DeepSeek-V4.1 form (forward only).")
+  pb::class_<LayerV41>(m, "EngramLayerV41",
+                       "Engram layer, DeepSeek-V4.1 form (forward only). Its forwards return the "
+                       "residual stream after the layer (hidden + gate * value), hence the names "
+                       "forward_residual and forward_rows_residual.")
       .def(pb::init<u8_array, u8_array, const u8_array&, const u8_array&, const f32_array&,
                     const f32_array&, double>(),
            pb::arg("embed_weight"), pb::arg("embed_scale"), pb::arg("wkv_weight"),
            pb::arg("wkv_scale"), pb::arg("q_weight"), pb::arg("k_weight"),
-           pb::arg("norm_eps") = 1e-20)
-      .def("forward", &LayerV41::forward, pb::arg("hidden"), pb::arg("ids"),
+           pb::arg("norm_eps") = 1e-20,
+           "embed_weight uint8 [rows, head_dim] e4m3fn and embed_scale uint8 [rows, head_dim/32] "
+           "e8m0: the table (kept alive by the layer); wkv_weight uint8 [(hc+1)*d, cols*head_dim] "
+           "and wkv_scale: the block-quantized wkv; q_weight, k_weight float32 [hc, d]; norm_eps: "
+           "of the gate's RMS norms.")
+      .def("__repr__",
+           [](const LayerV41& l) {
+             const auto& s = l.shape();
+             return pb::str(
+                        "EngramLayerV41(hidden_size={}, hc_mult={}, num_columns={}, "
+                        "head_dim={})")
+                 .format(s.hidden, s.hc, s.cols, s.head_dim);
+           })
+      .def("forward_residual", &LayerV41::forward, pb::arg("hidden"), pb::arg("ids"),
            pb::arg("token_mask") = pb::none(),
-           "hidden [B,T,hc,d]; ids: row ids int64 [B,T,cols] (global) or token ids [B,T] "
-           "(needs attach_hasher); token_mask bool [B,T] or None -> hidden + gate * value")
+           "hidden float32 [B,T,hc,d]; ids: row ids int64 [B,T,cols] (global) or token ids "
+           "[B,T] (needs attach_hasher); token_mask bool [B,T] or None -> hidden + gate * value "
+           "[B,T,hc,d] (the residual included, unlike EngramLayer.forward)")
       .def_static("from_checkpoint", &LayerV41::from_checkpoint, pb::arg("dir"),
                   pb::arg("layer_id"),
                   "Dense weights (wkv, q_weight, k_weight) from a V4.1 checkpoint directory; rows "
-                  "come from the caller (forward_rows), e.g. a TableStore over it.")
-      .def("forward_rows", &LayerV41::forward_rows, pb::arg("hidden"), pb::arg("rows"),
+                  "come from the caller (forward_rows_residual), e.g. a TableStore over it.")
+      .def("forward_rows_residual", &LayerV41::forward_rows, pb::arg("hidden"), pb::arg("rows"),
            pb::arg("token_mask") = pb::none(),
-           "hidden [B,T,hc,d]; rows float32 [B,T,cols,head_dim] -> hidden + gate * value")
+           "hidden float32 [B,T,hc,d]; rows float32 [B,T,cols,head_dim] (as TableStore.lookup "
+           "returns them); token_mask bool [B,T] or None -> hidden + gate * value [B,T,hc,d]")
       .def("attach_hasher", &LayerV41::attach_hasher, pb::arg("config_path"), pb::arg("layer_id"),
-           pb::arg("tokenizer_path"))
+           pb::arg("tokenizer_path"),
+           "Hashes raw token ids with config_path's layer layer_id and tokenizer_path's "
+           "compression, so forward_residual takes token ids [B,T]; the config must match the "
+           "weights (hidden_size, hc_mult, head_dim, columns, rows).")
       .def("hash_rows", &LayerV41::hash_rows, pb::arg("input_ids"),
            pb::arg("token_mask") = pb::none(),
            "token ids [B,T] -> global row ids [B,T,cols]; masked-off positions are dead")

@@ -62,6 +62,11 @@ class PyTicket {
     return out;
   }
   void cancel() { ticket_.cancel(); }
+  std::vector<int64_t> layer_ids() const {
+    std::vector<int64_t> ids;
+    for (const auto& [id, unused] : layers_) ids.push_back(id);
+    return ids;
+  }
 
  private:
   Ticket ticket_;
@@ -202,23 +207,56 @@ class PyTableStore {
 }  // namespace
 
 void bind_store(pyb::module_& m) {
-  pyb::class_<PyTicket, std::shared_ptr<PyTicket>>(m, "PrefetchTicket")
-      .def("wait", &PyTicket::wait, pyb::arg("layer_id"))
-      .def("cancel", &PyTicket::cancel);
+  pyb::class_<PyTicket, std::shared_ptr<PyTicket>>(
+      m, "PrefetchTicket",
+      "The rows of one TableStore.prefetch, started for several layers at once.")
+      .def("__repr__",
+           [](const PyTicket& t) {
+             return pyb::str("PrefetchTicket(layer_ids={})").format(t.layer_ids());
+           })
+      .def("wait", &PyTicket::wait, pyb::arg("layer_id"),
+           "Blocks until layer_id's rows are in -> float32 [..., columns, head_dim] (the shape of "
+           "that layer's hash_ids plus head_dim). IndexError for a layer not in this prefetch.")
+      .def("cancel", &PyTicket::cancel, "Stops the reads not yet started; wait() then fails.");
 
-  pyb::class_<PyTableStore>(m, "TableStore")
+  pyb::class_<PyTableStore>(m, "TableStore",
+                            "Engram tables served from a DeepSeek-V4.1 checkpoint by a storage "
+                            "tier (DRAM or file), optionally behind a hot-row cache.")
       .def_static("open", &PyTableStore::open, pyb::arg("path"), pyb::arg("tier") = "dram",
                   pyb::arg("cache_bytes") = 0, pyb::arg("cache_policy") = "s3fifo",
                   pyb::arg("direct") = true, pyb::arg("shared_path") = pyb::none(), pyb::kw_only(),
-                  pyb::arg("resident_scales") = false)
-      .def("lookup", &PyTableStore::lookup, pyb::arg("layer_id"), pyb::arg("hash_ids"))
-      .def("prefetch", &PyTableStore::prefetch, pyb::arg("hash_ids"), pyb::arg("step") = 0)
-      .def("wait", &PyTableStore::wait, pyb::arg("layer_id"))
-      .def("stats", &PyTableStore::stats)
-      .def("rows", &PyTableStore::rows, pyb::arg("layer_id"))
-      .def_property_readonly("layer_ids", &PyTableStore::layer_ids)
-      .def_property_readonly("columns", &PyTableStore::columns)
-      .def_property_readonly("head_dim", &PyTableStore::head_dim);
+                  pyb::arg("resident_scales") = false,
+                  "path: a V4.1 checkpoint directory (config.json + shards); tier: \"dram\" "
+                  "loads every row into memory, \"file\" reads rows in place; cache_bytes: > 0 "
+                  "puts a hot-row cache of that size in front of the tier; cache_policy: its "
+                  "eviction policy (\"s3fifo\" or \"lru\"); direct: O_DIRECT reads for the file "
+                  "tier; shared_path: a /dev/shm file holding the DRAM tier for several processes "
+                  "(created when absent, attached when present; a file made from another checkpoint is "
+                  "refused); resident_scales: file tier only, keep the f8 scale rows in memory so "
+                  "a row is one read.")
+      .def("__repr__",
+           [](PyTableStore& s) {
+             return pyb::str("TableStore(tier={!r}, layer_ids={}, columns={}, head_dim={})")
+                 .format(s.stats()["tier"], s.layer_ids(), s.columns(), s.head_dim());
+           })
+      .def("lookup", &PyTableStore::lookup, pyb::arg("layer_id"), pyb::arg("hash_ids"),
+           "hash_ids int [..., columns]: per-column hash values as NgramHasher.hash returns them "
+           "(no offsets) -> float32 rows [..., columns, head_dim] of layer_id. IndexError for a "
+           "value outside its column's table.")
+      .def("prefetch", &PyTableStore::prefetch, pyb::arg("hash_ids"), pyb::arg("step") = 0,
+           "hash_ids: {layer_id: int [..., columns]}; starts every layer's reads at once and "
+           "returns a PrefetchTicket (also kept for wait()); step: the decode step it serves.")
+      .def("wait", &PyTableStore::wait, pyb::arg("layer_id"),
+           "The rows of layer_id from the latest prefetch (see PrefetchTicket.wait).")
+      .def("stats", &PyTableStore::stats,
+           "{tier, describe, cache_hits, cache_misses, cache_hit_rate, cache_entries, "
+           "cache_capacity_rows, cache_evictions (with a cache), io_reads, io_bytes, "
+           "io_direct_reads}.")
+      .def("rows", &PyTableStore::rows, pyb::arg("layer_id"),
+           "Rows of layer_id's table (all columns).")
+      .def_property_readonly("layer_ids", &PyTableStore::layer_ids, "Layers with an Engram table.")
+      .def_property_readonly("columns", &PyTableStore::columns, "Hash columns per layer.")
+      .def_property_readonly("head_dim", &PyTableStore::head_dim, "Width of one row.");
 
   m.def(
       "write_synthetic_v41",
@@ -242,7 +280,10 @@ void bind_store(pyb::module_& m) {
       pyb::arg("dir"), pyb::arg("layer_ids") = std::vector<int64_t>{1, 14},
       pyb::arg("vocab_size") = 1000, pyb::arg("max_ngram") = 4, pyb::arg("n_heads") = 8,
       pyb::arg("head_dim") = 256, pyb::arg("hidden_size") = 64, pyb::arg("hc_mult") = 4,
-      pyb::arg("shards") = 3, pyb::arg("sparse") = false, pyb::arg("seed") = 0);
+      pyb::arg("shards") = 3, pyb::arg("sparse") = false, pyb::arg("seed") = 0,
+      "Writes a small random V4.1 checkpoint (config.json, shards of safetensors with e4m3fn "
+      "tables) into dir, for tests and benchmarks -> rows of each layer's table. sparse: the "
+      "tables are holes of a sparse file (full V4.1 row counts cost no disk).");
 }
 
 }  // namespace engram::py

@@ -82,10 +82,14 @@ void bind_text(pyb::module_& m) {
   pyb::class_<Tokenizer>(m, "Tokenizer",
                          "A Hugging Face tokenizer.json (BPE model) for encode and decode")
       .def(pyb::init([](const std::string& path) { return Tokenizer::from_file(path); }),
-           pyb::arg("path"))
+           pyb::arg("path"), "path: a Hugging Face tokenizer.json file.")
       .def_static(
           "from_json", [](const std::string& text) { return Tokenizer::from_json(text); },
-          pyb::arg("json_text"))
+          pyb::arg("json_text"), "A tokenizer from the text of a tokenizer.json.")
+      .def("__repr__",
+           [](const Tokenizer& t) {
+             return pyb::str("Tokenizer(vocab_size={})").format(t.vocab_size());
+           })
       .def(
           "encode",
           [](const Tokenizer& t, const std::string& text, bool add_special_tokens) {
@@ -96,7 +100,9 @@ void bind_text(pyb::module_& m) {
             }
             return ids;
           },
-          pyb::arg("text"), pyb::arg("add_special_tokens") = true)
+          pyb::arg("text"), pyb::arg("add_special_tokens") = true,
+          "text (UTF-8) -> token ids; add_special_tokens: prepend/append what the tokenizer's "
+          "post-processor adds (e.g. BOS).")
       .def(
           "decode",
           [](const Tokenizer& t, const pyb::object& ids, bool skip_special_tokens) {
@@ -108,20 +114,27 @@ void bind_text(pyb::module_& m) {
             }
             return pyb::str(s);
           },
-          pyb::arg("ids"), pyb::arg("skip_special_tokens") = false)
-      .def_property_readonly("vocab_size", &Tokenizer::vocab_size)
+          pyb::arg("ids"), pyb::arg("skip_special_tokens") = false,
+          "ids: a sequence or array of token ids -> text; skip_special_tokens: leave out special "
+          "tokens (BOS, EOS, ...). IndexError for an id outside the vocabulary.")
+      .def_property_readonly("vocab_size", &Tokenizer::vocab_size,
+                             "Number of token ids (added tokens included).")
       .def(
           "id_to_token", [](const Tokenizer& t, int32_t id) { return pyb::str(t.id_to_token(id)); },
-          pyb::arg("id"))
-      .def("token_to_id", &Tokenizer::token_to_id, pyb::arg("token"))
-      .def("is_special", &Tokenizer::is_special, pyb::arg("id"));
+          pyb::arg("id"), "The token text of id (as stored in the vocabulary).")
+      .def("token_to_id", &Tokenizer::token_to_id, pyb::arg("token"),
+           "The id of a token text, or None when the vocabulary lacks it.")
+      .def("is_special", &Tokenizer::is_special, pyb::arg("id"),
+           "Whether id is a special (added, special=true) token.");
 
   pyb::class_<TokenCompressor>(m, "TokenCompressor",
                                "Engram's tokenizer compression: raw id -> compressed id")
       .def_static(
           "from_tokenizer",
           [](const std::string& path) { return TokenCompressor::from_tokenizer_file(path); },
-          pyb::arg("path"))
+          pyb::arg("path"),
+          "The compression of a tokenizer.json: tokens whose normalized text agrees share one "
+          "compressed id (DESIGN.md 2.1).")
       .def_static(
           "from_lookup",
           [](const pyb::array_t<int64_t, pyb::array::c_style | pyb::array::forcecast>& lookup) {
@@ -131,21 +144,33 @@ void bind_text(pyb::module_& m) {
             return TokenCompressor::from_lookup(
                 std::vector<int64_t>(lookup.data(), lookup.data() + lookup.size()));
           },
-          pyb::arg("lookup"))
-      .def_property_readonly("lookup",
-                             [](const TokenCompressor& c) {
-                               const auto& l = c.lookup();
-                               pyb::array_t<int64_t> out(static_cast<pyb::ssize_t>(l.size()));
-                               std::copy(l.begin(), l.end(), out.mutable_data());
-                               return out;
-                             })
-      .def_property_readonly("vocab_size", &TokenCompressor::vocab_size)
-      .def_property_readonly("compressed_vocab_size", &TokenCompressor::compressed_vocab_size)
-      .def("__call__", &compress_array, pyb::arg("input_ids"))
+          pyb::arg("lookup"),
+          "A compressor from its lookup: int64 [vocab_size] raw id -> compressed id, dense and in "
+          "first-appearance order (checked).")
+      .def("__repr__",
+           [](const TokenCompressor& c) {
+             return pyb::str("TokenCompressor(vocab_size={}, compressed_vocab_size={})")
+                 .format(c.vocab_size(), c.compressed_vocab_size());
+           })
+      .def_property_readonly(
+          "lookup",
+          [](const TokenCompressor& c) {
+            const auto& l = c.lookup();
+            pyb::array_t<int64_t> out(static_cast<pyb::ssize_t>(l.size()));
+            std::copy(l.begin(), l.end(), out.mutable_data());
+            return out;
+          },
+          "int64 [vocab_size]: raw id -> compressed id (a copy).")
+      .def_property_readonly("vocab_size", &TokenCompressor::vocab_size, "Number of raw token ids.")
+      .def_property_readonly("compressed_vocab_size", &TokenCompressor::compressed_vocab_size,
+                             "Number of compressed ids.")
+      .def("__call__", &compress_array, pyb::arg("input_ids"),
+           "input_ids: integer array of raw ids, any shape -> int64 array of the same shape, "
+           "lookup[id] for id >= 0; negative ids (padding) pass unchanged.")
       .def_static(
           "normalize_key",
           [](const std::string& text) { return pyb::str(TokenCompressor::normalize_key(text)); },
-          pyb::arg("text"));
+          pyb::arg("text"), "The normalization key of one token's text (equal keys share an id).");
 }
 
 }  // namespace engram::py

@@ -1,6 +1,9 @@
-// The `engram` Python module is assembled from one binding file per area; each defines one
-// bind_<area>(module) function. Errors: engram::Error maps to ValueError (parse, mismatch,
-// invalid argument, unsupported), IndexError (out of range), OSError (I/O).
+// The extension engram._engram (re-exported by the package python/engram/, typed by its
+// _engram.pyi) is assembled from one binding file per area; each defines one
+// bind_<area>(module) function. A binding added here needs its stub in _engram.pyi, a docstring
+// and named arguments (tests/python/test_package.py checks all three). Errors: engram::Error maps
+// to ValueError (parse, mismatch, invalid argument, unsupported), IndexError (out of range),
+// OSError (I/O).
 #pragma once
 
 #include <pybind11/pybind11.h>

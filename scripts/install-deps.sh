@@ -9,7 +9,7 @@ PKGS=(
   libpcre2-dev libicu-dev nlohmann-json3-dev libcli11-dev
   libopenblas-dev libopenblas0-pthread liburing-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-dev python3-numpy python3-torch python3-pybind11 pybind11-dev python3-pytest
+  python3 python3-dev python3-numpy python3-torch python3-pybind11 pybind11-dev python3-pytest mypy
   fio
 )
 

@@ -104,9 +104,9 @@ def test_forward_matches_torch(hc, dim, B, T):
     args = (torch.from_numpy(h), e, torch.from_numpy(wkv), torch.from_numpy(q_w),
             torch.from_numpy(k_w), 1e-20)
 
-    out = layer.forward(h, row_ids)
+    out = layer.forward_residual(h, row_ids)
     assert rel_err(out, torch_v41_forward(*args).numpy()) <= TOL
-    out_m = layer.forward(h, row_ids, torch.from_numpy(mask).numpy())
+    out_m = layer.forward_residual(h, row_ids, torch.from_numpy(mask).numpy())
     ref_m = torch_v41_forward(*args, token_mask=torch.from_numpy(mask)).numpy()
     assert rel_err(out_m, ref_m) <= TOL
     np.testing.assert_array_equal(out_m[~mask], h[~mask])  # masked tokens: the stream unchanged
@@ -124,9 +124,9 @@ def test_bad_inputs_raise():
     layer = engram.EngramLayerV41(embed_w, embed_s, wkv_w, wkv_s, q_w, k_w)
     h = np.zeros((1, 2, 2, 32), np.float32)
     with pytest.raises(IndexError):
-        layer.forward(h, np.array([[[0, 1], [2, 10]]], dtype=np.int64))
+        layer.forward_residual(h, np.array([[[0, 1], [2, 10]]], dtype=np.int64))
     with pytest.raises(ValueError, match="token_mask has shape"):
-        layer.forward(h, np.zeros((1, 2, 2), np.int64), np.ones((2, 2), dtype=bool))
+        layer.forward_residual(h, np.zeros((1, 2, 2), np.int64), np.ones((2, 2), dtype=bool))
 
 
 def _tokenizer_path():
@@ -175,7 +175,7 @@ def test_forward_on_token_ids_hashes_with_the_config(tmp_path):
     case = make_case(rng, totals[1], head_dim, cols, hc, dim)
     layer = engram.EngramLayerV41(*case)
     with pytest.raises(ValueError, match="no hasher"):
-        layer.forward(np.zeros((1, 3, hc, dim), np.float32), np.zeros((1, 3), np.int64))
+        layer.forward_residual(np.zeros((1, 3, hc, dim), np.float32), np.zeros((1, 3), np.int64))
     with pytest.raises(ValueError, match="rows of layer 1"):
         layer.attach_hasher(str(path), 1, _tokenizer_path())  # layer 1 has other tables
     layer.attach_hasher(str(path), 14, _tokenizer_path())
@@ -188,4 +188,5 @@ def test_forward_on_token_ids_hashes_with_the_config(tmp_path):
     # The dead span cuts the look-back: position 5 sees no further back than itself + pad.
     assert not np.array_equal(rows[1, 5], layer.hash_rows(ids)[1, 5])
     h = rng.standard_normal((B, T, hc, dim)).astype(np.float32)
-    np.testing.assert_array_equal(layer.forward(h, ids, mask), layer.forward(h, rows, mask))
+    np.testing.assert_array_equal(layer.forward_residual(h, ids, mask),
+                                  layer.forward_residual(h, rows, mask))

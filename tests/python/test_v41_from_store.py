@@ -1,6 +1,6 @@
 """The DeepSeek-V4.1 Engram layer run from a synthetic V4.1 checkpoint with its table rows served by
 a TableStore tier, end to end: token ids -> NgramHasher (the checkpoint's config) -> TableStore
-lookup (file tier, DRAM tier, cached) -> EngramLayerV41.forward_rows.
+lookup (file tier, DRAM tier, cached) -> EngramLayerV41.forward_rows_residual.
 
 Checked against two independent paths: the same layer gathering rows from the embed tensors held in
 memory (EngramLayerV41 built from the raw safetensors arrays), which must agree bit for bit, and a
@@ -74,7 +74,7 @@ def test_layer_from_store_rows(ckpt, tier, cache_bytes):
     layer = engram.EngramLayerV41.from_checkpoint(ckpt, LAYER)
     hc, d = CFG["hc_mult"], CFG["hidden_size"]
     hidden = rng.standard_normal((B, T, hc, d)).astype(np.float32)
-    out = layer.forward_rows(hidden, rows, mask)
+    out = layer.forward_rows_residual(hidden, rows, mask)
 
     # Same math, rows gathered by the layer itself from the embed tensors in memory.
     p = f"layers.{LAYER}.engram."
@@ -84,7 +84,7 @@ def test_layer_from_store_rows(ckpt, tier, cache_bytes):
     mem = engram.EngramLayerV41(tensors["embed.weight"], tensors["embed.scale"],
                                 tensors["wkv.weight"], tensors["wkv.scale"], q, k)
     offsets = np.array(hasher_for(ckpt).offsets(LAYER))
-    out_mem = mem.forward(hidden, hashes + offsets, mask)
+    out_mem = mem.forward_residual(hidden, hashes + offsets, mask)
     np.testing.assert_array_equal(out, out_mem)
 
     # Independent NumPy reference on rows decoded from the checkpoint bytes.
@@ -105,4 +105,4 @@ def test_from_checkpoint_errors(ckpt, tmp_path):
     layer = engram.EngramLayerV41.from_checkpoint(ckpt, LAYER)
     hidden = np.zeros((1, 2, CFG["hc_mult"], CFG["hidden_size"]), np.float32)
     with pytest.raises(ValueError, match="rows"):
-        layer.forward_rows(hidden, np.zeros((1, 2, 3, 64), np.float32))
+        layer.forward_rows_residual(hidden, np.zeros((1, 2, 3, 64), np.float32))
