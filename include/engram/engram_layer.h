@@ -94,6 +94,8 @@ class EngramLayer {
   void zero_grad();
   // The table's gradient accumulated since zero_grad(): distinct global rows, ascending.
   const nn::RowGrads& table_grad() const { return table_grad_; }
+  // The same, writable in place (global-norm clipping scales it with the dense gradients).
+  nn::RowGrads& table_grad() { return table_grad_; }
 
   // Decoding: forward() over a prompt leaves the state of each of its B sequences; then each
   // decode_step consumes one new token per sequence and gives exactly what forward over the

@@ -75,9 +75,9 @@ struct ModelConfig {
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;  // C
   int64_t n_layers = 0;
-  int64_t n_heads = 0;       // H; head_dim D = hidden_size / n_heads
-  int64_t n_kv_heads = 0;    // KV; divides n_heads; 0 in JSON means n_heads
-  int64_t ffn_hidden = 0;    // F of the dense SwiGLU MLP
+  int64_t n_heads = 0;     // H; head_dim D = hidden_size / n_heads
+  int64_t n_kv_heads = 0;  // KV; divides n_heads; 0 in JSON means n_heads
+  int64_t ffn_hidden = 0;  // F of the dense SwiGLU MLP
   int64_t max_seq_len = 0;
   float rope_theta = 10000.0f;
   float norm_eps = 1e-5f;
@@ -132,9 +132,8 @@ struct EngramTableView {
   std::string name;  // engram_table_param_name(layer)
   float* table;      // (rows, width)
   int64_t rows, width;
-  std::span<const int64_t> grad_rows;   // (n)
-  std::span<const float> grad_values;   // (n, width)
-  float grad_scale;  // factor from Model::clip_grad_norm, to apply to grad_values (else 1)
+  std::span<const int64_t> grad_rows;  // (n)
+  std::span<float> grad_values;        // (n, width)
 };
 
 // Name of Engram layer `layer`'s table in files and stores: "layers.{layer}.engram.table".
@@ -172,8 +171,9 @@ class Model {
   // Engram hash ids of layer `layer` for ids (B, T): out (B, T, columns), per-column values
   // before the column offsets (what the torch reference's MultiHeadEmbedding takes).
   std::vector<int64_t> engram_hash_ids(int64_t layer, const int32_t* ids, int64_t B, int64_t T);
-  // Global L2 norm of every gradient (backbone, Engram dense, Engram table rows); when above
-  // max_norm, dense gradients are scaled in place and tables get the factor as grad_scale.
+  // Global L2 norm of every gradient of a trained parameter (backbone, Engram dense, Engram table
+  // rows); when above max_norm, every one of them is scaled in place by max_norm / (norm + 1e-6)
+  // (torch.nn.utils.clip_grad_norm_ over all the model's parameters). Returns the norm before.
   float clip_grad_norm(float max_norm);
 
   // Training forward: ids, targets (B, T) row-major; a negative target is ignored. Returns the
@@ -187,7 +187,7 @@ class Model {
   float last_ce_loss() const;   // mean cross-entropy of the last training forward
   float last_aux_loss() const;  // sum of MoE load-balancing losses of the last forward
 
-  void zero_grad();  // also resets the tables' grad_scale to 1
+  void zero_grad();
   // Accumulates (+=) the gradient of the last training forward's loss into grads().
   void backward();
 

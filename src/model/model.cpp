@@ -20,6 +20,7 @@
 #include "engram/error.h"
 #include "engram/hasher.h"
 #include "engram/model.h"
+#include "engram/optim.h"
 #include "engram/prefetch.h"
 #include "engram/row_gather.h"
 #include "engram/store.h"
@@ -192,7 +193,6 @@ struct Model::Impl {
   std::vector<EngramSlot> engrams;
   std::vector<int64_t> engram_of;
   std::vector<int64_t> raw_ids;  // (N) int64 copy of the last forward's ids, for hashing
-  float table_grad_scale = 1.0f;
 
   // decode state
   Acts dec;
@@ -1025,10 +1025,9 @@ std::vector<EngramTableView> Model::engram_tables() {
   std::vector<EngramTableView> out;
   for (Impl::EngramSlot& s : impl_->engrams) {
     const EngramLayerShape& sh = s.mod->shape();
-    const nn::RowGrads& g = s.mod->table_grad();
+    nn::RowGrads& g = s.mod->table_grad();
     out.push_back(EngramTableView{s.layer, engram_table_param_name(s.layer), s.mod->params().table,
-                                  sh.table_rows(), sh.row_width, g.rows, g.grads,
-                                  impl_->table_grad_scale});
+                                  sh.table_rows(), sh.row_width, g.rows, g.grads});
   }
   return out;
 }
@@ -1045,24 +1044,10 @@ std::vector<int64_t> Model::engram_hash_ids(int64_t layer, const int32_t* ids, i
 }
 
 float Model::clip_grad_norm(float max_norm) {
-  double ss = 0.0;
-  for (const ParamSpan& ps : param_spans()) {
-    for (int64_t i = 0; i < ps.numel; i++) ss += double(ps.grad[i]) * ps.grad[i];
-  }
-  for (const EngramTableView& t : engram_tables()) {
-    for (float g : t.grad_values) ss += double(g) * g;
-  }
-  const double norm = std::sqrt(ss);
-  impl_->table_grad_scale = 1.0f;
-  if (max_norm > 0.0f && norm > max_norm) {
-    const float scale = static_cast<float>(max_norm / (norm + 1e-6));
-    for (const ParamSpan& ps : param_spans()) {
-      float* g = ps.grad;
-      for (int64_t i = 0; i < ps.numel; i++) g[i] *= scale;
-    }
-    impl_->table_grad_scale = scale;
-  }
-  return static_cast<float>(norm);
+  std::vector<std::span<float>> grads;
+  for (const ParamSpan& ps : param_spans()) grads.emplace_back(ps.grad, ps.numel);
+  for (const EngramTableView& t : engram_tables()) grads.push_back(t.grad_values);
+  return engram::clip_grad_norm(grads, max_norm);
 }
 
 float Model::forward(const int32_t* ids, const int32_t* targets, int64_t B, int64_t T) {
@@ -1090,7 +1075,6 @@ float Model::last_aux_loss() const {
 void Model::zero_grad() {
   std::fill(impl_->grad_mem.begin(), impl_->grad_mem.end(), 0.0f);
   for (Impl::EngramSlot& s : impl_->engrams) s.mod->zero_grad();
-  impl_->table_grad_scale = 1.0f;
 }
 void Model::backward() {
   impl_->backward();
