@@ -41,6 +41,8 @@
 #include <string>
 #include <vector>
 
+#include "engram/config.h"
+
 namespace engram {
 
 class RowStore;
@@ -56,10 +58,11 @@ struct MoeOptions {
   float aux_loss_coef = 0.01f;    // alpha of the load-balancing loss
 };
 
-struct EngramOptions {
-  std::vector<int64_t> layer_ids;  // layers that get an Engram block; empty: none
-  std::string config_json = "{}";  // the whole "engram" object (demo form, layer_ids included)
-  bool compress_tokens = false;    // JSON "compress_tokens": hash compressed ids (see above)
+// The "engram" object of a model config: the demo-form Engram config of engram/config.h (its
+// layer_ids pick the layers; empty: no Engram) plus the model's own compression settings.
+// Parsed once by ModelConfig::from_json, written back by to_json in the same form.
+struct EngramOptions : EngramConfig {
+  bool compress_tokens = false;  // JSON "compress_tokens": hash compressed ids (see above)
   // Raw id -> compressed id, vocab_size entries (not JSON: from tokenizer_compress_lookup() for a
   // new model, from model.safetensors on load). Required when compress_tokens is set.
   std::vector<int64_t> compress_lookup;
@@ -88,7 +91,8 @@ struct ModelConfig {
   int64_t head_dim() const { return hidden_size / n_heads; }
 
   // Parses the JSON object described in docs (keys as the fields above; "moe" and "engram" are
-  // nested objects). Unknown keys, wrong types and inconsistent sizes throw Errc::parse /
+  // nested objects, "engram" in the demo form of engram/config.h plus "compress_tokens").
+  // Unknown keys, wrong types and inconsistent sizes throw Errc::parse /
   // Errc::invalid_argument naming the key; `where` names the source (a file path) in messages.
   static ModelConfig from_json(const std::string& json_text, const std::string& where = "config");
   std::string to_json() const;

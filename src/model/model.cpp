@@ -308,18 +308,7 @@ struct Model::Impl {
   // depend on whether Engram is on).
   void build_engram(uint64_t seed) {
     if (cfg.engram.layer_ids.empty()) return;
-    nlohmann::json j = nlohmann::json::parse(cfg.engram.config_json);
-    j["layer_ids"] = cfg.engram.layer_ids;
-    j.erase("compress_tokens");  // the model's key, not the Engram config's
-    EngramConfig ec = EngramConfig::from_json(j.dump(), "config.engram");
-    if (ec.hidden_size && *ec.hidden_size != C) {
-      fail(Errc::mismatch, "config.engram.hidden_size ", *ec.hidden_size,
-           " differs from the model's hidden_size ", C);
-    }
-    if (ec.hc_mult && *ec.hc_mult != 1) {
-      fail(Errc::unsupported, "config.engram.hc_mult ", *ec.hc_mult,
-           ": the transformer has one residual stream (hc_mult 1)");
-    }
+    const EngramConfig& ec = cfg.engram;  // checked by cfg.validate()
     std::vector<int64_t> lookup(V);
     int64_t compressed_vocab = V;
     if (cfg.engram.compress_tokens) {

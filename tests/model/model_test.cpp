@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "engram/error.h"
 #include "engram/model.h"
 #include "engram/optim.h"
@@ -53,9 +55,13 @@ ModelConfig tiny_config(int kind) {
   }
   if (kind == kEngram) {
     c.engram.layer_ids = {1};
-    c.engram.config_json = R"({"engram_vocab_size": [31, 37], "max_ngram_size": 3,
-        "n_embed_per_ngram": 8, "n_head_per_ngram": 2, "pad_id": 0, "seed": 0,
-        "kernel_size": 4})";
+    c.engram.vocab_size_per_ngram = {31, 37};
+    c.engram.max_ngram = 3;
+    c.engram.n_embed_per_ngram = 8;
+    c.engram.n_head = 2;
+    c.engram.pad_id = 0;
+    c.engram.seed = 0;
+    c.engram.kernel_size = 4;
   }
   return c;
 }
@@ -128,12 +134,39 @@ TEST(ModelConfig, ParsesValidatesAndRoundTrips) {
                "layer 3");
   expect_error("[1, 2", "invalid JSON");
   ModelConfig hc2 = tiny_config(kEngram);
-  hc2.engram.config_json = R"({"engram_vocab_size": [31, 37], "max_ngram_size": 3,
-      "n_embed_per_ngram": 8, "n_head_per_ngram": 2, "hc_mult": 2})";
+  hc2.engram.hc_mult = 2;
   EXPECT_THROW(Model m(hc2), Error);
-  ModelConfig typo = tiny_config(kEngram);
-  typo.engram.config_json = R"({"engram_vocab_size": [31, 37], "max_ngram": 3})";
-  EXPECT_THROW(Model m(typo), Error);
+  ModelConfig wrong = tiny_config(kEngram);
+  wrong.engram.vocab_size_per_ngram = {31};  // max_ngram_size 3 needs two
+  EXPECT_THROW(Model m(wrong), Error);
+  expect_error(R"({"vocab_size": 10, "hidden_size": 8, "n_layers": 1, "n_heads": 2,
+                   "ffn_hidden": 8, "max_seq_len": 4, "engram": {"layer_ids": [0],
+                   "engram_vocab_size": [31, 37], "max_ngram": 3}})",
+               "max_ngram");
+}
+
+// The engram object is typed in memory; on disk it keeps the form configs/ and existing runs use.
+TEST(ModelConfig, EngramObjectIsTypedAndWrittenBackInTheSameForm) {
+  for (const char* file : {"engram_d128.json", "baseline_d128.json"}) {
+    const std::string path = std::string(ENGRAM_SOURCE_DIR) + "/configs/" + file;
+    std::ifstream in(path);
+    ASSERT_TRUE(in) << path;
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const nlohmann::json disk = nlohmann::json::parse(text);
+    const ModelConfig c = ModelConfig::from_json(text, path);
+    const nlohmann::json written = nlohmann::json::parse(c.to_json());
+    EXPECT_EQ(written.contains("engram"), disk.contains("engram")) << file;
+    if (!disk.contains("engram")) continue;
+    EXPECT_EQ(written["engram"], disk["engram"]) << file;
+    EXPECT_EQ(c.engram.layer_ids, (std::vector<int64_t>{1}));
+    EXPECT_EQ(c.engram.vocab_size_per_ngram, (std::vector<int64_t>{16384, 16384}));
+    EXPECT_EQ(c.engram.max_ngram, 3);
+    EXPECT_EQ(c.engram.n_embed_per_ngram, 128);
+    EXPECT_EQ(c.engram.n_head, 4);
+    EXPECT_EQ(c.engram.pad_id, 2);
+    EXPECT_EQ(c.engram.kernel_size, 4);
+    EXPECT_TRUE(c.engram.compress_tokens);
+  }
 }
 
 TEST(Model, ParametersHaveHuggingFaceNamesAndTheDecayRule) {
