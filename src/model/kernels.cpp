@@ -17,6 +17,8 @@
 
 namespace engram::model {
 
+using nn::softmax_inplace;
+
 // Elementwise kernels fork threads only above this many elements: below it the fork/join costs
 // more than the work (decode steps, tiny models).
 [[maybe_unused]] constexpr int64_t kParallelMin = 1 << 14;
@@ -146,21 +148,6 @@ void rope_backward(float* dx, const float* cos_t, const float* sin_t, int64_t B,
 }
 
 // ---- causal attention -------------------------------------------------------------------------
-
-// In-place stable softmax of p[0..n).
-static void softmax_inplace(float* __restrict p, int64_t n) {
-  float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-  for (int64_t j = 0; j < n; j++) mx = p[j] > mx ? p[j] : mx;  // vectorizes; std::max does not
-  float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < n; j++) {
-    p[j] = exp_approx(p[j] - mx);
-    sum += p[j];
-  }
-  const float inv = 1.0f / sum;
-  for (int64_t j = 0; j < n; j++) p[j] *= inv;
-}
 
 // Per-thread scratch that survives calls. A per-call std::vector of T*T floats (256 KB at
 // T = 256) is above glibc's mmap threshold, so it would be mapped, page-faulted and unmapped on
@@ -578,35 +565,6 @@ void crossentropy_backward_inplace(float* logits_to_dlogits, const float* lse,
 #pragma omp simd
     for (int64_t v = 0; v < V; v++) l[v] = exp_approx(l[v] - m) * dloss;
     l[targets[n]] -= dloss;
-  }
-}
-
-// ---- MoE router -------------------------------------------------------------------------------
-
-void moe_route(float* probs, int32_t* topk_idx, float* gates, const float* router_logits, int64_t N,
-               int64_t E, int64_t k, bool norm_topk) {
-#pragma omp parallel for schedule(static) if (N * E >= kParallelMin)
-  for (int64_t n = 0; n < N; n++) {
-    float* p = probs + n * E;
-    std::memcpy(p, router_logits + n * E, E * sizeof(float));
-    softmax_inplace(p, E);
-    int32_t* idx = topk_idx + n * k;
-    float* gt = gates + n * k;
-    float total = 0.0f;
-    for (int64_t s = 0; s < k; s++) {
-      int32_t best = -1;
-      for (int64_t e = 0; e < E; e++) {
-        bool taken = false;
-        for (int64_t r = 0; r < s; r++) taken |= idx[r] == e;
-        if (!taken && (best < 0 || p[e] > p[best])) best = static_cast<int32_t>(e);
-      }
-      idx[s] = best;
-      gt[s] = p[best];
-      total += p[best];
-    }
-    if (norm_topk) {
-      for (int64_t s = 0; s < k; s++) gt[s] /= total;
-    }
   }
 }
 

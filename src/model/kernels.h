@@ -11,40 +11,17 @@
 // Kernels validate nothing: shapes come from a checked ModelConfig, token ids are checked by the
 // model before they reach embedding_forward.
 //
-// Not here: the Engram layer (src/nn), parameter layout and the training loop (model.cpp, optim.cpp).
+// Not here: the Engram layer (src/nn), parameter layout and the training loop (model.cpp,
+// optim.cpp).
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
-#include <cstring>
+
+#include "nn/softmax.h"
 
 namespace engram::model {
 
-// exp(x) for the softmaxes and SiLU, written so that loops over it vectorize (libm's expf is a
-// scalar call without -ffast-math). x = n ln2 + r with |r| <= ln2/2, e^r by its degree-6 Taylor
-// polynomial (truncation < 2e-8 relative), 2^n put into the exponent bits. Inputs are clamped to
-// [-87, 88], so e^-inf gives ~1.6e-38 instead of 0, which no sum here can notice.
-// Max relative error against std::exp: ~2e-7 (tested in model_kernels_test). Needs
-// no -ffast-math; -ffast-math could fold the rounding trick away, so do not build with it..
-#pragma omp declare simd
-inline float exp_approx(float x) {
-  x = std::min(88.0f, std::max(-87.0f, x));
-  // round to nearest by the 1.5 * 2^23 trick (|x log2 e| < 2^22), which vectorizes everywhere
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-  float p = 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
-
+using nn::exp_approx;
 
 // ---- token embedding --------------------------------------------------------------------------
 // out[n, :] = wte[ids[n], :]                      out (N, C), ids (N), wte (V, C)
@@ -129,11 +106,5 @@ void crossentropy_forward(float* losses, float* lse, const float* logits, const 
 // (1 / number of counted rows for a mean).
 void crossentropy_backward_inplace(float* logits_to_dlogits, const float* lse,
                                    const int32_t* targets, int64_t N, int64_t V, float dloss);
-
-// ---- mixture-of-experts router ----------------------------------------------------------------
-// probs (N, E) = softmax(router_logits); top-k experts per row by probability (ties: the lower
-// expert id), gates (N, k) = their probabilities, renormalized to sum 1 when norm_topk.
-void moe_route(float* probs, int32_t* topk_idx, float* gates, const float* router_logits,
-               int64_t N, int64_t E, int64_t k, bool norm_topk);
 
 }  // namespace engram::model

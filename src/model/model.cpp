@@ -25,6 +25,7 @@
 #include "engram/row_gather.h"
 #include "engram/store.h"
 #include "model/kernels.h"
+#include "nn/moe.h"
 #include "util/clock.h"
 
 namespace engram {
@@ -135,6 +136,7 @@ struct Acts {
   float* dact;       // (N, F) / (N, Fs)
   float* rlogits;    // (N, E) router logits, then their gradient
   float* dgates;     // (N, k)
+  float* dprobs;     // (N, E) the load-balancing loss's gradient
   float* xg;         // (A, C) gathered expert inputs, then their gradient
   float* dxg;        // (A, C)
   float* de_gateup;  // (A, 2Fe)
@@ -442,6 +444,7 @@ struct Model::Impl {
     a.dact = ar.f(N * Fd);
     a.rlogits = moe ? ar.f(N * E) : nullptr;
     a.dgates = moe ? ar.f(N * K) : nullptr;
+    a.dprobs = moe ? ar.f(N * E) : nullptr;
     a.xg = moe ? ar.f(A * C) : nullptr;
     a.dxg = moe ? ar.f(A * C) : nullptr;
     a.de_gateup = moe ? ar.f(A * 2 * Fe) : nullptr;
@@ -481,31 +484,12 @@ struct Model::Impl {
     }
     // Router and top-k.
     matmul_forward(a.rlogits, la.xn2, w.router, N, C, E);
-    moe_route(la.probs, la.topk, la.gates, a.rlogits, N, E, K, cfg.moe.norm_topk_prob);
-    // Counting sort of the N*k assignments by expert (stable: token order within an expert).
-    int64_t* start = la.e_start;
-    std::fill(start, start + E + 1, 0);
-    for (int64_t i = 0; i < N * K; i++) start[la.topk[i] + 1]++;
-    for (int64_t e = 0; e < E; e++) start[e + 1] += start[e];
-    {
-      std::vector<int64_t> fill(start, start + E);
-      for (int64_t i = 0; i < N * K; i++) {
-        const int64_t pos = fill[la.topk[i]]++;
-        la.slot[i] = static_cast<int32_t>(pos);
-        la.order[pos] = static_cast<int32_t>(i / K);
-      }
-    }
-    // Load-balancing loss: alpha * E * sum_e f_e P_e.
-    double aux = 0.0;
-    for (int64_t e = 0; e < E; e++) {
-      double pe = 0.0;
-      for (int64_t n = 0; n < N; n++) pe += la.probs[n * E + e];
-      const double fe = double(start[e + 1] - start[e]) / double(N * K);
-      aux += fe * pe / double(N);
-    }
-    la.aux = static_cast<float>(cfg.moe.aux_loss_coef * double(E) * aux);
+    nn::moe_route_forward(la.probs, la.topk, la.gates, a.rlogits, N, E, K, cfg.moe.norm_topk_prob);
+    nn::moe_dispatch_plan(la.slot, la.order, la.e_start, la.topk, N, E, K);
+    la.aux = nn::moe_aux_loss_forward(la.probs, la.topk, N, E, K, cfg.moe.aux_loss_coef);
     // Experts over their gathered rows.
-    gather_rows(a.xg, la.xn2, la.order, N * K);
+    const int64_t* start = la.e_start;
+    nn::moe_dispatch_forward(a.xg, la.xn2, la.order, N * K, C);
     for (int64_t e = 0; e < E; e++) {
       const int64_t s0 = start[e], cnt = start[e + 1] - start[e];
       matmul_forward(la.e_gateup + s0 * 2 * Fe, a.xg + s0 * C, w.e_gateup + e * 2 * Fe * C, cnt, C,
@@ -518,22 +502,7 @@ struct Model::Impl {
       swiglu_forward(la.s_act, la.s_gateup, N, Fs);
       matmul_forward(out, la.s_act, w.s_down, N, Fs, C, true);
     }
-#pragma omp parallel for schedule(static) if (N * C >= (1 << 14))
-    for (int64_t n = 0; n < N; n++) {
-      float* o = out + n * C;
-      for (int64_t s = 0; s < K; s++) {
-        const float gt = la.gates[n * K + s];
-        const float* y = la.e_out + int64_t(la.slot[n * K + s]) * C;
-        for (int64_t c = 0; c < C; c++) o[c] += gt * y[c];
-      }
-    }
-  }
-
-  void gather_rows(float* dst, const float* src, const int32_t* order, int64_t A) const {
-#pragma omp parallel for schedule(static) if (A * C >= (1 << 14))
-    for (int64_t i = 0; i < A; i++) {
-      std::memcpy(dst + i * C, src + int64_t(order[i]) * C, C * sizeof(float));
-    }
+    nn::moe_combine_forward(out, la.e_out, la.gates, la.slot, N, K, C);
   }
 
   // dxn (N, C) += d FFN / d xn2 given dout (N, C); parameter gradients +=.
@@ -556,24 +525,10 @@ struct Model::Impl {
       swiglu_backward(a.dgateup, a.dact, la.s_gateup, N, Fs);
       matmul_backward(dxn, gw.s_gateup, a.dgateup, la.xn2, w.s_gateup, N, C, 2 * Fs);
     }
-    // Per assignment: d e_out = gate * dout[n]; d gate = <dout[n], e_out>.
-#pragma omp parallel for schedule(static) if (N * C >= (1 << 14))
-    for (int64_t n = 0; n < N; n++) {
-      const float* d = dout + n * C;
-      for (int64_t s = 0; s < K; s++) {
-        const int64_t pos = la.slot[n * K + s];
-        const float gt = la.gates[n * K + s];
-        const float* y = la.e_out + pos * C;
-        float* dy = a.de_out + pos * C;
-        float dot = 0.0f;
-        for (int64_t c = 0; c < C; c++) {
-          dy[c] = gt * d[c];
-          dot += d[c] * y[c];
-        }
-        a.dgates[n * K + s] = dot;
-      }
-    }
-    gather_rows(a.xg, la.xn2, la.order, A);
+    std::fill(a.de_out, a.de_out + A * C, 0.0f);
+    std::fill(a.dgates, a.dgates + N * K, 0.0f);
+    nn::moe_combine_backward(a.de_out, a.dgates, dout, la.e_out, la.gates, la.slot, N, K, C);
+    nn::moe_dispatch_forward(a.xg, la.xn2, la.order, A, C);
     std::fill(a.de_act, a.de_act + A * Fe, 0.0f);
     std::fill(a.de_gateup, a.de_gateup + A * 2 * Fe, 0.0f);
     std::fill(a.dxg, a.dxg + A * C, 0.0f);
@@ -587,45 +542,14 @@ struct Model::Impl {
       matmul_backward(a.dxg + s0 * C, gw.e_gateup + e * 2 * Fe * C, a.de_gateup + s0 * 2 * Fe,
                       a.xg + s0 * C, w.e_gateup + e * 2 * Fe * C, cnt, C, 2 * Fe);
     }
-    // Router: gates -> probs -> logits. Aux: d aux / d p[n, e] = alpha * E * f_e / N.
-    const bool norm = cfg.moe.norm_topk_prob;
-    const double alpha_e = cfg.moe.aux_loss_coef * double(E);
-    std::vector<float> daux(E);
-    for (int64_t e = 0; e < E; e++) {
-      const double fe = double(start[e + 1] - start[e]) / double(N * K);
-      daux[e] = static_cast<float>(alpha_e * fe / double(N));
-    }
+    nn::moe_dispatch_backward(dxn, a.dxg, la.slot, N, K, C);
+    // Router: the gates' and the load-balancing loss's gradients -> probs -> logits.
+    std::fill(a.dprobs, a.dprobs + N * E, 0.0f);
+    nn::moe_aux_loss_backward(a.dprobs, la.topk, N, E, K, cfg.moe.aux_loss_coef, 1.0f);
     float* dlogits = a.rlogits;  // reuse: (N, E)
-#pragma omp parallel for schedule(static) if (N * C >= (1 << 14))
-    for (int64_t n = 0; n < N; n++) {
-      // scatter the expert-input gradients back to the token
-      float* dx = dxn + n * C;
-      for (int64_t s = 0; s < K; s++) {
-        const float* src = a.dxg + int64_t(la.slot[n * K + s]) * C;
-        for (int64_t c = 0; c < C; c++) dx[c] += src[c];
-      }
-      const float* pr = la.probs + n * E;
-      float* dl = dlogits + n * E;
-      for (int64_t e = 0; e < E; e++) dl[e] = daux[e];  // dp first
-      const int32_t* idx = la.topk + n * K;
-      const float* gt = la.gates + n * K;
-      const float* dg = a.dgates + n * K;
-      if (norm) {
-        // g_s = p_s / S, S = sum_r p_r:  dp_s = (dg_s - sum_r dg_r g_r) / S
-        float S = 0.0f, dot = 0.0f;
-        for (int64_t s = 0; s < K; s++) {
-          S += pr[idx[s]];
-          dot += dg[s] * gt[s];
-        }
-        for (int64_t s = 0; s < K; s++) dl[idx[s]] += (dg[s] - dot) / S;
-      } else {
-        for (int64_t s = 0; s < K; s++) dl[idx[s]] += dg[s];
-      }
-      // softmax backward: dlogit = p * (dp - sum p dp)
-      float pdp = 0.0f;
-      for (int64_t e = 0; e < E; e++) pdp += pr[e] * dl[e];
-      for (int64_t e = 0; e < E; e++) dl[e] = pr[e] * (dl[e] - pdp);
-    }
+    std::fill(dlogits, dlogits + N * E, 0.0f);
+    nn::moe_route_backward(dlogits, a.dgates, a.dprobs, la.probs, la.topk, la.gates, N, E, K,
+                           cfg.moe.norm_topk_prob);
     matmul_backward(dxn, gw.router, dlogits, la.xn2, w.router, N, C, E);
   }
 

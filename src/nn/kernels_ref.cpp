@@ -2,11 +2,14 @@
 // loops that read like the math. Not for speed; the fast kernels in kernels.cpp are tested
 // against these. Accumulations of a dot product use double so that the reference is the
 // more accurate side of every comparison.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <vector>
 
 #include "nn/kernels.h"
+#include "nn/kernels_ref.h"
 
 namespace engram::nn {
 
@@ -181,6 +184,124 @@ void causal_conv_backward_ref(float* dx, float* dweight, const float* dy, const 
           if (dweight) dweight[c * K + i] += x[(b * T + ts) * C + c] * g;
         }
       }
+}
+
+// ---- mixture of experts ----------------------------------------------------------------------
+
+void moe_route_forward_ref(float* probs, int32_t* topk_idx, float* gates, const float* logits,
+                           int64_t N, int64_t E, int64_t k, bool norm_topk) {
+  for (int64_t n = 0; n < N; n++) {
+    const float* z = logits + n * E;
+    double mx = z[0], sum = 0.0;
+    for (int64_t e = 1; e < E; e++) mx = std::max(mx, double(z[e]));
+    for (int64_t e = 0; e < E; e++) sum += std::exp(double(z[e]) - mx);
+    for (int64_t e = 0; e < E; e++) probs[n * E + e] = float(std::exp(double(z[e]) - mx) / sum);
+    // Rank of expert e: how many beat it (higher probability, or equal with a lower id).
+    double total = 0.0;
+    for (int64_t e = 0; e < E; e++) {
+      int64_t rank = 0;
+      for (int64_t r = 0; r < E; r++) {
+        const float pr = probs[n * E + r], pe = probs[n * E + e];
+        rank += pr > pe || (pr == pe && r < e);
+      }
+      if (rank < k) {
+        topk_idx[n * k + rank] = static_cast<int32_t>(e);
+        total += probs[n * E + e];
+      }
+    }
+    for (int64_t s = 0; s < k; s++) {
+      const double p = probs[n * E + topk_idx[n * k + s]];
+      gates[n * k + s] = float(norm_topk ? p / total : p);
+    }
+  }
+}
+
+void moe_route_backward_ref(float* dlogits, const float* dgates, const float* dprobs,
+                            const float* probs, const int32_t* topk_idx, const float* gates,
+                            int64_t N, int64_t E, int64_t k, bool norm_topk) {
+  std::vector<double> dp(E);
+  for (int64_t n = 0; n < N; n++) {
+    const float* p = probs + n * E;
+    const int32_t* idx = topk_idx + n * k;
+    for (int64_t e = 0; e < E; e++) dp[e] = dprobs != nullptr ? dprobs[n * E + e] : 0.0;
+    double S = 0.0;
+    for (int64_t s = 0; s < k; s++) S += p[idx[s]];
+    // d gate_s / d p_idx[r]: delta_sr without renormalization; (delta_sr - gate_s) / S with it.
+    for (int64_t r = 0; r < k; r++) {
+      for (int64_t s = 0; s < k; s++) {
+        const double jac = norm_topk ? ((s == r) - double(gates[n * k + s])) / S : double(s == r);
+        dp[idx[r]] += double(dgates[n * k + s]) * jac;
+      }
+    }
+    // d p_e / d z_j = p_e (delta_ej - p_j)
+    for (int64_t j = 0; j < E; j++) {
+      double d = 0.0;
+      for (int64_t e = 0; e < E; e++) d += dp[e] * double(p[e]) * ((e == j) - double(p[j]));
+      dlogits[n * E + j] += float(d);
+    }
+  }
+}
+
+void moe_dispatch_forward_ref(float* xg, const float* x, const int32_t* order, int64_t A,
+                              int64_t C) {
+  for (int64_t i = 0; i < A; i++)
+    for (int64_t c = 0; c < C; c++) xg[i * C + c] = x[int64_t(order[i]) * C + c];
+}
+
+void moe_dispatch_backward_ref(float* dx, const float* dxg, const int32_t* slot, int64_t N,
+                               int64_t k, int64_t C) {
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t s = 0; s < k; s++)
+      for (int64_t c = 0; c < C; c++) dx[n * C + c] += dxg[int64_t(slot[n * k + s]) * C + c];
+}
+
+void moe_combine_forward_ref(float* out, const float* e_out, const float* gates,
+                             const int32_t* slot, int64_t N, int64_t k, int64_t C) {
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++) {
+      double sum = 0.0;
+      for (int64_t s = 0; s < k; s++)
+        sum += double(gates[n * k + s]) * e_out[int64_t(slot[n * k + s]) * C + c];
+      out[n * C + c] += float(sum);
+    }
+}
+
+void moe_combine_backward_ref(float* de_out, float* dgates, const float* dout, const float* e_out,
+                              const float* gates, const int32_t* slot, int64_t N, int64_t k,
+                              int64_t C) {
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t s = 0; s < k; s++) {
+      const int64_t pos = slot[n * k + s];
+      double dot = 0.0;
+      for (int64_t c = 0; c < C; c++) {
+        de_out[pos * C + c] += gates[n * k + s] * dout[n * C + c];
+        dot += double(dout[n * C + c]) * e_out[pos * C + c];
+      }
+      dgates[n * k + s] += float(dot);
+    }
+}
+
+float moe_aux_loss_forward_ref(const float* probs, const int32_t* topk_idx, int64_t N, int64_t E,
+                               int64_t k, float alpha) {
+  double aux = 0.0;
+  for (int64_t e = 0; e < E; e++) {
+    int64_t count = 0;
+    for (int64_t i = 0; i < N * k; i++) count += topk_idx[i] == e;
+    double P = 0.0;
+    for (int64_t n = 0; n < N; n++) P += probs[n * E + e];
+    aux += double(count) / double(N * k) * (P / double(N));
+  }
+  return float(double(alpha) * double(E) * aux);
+}
+
+void moe_aux_loss_backward_ref(float* dprobs, const int32_t* topk_idx, int64_t N, int64_t E,
+                               int64_t k, float alpha, float dloss) {
+  for (int64_t e = 0; e < E; e++) {
+    int64_t count = 0;
+    for (int64_t i = 0; i < N * k; i++) count += topk_idx[i] == e;
+    const double d = double(dloss) * alpha * double(E) * double(count) / double(N * k) / double(N);
+    for (int64_t n = 0; n < N; n++) dprobs[n * E + e] += float(d);
+  }
 }
 
 }  // namespace engram::nn

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "model/kernels.h"
+#include "nn/moe.h"
 #include "test_helpers.h"
 
 namespace engram::model {
@@ -298,7 +299,7 @@ TEST(Kernels, MoeRouteTakesTopKByProbability) {
                                      -1.0f, -1.0f, -1.0f, 4.0f, 5.0f};  // 4, 3
   std::vector<float> probs(N * E), gates(N * K);
   std::vector<int32_t> idx(N * K);
-  moe_route(probs.data(), idx.data(), gates.data(), logits.data(), N, E, K, false);
+  nn::moe_route_forward(probs.data(), idx.data(), gates.data(), logits.data(), N, E, K, false);
   EXPECT_EQ(idx, (std::vector<int32_t>{1, 3, 0, 1, 4, 3}));
   for (int64_t n = 0; n < N; n++) {
     double s = 0.0;
@@ -306,7 +307,7 @@ TEST(Kernels, MoeRouteTakesTopKByProbability) {
     EXPECT_NEAR(s, 1.0, 1e-6);
     for (int64_t k = 0; k < K; k++) EXPECT_EQ(gates[n * K + k], probs[n * E + idx[n * K + k]]);
   }
-  moe_route(probs.data(), idx.data(), gates.data(), logits.data(), N, E, K, true);
+  nn::moe_route_forward(probs.data(), idx.data(), gates.data(), logits.data(), N, E, K, true);
   for (int64_t n = 0; n < N; n++) EXPECT_NEAR(gates[n * K] + gates[n * K + 1], 1.0, 1e-6);
 }
 
