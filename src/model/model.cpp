@@ -24,13 +24,14 @@
 #include "engram/prefetch.h"
 #include "engram/row_gather.h"
 #include "engram/store.h"
-#include "model/kernels.h"
+#include "nn/attention.h"
+#include "nn/kernels.h"
 #include "nn/moe.h"
 #include "util/clock.h"
 
 namespace engram {
 
-using namespace model;
+using namespace nn;
 
 namespace {
 
@@ -477,32 +478,33 @@ struct Model::Impl {
   void ffn_forward(int64_t l, LayerActs& la, Acts& a, float* out, int64_t N) {
     const LayerParams& w = p.layers[l];
     if (!moe) {
-      matmul_forward(la.gateup, la.xn2, w.w_gateup, N, C, 2 * F);
+      linear_forward(la.gateup, la.xn2, w.w_gateup, nullptr, N, C, 2 * F);
       swiglu_forward(la.act, la.gateup, N, F);
-      matmul_forward(out, la.act, w.w_down, N, F, C, true);
+      linear_forward(out, la.act, w.w_down, nullptr, N, F, C, true);
       return;
     }
     // Router and top-k.
-    matmul_forward(a.rlogits, la.xn2, w.router, N, C, E);
-    nn::moe_route_forward(la.probs, la.topk, la.gates, a.rlogits, N, E, K, cfg.moe.norm_topk_prob);
-    nn::moe_dispatch_plan(la.slot, la.order, la.e_start, la.topk, N, E, K);
-    la.aux = nn::moe_aux_loss_forward(la.probs, la.topk, N, E, K, cfg.moe.aux_loss_coef);
+    linear_forward(a.rlogits, la.xn2, w.router, nullptr, N, C, E);
+    moe_route_forward(la.probs, la.topk, la.gates, a.rlogits, N, E, K, cfg.moe.norm_topk_prob);
+    moe_dispatch_plan(la.slot, la.order, la.e_start, la.topk, N, E, K);
+    la.aux = moe_aux_loss_forward(la.probs, la.topk, N, E, K, cfg.moe.aux_loss_coef);
     // Experts over their gathered rows.
     const int64_t* start = la.e_start;
-    nn::moe_dispatch_forward(a.xg, la.xn2, la.order, N * K, C);
+    moe_dispatch_forward(a.xg, la.xn2, la.order, N * K, C);
     for (int64_t e = 0; e < E; e++) {
       const int64_t s0 = start[e], cnt = start[e + 1] - start[e];
-      matmul_forward(la.e_gateup + s0 * 2 * Fe, a.xg + s0 * C, w.e_gateup + e * 2 * Fe * C, cnt, C,
-                     2 * Fe);
+      linear_forward(la.e_gateup + s0 * 2 * Fe, a.xg + s0 * C, w.e_gateup + e * 2 * Fe * C, nullptr,
+                     cnt, C, 2 * Fe);
       swiglu_forward(la.e_act + s0 * Fe, la.e_gateup + s0 * 2 * Fe, cnt, Fe);
-      matmul_forward(la.e_out + s0 * C, la.e_act + s0 * Fe, w.e_down + e * C * Fe, cnt, Fe, C);
+      linear_forward(la.e_out + s0 * C, la.e_act + s0 * Fe, w.e_down + e * C * Fe, nullptr, cnt, Fe,
+                     C);
     }
     if (Fs > 0) {
-      matmul_forward(la.s_gateup, la.xn2, w.s_gateup, N, C, 2 * Fs);
+      linear_forward(la.s_gateup, la.xn2, w.s_gateup, nullptr, N, C, 2 * Fs);
       swiglu_forward(la.s_act, la.s_gateup, N, Fs);
-      matmul_forward(out, la.s_act, w.s_down, N, Fs, C, true);
+      linear_forward(out, la.s_act, w.s_down, nullptr, N, Fs, C, true);
     }
-    nn::moe_combine_forward(out, la.e_out, la.gates, la.slot, N, K, C);
+    moe_combine_forward(out, la.e_out, la.gates, la.slot, N, K, C);
   }
 
   // dxn (N, C) += d FFN / d xn2 given dout (N, C); parameter gradients +=.
@@ -512,45 +514,46 @@ struct Model::Impl {
     if (!moe) {
       std::fill(a.dact, a.dact + N * F, 0.0f);
       std::fill(a.dgateup, a.dgateup + N * 2 * F, 0.0f);
-      matmul_backward(a.dact, gw.w_down, dout, la.act, w.w_down, N, F, C);
+      linear_backward(a.dact, gw.w_down, nullptr, dout, la.act, w.w_down, N, F, C);
       swiglu_backward(a.dgateup, a.dact, la.gateup, N, F);
-      matmul_backward(dxn, gw.w_gateup, a.dgateup, la.xn2, w.w_gateup, N, C, 2 * F);
+      linear_backward(dxn, gw.w_gateup, nullptr, a.dgateup, la.xn2, w.w_gateup, N, C, 2 * F);
       return;
     }
     const int64_t A = N * K;
     if (Fs > 0) {
       std::fill(a.dact, a.dact + N * Fs, 0.0f);
       std::fill(a.dgateup, a.dgateup + N * 2 * Fs, 0.0f);
-      matmul_backward(a.dact, gw.s_down, dout, la.s_act, w.s_down, N, Fs, C);
+      linear_backward(a.dact, gw.s_down, nullptr, dout, la.s_act, w.s_down, N, Fs, C);
       swiglu_backward(a.dgateup, a.dact, la.s_gateup, N, Fs);
-      matmul_backward(dxn, gw.s_gateup, a.dgateup, la.xn2, w.s_gateup, N, C, 2 * Fs);
+      linear_backward(dxn, gw.s_gateup, nullptr, a.dgateup, la.xn2, w.s_gateup, N, C, 2 * Fs);
     }
     std::fill(a.de_out, a.de_out + A * C, 0.0f);
     std::fill(a.dgates, a.dgates + N * K, 0.0f);
-    nn::moe_combine_backward(a.de_out, a.dgates, dout, la.e_out, la.gates, la.slot, N, K, C);
-    nn::moe_dispatch_forward(a.xg, la.xn2, la.order, A, C);
+    moe_combine_backward(a.de_out, a.dgates, dout, la.e_out, la.gates, la.slot, N, K, C);
+    moe_dispatch_forward(a.xg, la.xn2, la.order, A, C);
     std::fill(a.de_act, a.de_act + A * Fe, 0.0f);
     std::fill(a.de_gateup, a.de_gateup + A * 2 * Fe, 0.0f);
     std::fill(a.dxg, a.dxg + A * C, 0.0f);
     const int64_t* start = la.e_start;
     for (int64_t e = 0; e < E; e++) {
       const int64_t s0 = start[e], cnt = start[e + 1] - start[e];
-      matmul_backward(a.de_act + s0 * Fe, gw.e_down + e * C * Fe, a.de_out + s0 * C,
+      linear_backward(a.de_act + s0 * Fe, gw.e_down + e * C * Fe, nullptr, a.de_out + s0 * C,
                       la.e_act + s0 * Fe, w.e_down + e * C * Fe, cnt, Fe, C);
       swiglu_backward(a.de_gateup + s0 * 2 * Fe, a.de_act + s0 * Fe, la.e_gateup + s0 * 2 * Fe, cnt,
                       Fe);
-      matmul_backward(a.dxg + s0 * C, gw.e_gateup + e * 2 * Fe * C, a.de_gateup + s0 * 2 * Fe,
-                      a.xg + s0 * C, w.e_gateup + e * 2 * Fe * C, cnt, C, 2 * Fe);
+      linear_backward(a.dxg + s0 * C, gw.e_gateup + e * 2 * Fe * C, nullptr,
+                      a.de_gateup + s0 * 2 * Fe, a.xg + s0 * C, w.e_gateup + e * 2 * Fe * C, cnt, C,
+                      2 * Fe);
     }
-    nn::moe_dispatch_backward(dxn, a.dxg, la.slot, N, K, C);
+    moe_dispatch_backward(dxn, a.dxg, la.slot, N, K, C);
     // Router: the gates' and the load-balancing loss's gradients -> probs -> logits.
     std::fill(a.dprobs, a.dprobs + N * E, 0.0f);
-    nn::moe_aux_loss_backward(a.dprobs, la.topk, N, E, K, cfg.moe.aux_loss_coef, 1.0f);
+    moe_aux_loss_backward(a.dprobs, la.topk, N, E, K, cfg.moe.aux_loss_coef, 1.0f);
     float* dlogits = a.rlogits;  // reuse: (N, E)
     std::fill(dlogits, dlogits + N * E, 0.0f);
-    nn::moe_route_backward(dlogits, a.dgates, a.dprobs, la.probs, la.topk, la.gates, N, E, K,
-                           cfg.moe.norm_topk_prob);
-    matmul_backward(dxn, gw.router, dlogits, la.xn2, w.router, N, C, E);
+    moe_route_backward(dlogits, a.dgates, a.dprobs, la.probs, la.topk, la.gates, N, E, K,
+                       cfg.moe.norm_topk_prob);
+    linear_backward(dxn, gw.router, nullptr, dlogits, la.xn2, w.router, N, C, E);
   }
 
   // ---- training forward / backward ------------------------------------------------------------
@@ -585,20 +588,20 @@ struct Model::Impl {
 #pragma omp parallel for schedule(static) if (N * C >= (1 << 14))
         for (int64_t i = 0; i < N * C; i++) la.xe[i] = la.x[i] + s.out[i];
       }
-      rmsnorm_forward(la.xn1, la.rstd1, la.xe, w.attn_norm, N, C, cfg.norm_eps);
-      matmul_forward(la.qkv, la.xn1, w.wqkv, N, C, QKV);
+      rmsnorm_forward(la.xn1, C, la.rstd1, la.xe, C, w.attn_norm, N, C, cfg.norm_eps);
+      linear_forward(la.qkv, la.xn1, w.wqkv, nullptr, N, C, QKV);
       rope_forward(la.qkv, rope_cos.data(), rope_sin.data(), B, T, H, D, QKV);
       rope_forward(la.qkv + H * D, rope_cos.data(), rope_sin.data(), B, T, KV, D, QKV);
       attention_forward(la.atty, la.att, la.qkv, B, T, H, KV, D);
       std::memcpy(la.h, la.xe, N * C * sizeof(float));
-      matmul_forward(la.h, la.atty, w.wo, N, H * D, C, true);
-      rmsnorm_forward(la.xn2, la.rstd2, la.h, w.mlp_norm, N, C, cfg.norm_eps);
+      linear_forward(la.h, la.atty, w.wo, nullptr, N, H * D, C, true);
+      rmsnorm_forward(la.xn2, C, la.rstd2, la.h, C, w.mlp_norm, N, C, cfg.norm_eps);
       std::memcpy(next, la.h, N * C * sizeof(float));
       ffn_forward(l, la, a, next, N);
       aux_loss += la.aux;
     }
-    rmsnorm_forward(a.xnf, a.rstdf, a.xf, p.norm, N, C, cfg.norm_eps);
-    matmul_forward(a.logits, a.xnf, p.lm_head, N, C, V);
+    rmsnorm_forward(a.xnf, C, a.rstdf, a.xf, C, p.norm, N, C, cfg.norm_eps);
+    linear_forward(a.logits, a.xnf, p.lm_head, nullptr, N, C, V);
   }
 
   float forward_train(const int32_t* ids, const int32_t* targets, int64_t B, int64_t T) {
@@ -637,9 +640,9 @@ struct Model::Impl {
     const float dloss = counted > 0 ? 1.0f / static_cast<float>(counted) : 0.0f;
     crossentropy_backward_inplace(a.logits, a.lse, a.targets, N, V, dloss);
     std::fill(a.dxn, a.dxn + N * C, 0.0f);
-    matmul_backward(a.dxn, g.lm_head, a.logits, a.xnf, p.lm_head, N, C, V);
+    linear_backward(a.dxn, g.lm_head, nullptr, a.logits, a.xnf, p.lm_head, N, C, V);
     std::fill(a.dres, a.dres + N * C, 0.0f);
-    rmsnorm_backward(a.dres, g.norm, a.dxn, a.xf, p.norm, a.rstdf, N, C);
+    rmsnorm_backward(a.dres, C, g.norm, a.dxn, C, a.xf, C, p.norm, a.rstdf, N, C);
     for (int64_t l = L - 1; l >= 0; l--) {
       LayerActs& la = a.layers[l];
       const LayerParams& w = p.layers[l];
@@ -647,17 +650,17 @@ struct Model::Impl {
       // FFN branch: dres is d loss / d (h + ffn(norm2(h))).
       std::fill(a.dxn, a.dxn + N * C, 0.0f);
       ffn_backward(l, la, a, a.dxn, a.dres, N);
-      rmsnorm_backward(a.dres, gw.mlp_norm, a.dxn, la.h, w.mlp_norm, la.rstd2, N, C);
+      rmsnorm_backward(a.dres, C, gw.mlp_norm, a.dxn, C, la.h, C, w.mlp_norm, la.rstd2, N, C);
       // Attention branch: dres is now d loss / d h.
       std::fill(a.datty, a.datty + N * H * D, 0.0f);
-      matmul_backward(a.datty, gw.wo, a.dres, la.atty, w.wo, N, H * D, C);
+      linear_backward(a.datty, gw.wo, nullptr, a.dres, la.atty, w.wo, N, H * D, C);
       std::fill(a.dqkv, a.dqkv + N * QKV, 0.0f);
       attention_backward(a.dqkv, a.datty, la.qkv, la.att, B, T, H, KV, D);
       rope_backward(a.dqkv, rope_cos.data(), rope_sin.data(), B, T, H, D, QKV);
       rope_backward(a.dqkv + H * D, rope_cos.data(), rope_sin.data(), B, T, KV, D, QKV);
       std::fill(a.dxn, a.dxn + N * C, 0.0f);
-      matmul_backward(a.dxn, gw.wqkv, a.dqkv, la.xn1, w.wqkv, N, C, QKV);
-      rmsnorm_backward(a.dres, gw.attn_norm, a.dxn, la.xe, w.attn_norm, la.rstd1, N, C);
+      linear_backward(a.dxn, gw.wqkv, nullptr, a.dqkv, la.xn1, w.wqkv, N, C, QKV);
+      rmsnorm_backward(a.dres, C, gw.attn_norm, a.dxn, C, la.xe, C, w.attn_norm, la.rstd1, N, C);
       if (engram_of[l] >= 0) {
         // x_e = x + Engram(x): d x = d x_e + Engram'(x)^T d x_e (dxn holds a copy of d x_e).
         std::memcpy(a.dxn, a.dres, N * C * sizeof(float));
@@ -753,8 +756,8 @@ struct Model::Impl {
         }
         for (int64_t i = 0; i < C; i++) la.xe[i] = la.x[i] + s.out[i];
       }
-      rmsnorm_forward(la.xn1, la.rstd1, la.xe, w.attn_norm, 1, C, cfg.norm_eps);
-      matmul_forward(la.qkv, la.xn1, w.wqkv, 1, C, QKV);
+      rmsnorm_forward(la.xn1, C, la.rstd1, la.xe, C, w.attn_norm, 1, C, cfg.norm_eps);
+      linear_forward(la.qkv, la.xn1, w.wqkv, nullptr, 1, C, QKV);
       rope_forward(la.qkv, rope_cos.data(), rope_sin.data(), 1, 1, H, D, QKV, pos);
       rope_forward(la.qkv + H * D, rope_cos.data(), rope_sin.data(), 1, 1, KV, D, QKV, pos);
       float* kc = kcache.data() + l * cfg.max_seq_len * KV * D;
@@ -763,13 +766,13 @@ struct Model::Impl {
       std::memcpy(vc + pos * KV * D, la.qkv + (H + KV) * D, KV * D * sizeof(float));
       attention_decode(la.atty, la.qkv, kc, vc, pos + 1, H, KV, D, dec_scratch.data());
       std::memcpy(la.h, la.xe, C * sizeof(float));
-      matmul_forward(la.h, la.atty, w.wo, 1, H * D, C, true);
-      rmsnorm_forward(la.xn2, la.rstd2, la.h, w.mlp_norm, 1, C, cfg.norm_eps);
+      linear_forward(la.h, la.atty, w.wo, nullptr, 1, H * D, C, true);
+      rmsnorm_forward(la.xn2, C, la.rstd2, la.h, C, w.mlp_norm, 1, C, cfg.norm_eps);
       std::memcpy(next, la.h, C * sizeof(float));
       ffn_forward(l, la, a, next, 1);
     }
-    rmsnorm_forward(a.xnf, a.rstdf, a.xf, p.norm, 1, C, cfg.norm_eps);
-    matmul_forward(a.logits, a.xnf, p.lm_head, 1, C, V);
+    rmsnorm_forward(a.xnf, C, a.rstdf, a.xf, C, p.norm, 1, C, cfg.norm_eps);
+    linear_forward(a.logits, a.xnf, p.lm_head, nullptr, 1, C, V);
     for (EngramSlot& s : engrams) hasher->advance(s.dec_state, {&raw, 1});
     cache_len++;
     dec_broken = false;

@@ -1,4 +1,4 @@
-// Reference versions of the Engram layer kernels (nn/kernels.h): plain single-threaded
+// Reference versions of the kernels (nn/kernels_ref.h): plain single-threaded
 // loops that read like the math. Not for speed; the fast kernels in kernels.cpp are tested
 // against these. Accumulations of a dot product use double so that the reference is the
 // more accurate side of every comparison.
@@ -8,7 +8,6 @@
 #include <map>
 #include <vector>
 
-#include "nn/kernels.h"
 #include "nn/kernels_ref.h"
 
 namespace engram::nn {
@@ -57,10 +56,11 @@ void row_grads_add_to_dense(float* dtable, const RowGrads& g) {
 }
 
 void linear_forward_ref(float* out, const float* inp, const float* weight, const float* bias,
-                        int64_t N, int64_t C, int64_t OC) {
+                        int64_t N, int64_t C, int64_t OC, bool accumulate) {
   for (int64_t n = 0; n < N; n++)
     for (int64_t o = 0; o < OC; o++) {
       double acc = bias ? bias[o] : 0.0;
+      if (accumulate) acc += out[n * OC + o];
       for (int64_t c = 0; c < C; c++) acc += double(inp[n * C + c]) * weight[o * C + c];
       out[n * OC + o] = static_cast<float>(acc);
     }
@@ -301,6 +301,79 @@ void moe_aux_loss_backward_ref(float* dprobs, const int32_t* topk_idx, int64_t N
     for (int64_t i = 0; i < N * k; i++) count += topk_idx[i] == e;
     const double d = double(dloss) * alpha * double(E) * double(count) / double(N * k) / double(N);
     for (int64_t n = 0; n < N; n++) dprobs[n * E + e] += float(d);
+  }
+}
+
+// ---- attention ---------------------------------------------------------------------------------
+
+void attention_forward_ref(float* out, float* att, const float* qkv, int64_t B, int64_t T,
+                           int64_t H, int64_t KV, int64_t D) {
+  const int64_t stride = (H + 2 * KV) * D;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  for (int64_t b = 0; b < B; b++) {
+    for (int64_t h = 0; h < H; h++) {
+      const int64_t g = h / (H / KV);
+      for (int64_t i = 0; i < T; i++) {
+        const float* q = qkv + (b * T + i) * stride + h * D;
+        float* p = att + ((b * H + h) * T + i) * T;
+        double mx = -1e300;
+        std::vector<double> s(i + 1);
+        for (int64_t j = 0; j <= i; j++) {
+          const float* k = qkv + (b * T + j) * stride + (H + g) * D;
+          double acc = 0.0;
+          for (int64_t d = 0; d < D; d++) acc += double(q[d]) * k[d];
+          s[j] = acc * scale;
+          mx = std::max(mx, s[j]);
+        }
+        double sum = 0.0;
+        for (int64_t j = 0; j <= i; j++) sum += std::exp(s[j] - mx);
+        for (int64_t j = 0; j < T; j++) {
+          p[j] = j <= i ? static_cast<float>(std::exp(s[j] - mx) / sum) : 0.0f;
+        }
+        float* o = out + (b * T + i) * H * D + h * D;
+        for (int64_t d = 0; d < D; d++) {
+          double acc = 0.0;
+          for (int64_t j = 0; j <= i; j++) {
+            acc += double(p[j]) * qkv[(b * T + j) * stride + (H + KV + g) * D + d];
+          }
+          o[d] = static_cast<float>(acc);
+        }
+      }
+    }
+  }
+}
+
+void attention_backward_ref(float* dqkv, const float* dout, const float* qkv, const float* att,
+                            int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D) {
+  const int64_t stride = (H + 2 * KV) * D;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  for (int64_t b = 0; b < B; b++) {
+    for (int64_t h = 0; h < H; h++) {
+      const int64_t g = h / (H / KV);
+      for (int64_t i = 0; i < T; i++) {
+        const float* p = att + ((b * H + h) * T + i) * T;
+        const float* dO = dout + (b * T + i) * H * D + h * D;
+        std::vector<double> dp(i + 1);
+        double dot = 0.0;
+        for (int64_t j = 0; j <= i; j++) {
+          const float* v = qkv + (b * T + j) * stride + (H + KV + g) * D;
+          double acc = 0.0;
+          for (int64_t d = 0; d < D; d++) acc += double(dO[d]) * v[d];
+          dp[j] = acc;
+          dot += p[j] * acc;
+        }
+        for (int64_t j = 0; j <= i; j++) {
+          const double dsj = p[j] * (dp[j] - dot) * scale;
+          for (int64_t d = 0; d < D; d++) {
+            dqkv[(b * T + i) * stride + h * D + d] +=
+                static_cast<float>(dsj * qkv[(b * T + j) * stride + (H + g) * D + d]);
+            dqkv[(b * T + j) * stride + (H + g) * D + d] +=
+                static_cast<float>(dsj * qkv[(b * T + i) * stride + h * D + d]);
+            dqkv[(b * T + j) * stride + (H + KV + g) * D + d] += p[j] * dO[d];
+          }
+        }
+      }
+    }
   }
 }
 

@@ -6,7 +6,40 @@
 
 #include <cstdint>
 
+#include "nn/kernels.h"
+
 namespace engram::nn {
+
+// ---- Engram layer and shared kernels (nn/kernels.h) -------------------------------------------
+void embedding_gather_ref(float* e, const float* table, const int64_t* row_ids, int64_t N,
+                          int64_t cols, int64_t width);
+void embedding_backward_sparse_ref(RowGrads& out, const float* de, const int64_t* row_ids,
+                                   int64_t N, int64_t cols, int64_t width);
+void linear_forward_ref(float* out, const float* inp, const float* weight, const float* bias,
+                        int64_t N, int64_t C, int64_t OC, bool accumulate = false);
+void linear_backward_ref(float* dinp, float* dweight, float* dbias, const float* dout,
+                         const float* inp, const float* weight, int64_t N, int64_t C, int64_t OC);
+void rmsnorm_forward_ref(float* out, int64_t ldo, float* rstd, const float* x, int64_t ldx,
+                         const float* weight, int64_t N, int64_t C, float eps);
+void rmsnorm_backward_ref(float* dx, int64_t lddx, float* dweight, const float* dout, int64_t lddo,
+                          const float* x, int64_t ldx, const float* weight, const float* rstd,
+                          int64_t N, int64_t C);
+void gate_forward_ref(float* gate, float* score, int64_t ldg, const float* k, int64_t ldk,
+                      const float* q, int64_t ldq, int64_t N, int64_t C, GateSign sign);
+void gate_backward_ref(float* dk, int64_t lddk, float* dq, int64_t lddq, const float* dgate,
+                       const float* score, const float* gate, int64_t ldg, const float* k,
+                       int64_t ldk, const float* q, int64_t ldq, int64_t N, int64_t C);
+void causal_conv_forward_ref(float* y, const float* x, const float* weight, int64_t B, int64_t T,
+                             int64_t C, int64_t K, int64_t dil);
+void causal_conv_backward_ref(float* dx, float* dweight, const float* dy, const float* x,
+                              const float* weight, int64_t B, int64_t T, int64_t C, int64_t K,
+                              int64_t dil);
+
+// ---- attention (nn/attention.h) ---------------------------------------------------------------
+void attention_forward_ref(float* out, float* att, const float* qkv, int64_t B, int64_t T,
+                           int64_t H, int64_t KV, int64_t D);
+void attention_backward_ref(float* dqkv, const float* dout, const float* qkv, const float* att,
+                            int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D);
 
 // ---- mixture of experts (nn/moe.h) ------------------------------------------------------------
 void moe_route_forward_ref(float* probs, int32_t* topk_idx, float* gates, const float* logits,

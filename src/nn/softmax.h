@@ -13,8 +13,8 @@ namespace engram::nn {
 // scalar call without -ffast-math). x = n ln2 + r with |r| <= ln2/2, e^r by its degree-6 Taylor
 // polynomial (truncation < 2e-8 relative), 2^n put into the exponent bits. Inputs are clamped to
 // [-87, 88], so e^-inf gives ~1.6e-38 instead of 0, which no sum here can notice.
-// Max relative error against std::exp: ~2e-7 (tested in model_kernels_test). Needs
-// no -ffast-math; -ffast-math could fold the rounding trick away, so do not build with it.
+// Max relative error against std::exp: ~2e-7 (tested in tests/nn/transformer_kernels_test.cpp).
+// Needs no -ffast-math; -ffast-math could fold the rounding trick away, so do not build with it.
 #pragma omp declare simd
 inline float exp_approx(float x) {
   x = std::min(88.0f, std::max(-87.0f, x));

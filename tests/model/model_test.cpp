@@ -26,7 +26,8 @@ namespace engram {
 namespace {
 
 // These shapes are tiny: thread start-up and spinning would cost 100x the arithmetic on a busy
-// machine. The threaded kernel paths are covered by model_kernels_test and the Python tests.
+// machine. The threaded kernel paths are covered by tests/nn/transformer_kernels_test.cpp and the
+// Python tests.
 const bool single_threaded = [] {
   omp_set_num_threads(1);
   openblas_set_num_threads(1);

@@ -12,6 +12,7 @@
 #include "engram/error.h"
 #include "engram/row_format.h"
 #include "engram/row_gather.h"
+#include "nn/kernels_ref.h"
 #include "test_helpers.h"
 
 namespace engram {
