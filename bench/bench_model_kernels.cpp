@@ -1,7 +1,8 @@
 // Times the transformer kernels of src/nn (attention.h, kernels.h) that are not OpenBLAS calls,
 // at the shapes of bench/bench_train.py's model (B=8, T=256, 4 heads of D=64, vocab 8192):
 // causal attention forward / backward and cross-entropy forward / backward, per call, with
-// GFLOP/s for attention (its causal FLOPs: 2 products of 2*D per (query, key <= query) pair forward, 4 backward).
+// GFLOP/s for attention (its causal FLOPs: 2 products of 2*D per (query, key <= query) pair
+// forward, 4 backward).
 // Best of --reps calls, thread CPU time; run with OMP_NUM_THREADS=1 for the one-core figures.
 // Usage: bench_model_kernels [reps]
 #include <algorithm>

@@ -58,7 +58,9 @@ void Model::save(const std::string& dir) {
   }
   const std::vector<int64_t>& lookup = config().engram.compress_lookup;
   if (config().engram.compress_tokens) {
-    views.push_back(TensorView{kCompressLookup, Dtype::I64, {int64_t(lookup.size())},
+    views.push_back(TensorView{kCompressLookup,
+                               Dtype::I64,
+                               {int64_t(lookup.size())},
                                std::as_bytes(std::span<const int64_t>(lookup))});
   }
   save_safetensors(dir + "/model.safetensors", views, {{"format", "pt"}});
