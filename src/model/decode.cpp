@@ -1,4 +1,9 @@
-// KV-cache decoding of engram::Model (model/model_impl.h), batch 1.
+// KV-cache decoding of engram::Model (model/model_impl.h), batch 1. Engram rows take one path
+// whatever their source: at step entry the token is hashed to global rows and every Engram
+// layer's rows are fetched at once (by a Prefetcher from a row store, or gathered on this thread
+// from the store or the layers' own tables); each Engram layer then runs decode_step_rows on its
+// rows, waiting only for its own. decode_prompt fetches every position's rows before the first
+// step.
 #include <cstring>
 
 #include "engram/error.h"
@@ -16,6 +21,52 @@ void Model::Impl::check_not_broken(const char* who) const {
     fail(Errc::invalid_argument, who, ": an earlier step of this sequence failed at position ",
          cache_len, ", so its state is lost; call reset_cache() first");
   }
+}
+
+void Model::Impl::fetch_step_rows(StepRows& rows, int64_t raw, int64_t pos, int64_t t_entry) {
+  // Global rows (hash values plus column offsets): what stores and tables are indexed by.
+  if (rows.staged == nullptr) {
+    for (EngramSlot& s : engrams) {
+      s.hash.resize(hasher->num_columns());
+      hasher->hash_chunk(s.dec_state, s.layer, {&raw, 1}, s.hash, {}, true);
+    }
+  }
+  if (prefetcher) {
+    if (rows.staged != nullptr) return;  // decode_many fetched every position's rows
+    std::vector<LayerRequest> requests(engrams.size());
+    for (size_t i = 0; i < engrams.size(); i++) {
+      requests[i].table = store_table[i];
+      requests[i].ids = engrams[i].hash;
+    }
+    rows.ticket = prefetcher->prefetch(pos, std::move(requests));
+    return;
+  }
+  // No worker: this thread gathers now, from the store (a tier faster than a thread hand-off)
+  // or from the layers' own tables.
+  gathered_rows.resize(engrams.size());
+  for (size_t i = 0; i < engrams.size(); i++) {
+    const EngramLayer& mod = *engrams[i].mod;
+    std::vector<float>& out = gathered_rows[i];
+    out.resize(size_t(mod.shape().emb_dim()));
+    if (row_store) {
+      row_store->gather_f32(store_table[i], engrams[i].hash, out.data());
+    } else {
+      embedding_gather(out.data(), mod.params().table, engrams[i].hash.data(), 1,
+                       mod.shape().cols(), mod.shape().row_width);
+    }
+  }
+  if (row_store) {
+    const int64_t dt = now_ns() - t_entry;
+    dec_stats.fetch_ns += dt * int64_t(engrams.size());
+    dec_stats.wait_ns += dt;
+  }
+}
+
+const float* Model::Impl::step_rows(StepRows& rows, size_t i) {
+  if (!prefetcher) return gathered_rows[i].data();
+  const size_t E = size_t(engrams[i].mod->shape().emb_dim());
+  const StagedRows staged = (rows.staged ? *rows.staged : rows.ticket).wait(i);
+  return staged.f32().data() + rows.staged_pos * E;  // owned by the ticket, not by `staged`
 }
 
 const float* Model::Impl::decode(int32_t token, Ticket* staged, size_t staged_pos) {
@@ -43,35 +94,12 @@ const float* Model::Impl::decode(int32_t token, Ticket* staged, size_t staged_po
       s.dec_state = HashState{};
     }
   }
-  // With a store, the hash ids are global rows (column offsets added) and every Engram layer's
-  // fetch starts here, before the embedding; the ticket cancels what is left if a layer throws.
-  // Staged rows were hashed and fetched for every position by decode_many.
-  for (EngramSlot& s : engrams) {
-    s.out.resize(C);
-    if (staged != nullptr) continue;
-    s.hash.resize(hasher->num_columns());
-    hasher->hash_chunk(s.dec_state, s.layer, {&raw, 1}, s.hash, {}, served);
-  }
-  Ticket ticket;
-  if (prefetcher && staged == nullptr) {
-    std::vector<LayerRequest> requests(engrams.size());
-    for (size_t i = 0; i < engrams.size(); i++) {
-      requests[i].table = store_table[i];
-      requests[i].ids = engrams[i].hash;
-    }
-    ticket = prefetcher->prefetch(pos, std::move(requests));
-  }
-  if (fetch_inline()) {
-    // No worker: the calling thread gathers now (for tiers faster than a thread hand-off).
-    inline_rows.resize(engrams.size());
-    for (size_t i = 0; i < engrams.size(); i++) {
-      inline_rows[i].resize(size_t(engrams[i].mod->shape().emb_dim()));
-      row_store->gather_f32(store_table[i], engrams[i].hash, inline_rows[i].data());
-    }
-    const int64_t dt = now_ns() - t_entry;
-    dec_stats.fetch_ns += dt * int64_t(engrams.size());
-    dec_stats.wait_ns += dt;
-  }
+  // Every Engram layer's fetch starts here, before the embedding; the ticket cancels what is
+  // left if a layer throws.
+  StepRows rows;
+  rows.staged = staged;
+  rows.staged_pos = staged_pos;
+  if (!engrams.empty()) fetch_step_rows(rows, raw, pos, t_entry);
   int64_t t_first_wait = 0;
   embedding_forward(a.layers[0].x, &token, p.wte, 1, C);
   for (int64_t l = 0; l < L; l++) {
@@ -80,17 +108,9 @@ const float* Model::Impl::decode(int32_t token, Ticket* staged, size_t staged_po
     float* next = l + 1 < L ? a.layers[l + 1].x : a.xf;
     if (engram_of[l] >= 0) {
       EngramSlot& s = engrams[engram_of[l]];
-      if (fetch_inline()) {
-        if (t_first_wait == 0) t_first_wait = now_ns();
-        s.mod->decode_step_rows(s.out.data(), la.x, inline_rows[size_t(engram_of[l])].data(), 1);
-      } else if (prefetcher) {
-        if (t_first_wait == 0) t_first_wait = now_ns();
-        const size_t E = size_t(s.mod->shape().emb_dim());
-        const StagedRows rows = (staged ? *staged : ticket).wait(size_t(engram_of[l]));
-        s.mod->decode_step_rows(s.out.data(), la.x, rows.f32().data() + staged_pos * E, 1);
-      } else {
-        s.mod->decode_step(s.out.data(), la.x, s.hash.data(), 1);
-      }
+      if (served && t_first_wait == 0) t_first_wait = now_ns();
+      s.out.resize(C);
+      s.mod->decode_step_rows(s.out.data(), la.x, step_rows(rows, size_t(engram_of[l])), 1);
       for (int64_t i = 0; i < C; i++) la.xe[i] = la.x[i] + s.out[i];
     }
     rmsnorm_forward(la.xn1, C, la.rstd1, la.xe, C, w.attn_norm, 1, C, cfg.norm_eps);
@@ -115,7 +135,7 @@ const float* Model::Impl::decode(int32_t token, Ticket* staged, size_t staged_po
   dec_broken = false;
   if (served && staged == nullptr) {
     for (size_t i = 0; prefetcher && i < engrams.size(); i++) {
-      const LayerTiming t = ticket.timing(i);
+      const LayerTiming t = rows.ticket.timing(i);
       dec_stats.wait_ns += t.wait_ns;
       dec_stats.fetch_ns += t.fetch_ns;
     }

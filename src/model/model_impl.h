@@ -156,7 +156,8 @@ struct Model::Impl {
   struct EngramSlot {
     int64_t layer;
     std::unique_ptr<EngramLayer> mod;
-    std::vector<int64_t> hash;               // (N, cols) of the last forward
+    // (N, cols) hash values of the last forward; (cols) global rows of the last decode step
+    std::vector<int64_t> hash;
     std::vector<float> out;                  // (N, C)
     std::vector<NamedTensor> params, grads;  // grads: table excluded
     HashState dec_state;
@@ -172,12 +173,12 @@ struct Model::Impl {
   std::vector<float> dec_scratch;     // (max_seq_len)
   int64_t cache_len = 0;
   // Engram rows from a row store while decoding (serve_engram_from); null: the layers' tables.
-  std::unique_ptr<Prefetcher> prefetcher;  // null when fetching inline
+  // Without a Prefetcher (none, or PrefetchOptions.threads == 0) the decoding thread gathers
+  // the rows at step entry.
+  std::unique_ptr<Prefetcher> prefetcher;
   std::shared_ptr<RowStore> row_store;
-  std::vector<std::vector<float>> inline_rows;  // (engrams.size()) (E) rows of the step
-  // Served with PrefetchOptions.threads == 0: the decoding thread gathers at step entry.
-  bool fetch_inline() const { return row_store && !prefetcher; }
   std::vector<size_t> store_table;  // (engrams.size()) store table of each Engram layer
+  std::vector<std::vector<float>> gathered_rows;  // (engrams.size()) (E) rows of the step
   DecodeStats dec_stats;
   bool dec_broken = false;  // a step failed half-way: the sequence's state is inconsistent
 
@@ -212,8 +213,19 @@ struct Model::Impl {
 
   // ---- decode.cpp ------------------------------------------------------------------------------
   void check_not_broken(const char* who) const;
-  // One decode step. With a store, the step's rows come from `staged` (a ticket holding rows for
-  // several positions, this one at `staged_pos`) when given, else from a fetch issued here.
+  // A decode step's Engram rows, (E) floats per Engram layer, all fetched at step entry.
+  struct StepRows {
+    Ticket ticket;             // the Prefetcher's fetch for this step
+    Ticket* staged = nullptr;  // or decode_many's, holding rows for several positions
+    size_t staged_pos = 0;     // this step's position in `staged`
+  };
+  // Starts this step's fetch for every Engram layer: hashes `raw` (unless staged), then either
+  // hands the fetch to the Prefetcher or gathers now, from the store or the layers' own tables.
+  void fetch_step_rows(StepRows& rows, int64_t raw, int64_t pos, int64_t t_entry);
+  // Engram layer i's rows of the step (waits for a Prefetcher's fetch).
+  const float* step_rows(StepRows& rows, size_t i);
+  // One decode step. Its rows come from `staged` (a ticket holding rows for several positions,
+  // this one at `staged_pos`) when given, else from a fetch started here.
   const float* decode(int32_t token, Ticket* staged = nullptr, size_t staged_pos = 0);
   // Feeds `tokens` as consecutive decode steps. With a store, every position's rows are known
   // now (the tokens are), so one fetch per Engram layer covers them all and is issued before the
