@@ -1,11 +1,16 @@
-// ModelConfig <-> JSON. Strict: an unknown key is an error (a typo must not silently fall back
+// ModelConfig <-> JSON (engram/model_config.h), and a new model's config with its tokenizer's
+// compression lookup. Strict: an unknown key is an error (a typo must not silently fall back
 // to a default), and every size is checked against the others before a model is built. The
 // "engram" object is read once into the typed EngramOptions (engram/config.h's demo-form parser
 // checks its keys) and written back in the same form.
 #include <nlohmann/json.hpp>
 
+#include "engram/model_config.h"
+
+#include "engram/compressor.h"
 #include "engram/error.h"
-#include "engram/model.h"
+#include "engram/tokenizer.h"
+#include "util/read_file.h"
 
 namespace engram {
 
@@ -229,6 +234,27 @@ void ModelConfig::validate(const std::string& where) const {
   }
   check_engram_layer_ids(engram.layer_ids, n_layers, where);
   if (!engram.layer_ids.empty()) validate_engram(engram, hidden_size, where + ".engram");
+}
+
+std::vector<int64_t> tokenizer_compress_lookup(const Tokenizer& tokenizer, int64_t vocab_size) {
+  const TokenCompressor tc = TokenCompressor::from_tokenizer(tokenizer);
+  std::vector<int64_t> lookup = tc.lookup();
+  if (int64_t(lookup.size()) > vocab_size) {
+    fail(Errc::mismatch, "the tokenizer has ", lookup.size(), " ids, more than vocab_size ",
+         vocab_size);
+  }
+  // Ids past the tokenizer's are never produced by it; each gets a compressed id of its own, in
+  // order, which keeps the lookup a dense range in order of first appearance.
+  for (int64_t next = tc.compressed_vocab_size(); int64_t(lookup.size()) < vocab_size; next++)
+    lookup.push_back(next);
+  return lookup;
+}
+
+ModelConfig new_model_config(const std::string& path, const Tokenizer& tokenizer) {
+  ModelConfig c = ModelConfig::from_json(read_file(path), path);
+  if (c.engram.compress_tokens)
+    c.engram.compress_lookup = tokenizer_compress_lookup(tokenizer, c.vocab_size);
+  return c;
 }
 
 }  // namespace engram
