@@ -208,9 +208,4 @@ class EngramLayerV41 {
   std::vector<float> kv_;    // scratch [N, (hc+1)*d]
 };
 
-// Reference (plain loops) V4.1 forward for tests: same contract as forward_rows.
-void engram_v41_forward_ref(float* out, const float* hidden, const float* rows,
-                            const uint8_t* token_mask, const float* wkv, const float* q_weight,
-                            const float* k_weight, const EngramV41Shape& shape, int64_t N);
-
 }  // namespace engram

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "engram/engram_layer.h"
 #include "nn/kernels.h"
 
 namespace engram::nn {
@@ -60,5 +61,11 @@ float moe_aux_loss_forward_ref(const float* probs, const int32_t* topk_idx, int6
                                int64_t k, float alpha);
 void moe_aux_loss_backward_ref(float* dprobs, const int32_t* topk_idx, int64_t N, int64_t E,
                                int64_t k, float alpha, float dloss);
+
+// ---- the DeepSeek-V4.1 Engram layer (engram/engram_layer.h) ---------------------------------
+// EngramLayerV41::forward_rows in plain loops: same contract, its weights passed in.
+void engram_v41_forward_ref(float* out, const float* hidden, const float* rows,
+                            const uint8_t* token_mask, const float* wkv, const float* q_weight,
+                            const float* k_weight, const EngramV41Shape& shape, int64_t N);
 
 }  // namespace engram::nn
