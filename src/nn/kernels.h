@@ -107,9 +107,7 @@ void residual_silu_forward(float* out, const float* res, const float* y, int64_t
 // dy[i] += dout[i] * silu'(y[i])
 void silu_backward(float* dy, const float* dout, const float* y, int64_t n);
 
-// ---- The transformer's token embedding, SwiGLU and loss ------------------------------------
-
-// ---- token embedding --------------------------------------------------------------------------
+// ---- token embedding (the transformer's) ----------------------------------------------------
 // out[n, :] = wte[ids[n], :]                      out (N, C), ids (N), wte (V, C)
 void embedding_forward(float* out, const int32_t* ids, const float* wte, int64_t N, int64_t C);
 // dwte[ids[n], :] += dout[n, :]  (scatter-add)    dwte (V, C), dout (N, C)
