@@ -3,6 +3,10 @@
 // parameters by name, their sparse table gradients, and the hash ids of a batch. The block
 // itself (x <- x + Engram(x, hash(ids)) before attention) runs in forward_backward.cpp and
 // decode.cpp.
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "engram/compressor.h"
 #include "engram/error.h"
 #include "model/model_impl.h"

@@ -6,6 +6,7 @@
 // Layout choices for speed: q_proj, k_proj and v_proj of a layer are stored back to back, so one
 // GEMM against the stacked (H*D + 2*KV*D, C) matrix computes all three; likewise gate_proj and
 // up_proj (2F, C).
+#include <algorithm>
 #include <cmath>
 #include <random>
 

@@ -2,6 +2,7 @@
 // stores serve (one F32 safetensors tensor per Engram layer, written atomically), the
 // TableSources that point a FileStore at it, and switching decoding to a store and back
 // (serve_engram_from). The fetch itself, at each decode step, is decode.cpp's.
+#include <memory>
 #include <string>
 #include <vector>
 
