@@ -13,7 +13,7 @@
 #include <ctime>
 #include <vector>
 
-#include "model/vec.h"
+#include "nn/vec.h"
 #include "util/cpu_info.h"
 
 namespace {
@@ -24,8 +24,8 @@ double thread_seconds() {
   return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
 
-using engram::model::kLanes;
-using engram::model::vfloat;
+using engram::nn::kLanes;
+using engram::nn::vfloat;
 
 double fma_gflops() {
   const vfloat one = vfloat{} + 1.0f, m = vfloat{} + 0.999999f, b = vfloat{} + 1e-6f;

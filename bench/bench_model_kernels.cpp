@@ -1,7 +1,8 @@
-// Times the transformer kernels of src/model/kernels.h that are not OpenBLAS calls, at the shapes
-// of bench/bench_train.py's model (B=8, T=256, 4 heads of D=64, vocab 8192): causal attention
-// forward / backward and cross-entropy forward / backward, per call, with GFLOP/s for attention
-// (its causal FLOPs: 2 products of 2*D per (query, key <= query) pair forward, 4 backward).
+// Times the transformer kernels of src/nn (attention.h, kernels.h) that are not OpenBLAS calls,
+// at the shapes of bench/bench_train.py's model (B=8, T=256, 4 heads of D=64, vocab 8192):
+// causal attention forward / backward and cross-entropy forward / backward, per call, with
+// GFLOP/s for attention (its causal FLOPs: 2 products of 2*D per (query, key <= query) pair
+// forward, 4 backward).
 // Best of --reps calls, thread CPU time; run with OMP_NUM_THREADS=1 for the one-core figures.
 // Usage: bench_model_kernels [reps]
 #include <algorithm>
@@ -11,7 +12,8 @@
 #include <random>
 #include <vector>
 
-#include "model/kernels.h"
+#include "nn/attention.h"
+#include "nn/kernels.h"
 #include "util/cpu_info.h"
 
 namespace {
@@ -37,7 +39,7 @@ double best_ms(int reps, F&& f) {
 
 int main(int argc, char** argv) {
   std::printf("%s\n", engram::cpu_info_line().c_str());  // figures are per CPU and ISA
-  using namespace engram::model;
+  using namespace engram::nn;
   const int reps = argc > 1 ? std::atoi(argv[1]) : 5;
   const int64_t B = 8, T = 256, H = 4, KV = 4, D = 64, V = 8192, N = B * T;
   const int64_t QKV = (H + 2 * KV) * D;

@@ -192,7 +192,8 @@ void bind_model(::py::module_& m) {
           "ids int [B,T] -> int64 [B,T,columns]: Engram layer layer's per-column hash ids, "
           "before the column offsets.")
       .def("clip_grad_norm", &Model::clip_grad_norm, "max_norm"_a,
-           "Global L2 norm over every gradient (Engram tables included), clipped to max_norm.")
+           "Global L2 norm over every gradient (Engram tables' rows included); all of them are "
+           "scaled in place when it exceeds max_norm.")
       .def(
           "forward",
           [](Model& self, const I64Array& ids, const I64Array& targets) {
@@ -263,8 +264,10 @@ void bind_model(::py::module_& m) {
       .def_property_readonly("steps", &AdamW::steps, "Updates made so far.");
 
   m.def(
-      "clip_grad_norm", [](Model& model, float max_norm) { return model.clip_grad_norm(max_norm); },
-      "model"_a, "max_norm"_a, "Global L2 norm of all the model's gradients, clipped to max_norm.");
+      "clip_grad_norm", [](Model& model, float max_norm) { return clip_grad_norm(model, max_norm); },
+      "model"_a, "max_norm"_a,
+      "Global L2 norm of all the model's gradients (Engram tables' rows included), clipped to "
+      "max_norm in place.");
 
   ::py::class_<EngramTableAdam>(m, "EngramTableAdam",
                                 "Sparse Adam for the model's Engram tables: lr_multiplier x lr, "

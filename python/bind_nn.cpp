@@ -26,6 +26,7 @@
 #include "engram/compressor.h"
 #include "engram/config.h"
 #include "engram/engram_layer.h"
+#include "nn/kernels.h"
 #include "engram/error.h"
 #include "engram/hasher.h"
 #include "engram/v41_checkpoint.h"

@@ -8,7 +8,7 @@
 //
 // Neither class hashes: they take row ids (per-column hash values, or global rows for V4.1).
 // Hashing token ids is engram/hasher.h's job. Inputs are checked (shapes, id ranges) and a bad
-// one throws engram::Error naming the tensor and position; kernels are in nn/kernels.h.
+// one throws engram::Error naming the tensor and position; kernels are in src/nn/kernels.h.
 // Not thread-safe: one forward/backward at a time per object (the kernels use OpenMP inside).
 #pragma once
 
@@ -18,9 +18,15 @@
 #include <string>
 #include <vector>
 
-#include "nn/kernels.h"
-
 namespace engram {
+
+// The gradient of the rows a table lookup read, sparse: each distinct row id once (ascending),
+// with the sum of the output gradient over every (position, column) that read it.
+struct RowGrads {
+  int64_t width = 0;
+  std::vector<int64_t> rows;  // (n)
+  std::vector<float> grads;   // (n, width)
+};
 
 // Geometry of the paper-form layer. E = cols * row_width is the width of the concatenated rows.
 struct EngramLayerShape {
@@ -93,7 +99,9 @@ class EngramLayer {
   void backward(float* dhidden, const float* dout);
   void zero_grad();
   // The table's gradient accumulated since zero_grad(): distinct global rows, ascending.
-  const nn::RowGrads& table_grad() const { return table_grad_; }
+  const RowGrads& table_grad() const { return table_grad_; }
+  // The same, writable in place (global-norm clipping scales it with the dense gradients).
+  RowGrads& table_grad() { return table_grad_; }
 
   // Decoding: forward() over a prompt leaves the state of each of its B sequences; then each
   // decode_step consumes one new token per sequence and gives exactly what forward over the
@@ -124,7 +132,7 @@ class EngramLayer {
   std::vector<float> grad_mem_;   // every dense gradient (table excluded), one allocation
   EngramParams p_;
   EngramParams g_;  // g_.table stays null
-  nn::RowGrads table_grad_;
+  RowGrads table_grad_;
 
   // Activations of the last forward (N = B*T positions, H = hc, D = d, E = emb_dim).
   int64_t B_ = 0, T_ = 0;
@@ -205,10 +213,5 @@ class EngramLayerV41 {
   std::vector<float> rows_;  // scratch [N, E]
   std::vector<float> kv_;    // scratch [N, (hc+1)*d]
 };
-
-// Reference (plain loops) V4.1 forward for tests: same contract as forward_rows.
-void engram_v41_forward_ref(float* out, const float* hidden, const float* rows,
-                            const uint8_t* token_mask, const float* wkv, const float* q_weight,
-                            const float* k_weight, const EngramV41Shape& shape, int64_t N);
 
 }  // namespace engram

@@ -41,63 +41,13 @@
 #include <string>
 #include <vector>
 
+#include "engram/model_config.h"
+
 namespace engram {
 
 class RowStore;
 struct PrefetchOptions;
 struct TableSource;
-
-struct MoeOptions {
-  int64_t n_experts = 0;          // 0: dense SwiGLU MLP
-  int64_t top_k = 2;              // experts per token
-  int64_t expert_ffn_hidden = 0;  // hidden size of each routed expert
-  int64_t shared_ffn_hidden = 0;  // hidden size of the shared expert; 0: none
-  bool norm_topk_prob = false;    // renormalize the k gates to sum 1
-  float aux_loss_coef = 0.01f;    // alpha of the load-balancing loss
-};
-
-struct EngramOptions {
-  std::vector<int64_t> layer_ids;  // layers that get an Engram block; empty: none
-  std::string config_json = "{}";  // the whole "engram" object (demo form, layer_ids included)
-  bool compress_tokens = false;    // JSON "compress_tokens": hash compressed ids (see above)
-  // Raw id -> compressed id, vocab_size entries (not JSON: from tokenizer_compress_lookup() for a
-  // new model, from model.safetensors on load). Required when compress_tokens is set.
-  std::vector<int64_t> compress_lookup;
-};
-
-class Tokenizer;
-// The tokenizer's compression lookup (TokenCompressor) extended to vocab_size ids: ids the
-// tokenizer does not have (vocab_size may round it up) get compressed ids of their own.
-// Errc::mismatch when the tokenizer has more ids than vocab_size.
-std::vector<int64_t> tokenizer_compress_lookup(const Tokenizer& tokenizer, int64_t vocab_size);
-
-struct ModelConfig {
-  int64_t vocab_size = 0;
-  int64_t hidden_size = 0;  // C
-  int64_t n_layers = 0;
-  int64_t n_heads = 0;       // H; head_dim D = hidden_size / n_heads
-  int64_t n_kv_heads = 0;    // KV; divides n_heads; 0 in JSON means n_heads
-  int64_t ffn_hidden = 0;    // F of the dense SwiGLU MLP
-  int64_t max_seq_len = 0;
-  float rope_theta = 10000.0f;
-  float norm_eps = 1e-5f;
-  bool tie_word_embeddings = false;
-  MoeOptions moe;
-  EngramOptions engram;
-
-  int64_t head_dim() const { return hidden_size / n_heads; }
-
-  // Parses the JSON object described in docs (keys as the fields above; "moe" and "engram" are
-  // nested objects). Unknown keys, wrong types and inconsistent sizes throw Errc::parse /
-  // Errc::invalid_argument naming the key; `where` names the source (a file path) in messages.
-  static ModelConfig from_json(const std::string& json_text, const std::string& where = "config");
-  std::string to_json() const;
-  void validate(const std::string& where = "config") const;
-};
-
-// A new model's config from the JSON file at `path`, with engram.compress_lookup built from
-// `tokenizer` when the config sets compress_tokens (what Model(config, seed) then needs).
-ModelConfig new_model_config(const std::string& path, const Tokenizer& tokenizer);
 
 // One named tensor inside the parameter allocation.
 struct ParamInfo {
@@ -132,9 +82,8 @@ struct EngramTableView {
   std::string name;  // engram_table_param_name(layer)
   float* table;      // (rows, width)
   int64_t rows, width;
-  std::span<const int64_t> grad_rows;   // (n)
-  std::span<const float> grad_values;   // (n, width)
-  float grad_scale;  // factor from Model::clip_grad_norm, to apply to grad_values (else 1)
+  std::span<const int64_t> grad_rows;  // (n)
+  std::span<float> grad_values;        // (n, width)
 };
 
 // Name of Engram layer `layer`'s table in files and stores: "layers.{layer}.engram.table".
@@ -172,8 +121,9 @@ class Model {
   // Engram hash ids of layer `layer` for ids (B, T): out (B, T, columns), per-column values
   // before the column offsets (what the torch reference's MultiHeadEmbedding takes).
   std::vector<int64_t> engram_hash_ids(int64_t layer, const int32_t* ids, int64_t B, int64_t T);
-  // Global L2 norm of every gradient (backbone, Engram dense, Engram table rows); when above
-  // max_norm, dense gradients are scaled in place and tables get the factor as grad_scale.
+  // Global L2 norm of every gradient of a trained parameter (backbone, Engram dense, Engram table
+  // rows); when above max_norm, every one of them is scaled in place by max_norm / (norm + 1e-6)
+  // (torch.nn.utils.clip_grad_norm_ over all the model's parameters). Returns the norm before.
   float clip_grad_norm(float max_norm);
 
   // Training forward: ids, targets (B, T) row-major; a negative target is ignored. Returns the
@@ -187,7 +137,7 @@ class Model {
   float last_ce_loss() const;   // mean cross-entropy of the last training forward
   float last_aux_loss() const;  // sum of MoE load-balancing losses of the last forward
 
-  void zero_grad();  // also resets the tables' grad_scale to 1
+  void zero_grad();
   // Accumulates (+=) the gradient of the last training forward's loss into grads().
   void backward();
 

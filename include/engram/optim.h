@@ -4,7 +4,7 @@
 //     p *= 1 - lr * wd  (only tensors with weight_decay: projection matrices, not norms or
 //     embeddings), m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
 //     p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), t = global step.
-// - clip_grad_norm: global L2 norm over all gradients (accumulated in double), scaled by
+// - clip_grad_norm: global L2 norm over a set of gradients (accumulated in double), scaled by
 //   max_norm / (norm + 1e-6) when above max_norm, as torch.nn.utils.clip_grad_norm_.
 // - LrSchedule: linear warm-up from max_lr / warmup to max_lr over `warmup` steps, then cosine
 //   decay to min_lr at `total` steps, min_lr after.
@@ -50,9 +50,13 @@ class AdamW {
   int64_t t_ = 0;
 };
 
-// Returns the global norm before clipping; scales every gradient in place when it exceeds
-// max_norm (max_norm <= 0: no clipping, norm only).
-float clip_grad_norm(std::span<float> grads, float max_norm);
+// The global L2 norm over exactly the buffers in `grads`, taken together, before clipping;
+// when it exceeds max_norm, every one of them is scaled in place by max_norm / (norm + 1e-6)
+// (max_norm <= 0: no clipping, norm only). It covers nothing else: a model's gradients are
+// clipped with clip_grad_norm(Model&, ...), which passes every one of them.
+float clip_grad_norm(std::span<const std::span<float>> grads, float max_norm);
+// Model::clip_grad_norm: every trained parameter's gradient, Engram tables' rows included.
+float clip_grad_norm(Model& model, float max_norm);
 
 struct LrSchedule {
   float max_lr = 1e-3f;
@@ -69,9 +73,7 @@ class SparseRowAdam {
   // table (rows, width); row_ids (n) distinct row indices; row_grads (n, width), the summed
   // gradient of each listed row. Throws Errc::out_of_range on an id outside [0, rows) and
   // Errc::invalid_argument on a repeated id (its gradient must be summed first).
-  // grad_scale multiplies every gradient (global-norm clipping of sparse gradients).
-  void step(float* table, const int64_t* row_ids, const float* row_grads, int64_t n, float lr,
-            float grad_scale = 1.0f);
+  void step(float* table, const int64_t* row_ids, const float* row_grads, int64_t n, float lr);
   int32_t row_steps(int64_t row) const { return steps_[row]; }
   int64_t rows() const { return rows_; }
   int64_t width() const { return width_; }
@@ -92,8 +94,8 @@ class SparseRowAdam {
 // rate, no weight decay, one SparseRowAdam per table of the model.
 class EngramTableAdam {
  public:
-  EngramTableAdam(Model& model, float lr_multiplier = 5.0f, float beta1 = 0.9f,
-                  float beta2 = 0.95f, float eps = 1e-8f);
+  EngramTableAdam(Model& model, float lr_multiplier = 5.0f, float beta1 = 0.9f, float beta2 = 0.95f,
+                  float eps = 1e-8f);
   void step(float lr);  // applies the last backward's table gradients at lr * lr_multiplier
   std::vector<SparseRowAdam>& tables() { return opts_; }  // one per engram_tables() entry
 

@@ -10,11 +10,9 @@
 #include <set>
 #include <sstream>
 
-#include "engram/compressor.h"
 #include "engram/error.h"
 #include "engram/model.h"
 #include "engram/safetensors.h"
-#include "engram/tokenizer.h"
 #include "util/read_file.h"
 
 namespace engram {
@@ -24,27 +22,6 @@ namespace {
 constexpr const char* kCompressLookup = "model.engram.compress_lookup";
 
 }  // namespace
-
-std::vector<int64_t> tokenizer_compress_lookup(const Tokenizer& tokenizer, int64_t vocab_size) {
-  const TokenCompressor tc = TokenCompressor::from_tokenizer(tokenizer);
-  std::vector<int64_t> lookup = tc.lookup();
-  if (int64_t(lookup.size()) > vocab_size) {
-    fail(Errc::mismatch, "the tokenizer has ", lookup.size(), " ids, more than vocab_size ",
-         vocab_size);
-  }
-  // Ids past the tokenizer's are never produced by it; each gets a compressed id of its own, in
-  // order, which keeps the lookup a dense range in order of first appearance.
-  for (int64_t next = tc.compressed_vocab_size(); int64_t(lookup.size()) < vocab_size; next++)
-    lookup.push_back(next);
-  return lookup;
-}
-
-ModelConfig new_model_config(const std::string& path, const Tokenizer& tokenizer) {
-  ModelConfig c = ModelConfig::from_json(read_file(path), path);
-  if (c.engram.compress_tokens)
-    c.engram.compress_lookup = tokenizer_compress_lookup(tokenizer, c.vocab_size);
-  return c;
-}
 
 void Model::save(const std::string& dir) {
   std::error_code ec;
@@ -58,7 +35,9 @@ void Model::save(const std::string& dir) {
   }
   const std::vector<int64_t>& lookup = config().engram.compress_lookup;
   if (config().engram.compress_tokens) {
-    views.push_back(TensorView{kCompressLookup, Dtype::I64, {int64_t(lookup.size())},
+    views.push_back(TensorView{kCompressLookup,
+                               Dtype::I64,
+                               {int64_t(lookup.size())},
                                std::as_bytes(std::span<const int64_t>(lookup))});
   }
   save_safetensors(dir + "/model.safetensors", views, {{"format", "pt"}});

@@ -49,15 +49,23 @@ void AdamW::step(float lr) {
   }
 }
 
-float clip_grad_norm(std::span<float> grads, float max_norm) {
+float clip_grad_norm(std::span<const std::span<float>> grads, float max_norm) {
   double ss = 0.0;
-  for (float g : grads) ss += double(g) * g;
+  for (std::span<float> buf : grads) {
+    for (float g : buf) ss += double(g) * g;
+  }
   const double norm = std::sqrt(ss);
   if (max_norm > 0.0f && norm > max_norm) {
     const float scale = static_cast<float>(max_norm / (norm + 1e-6));
-    for (float& g : grads) g *= scale;
+    for (std::span<float> buf : grads) {
+      for (float& g : buf) g *= scale;
+    }
   }
   return static_cast<float>(norm);
+}
+
+float clip_grad_norm(Model& model, float max_norm) {
+  return model.clip_grad_norm(max_norm);
 }
 
 float LrSchedule::at(int64_t step) const {
@@ -80,13 +88,13 @@ SparseRowAdam::SparseRowAdam(int64_t rows, int64_t width, float beta1, float bet
 }
 
 void SparseRowAdam::step(float* table, const int64_t* row_ids, const float* row_grads, int64_t n,
-                         float lr, float grad_scale) {
+                         float lr) {
   for (int64_t i = 0; i < n; i++) {
     const int64_t r = row_ids[i];
     if (r < 0 || r >= rows_) {
       for (int64_t j = 0; j < i; j++) seen_[row_ids[j]] = 0;
-      fail(Errc::out_of_range, "SparseRowAdam: row id ", r, " at position ", i,
-           " is outside [0, ", rows_, ")");
+      fail(Errc::out_of_range, "SparseRowAdam: row id ", r, " at position ", i, " is outside [0, ",
+           rows_, ")");
     }
     if (seen_[r]) {
       for (int64_t j = 0; j < i; j++) seen_[row_ids[j]] = 0;
@@ -107,7 +115,7 @@ void SparseRowAdam::step(float* table, const int64_t* row_ids, const float* row_
     float* v = v_.data() + r * width_;
     const float* g = row_grads + i * width_;
     for (int64_t j = 0; j < width_; j++) {
-      const float gj = g[j] * grad_scale;
+      const float gj = g[j];
       m[j] = m[j] * b1_ + (1.0f - b1_) * gj;
       v[j] = v[j] * b2_ + (1.0f - b2_) * gj * gj;
       p[j] -= step_size * (m[j] / (std::sqrt(v[j]) / bc2_sqrt + eps_));
@@ -128,7 +136,7 @@ void EngramTableAdam::step(float lr) {
   for (size_t i = 0; i < tables.size(); i++) {
     const EngramTableView& t = tables[i];
     opts_[i].step(t.table, t.grad_rows.data(), t.grad_values.data(),
-                  static_cast<int64_t>(t.grad_rows.size()), lr * mult_, t.grad_scale);
+                  static_cast<int64_t>(t.grad_rows.size()), lr * mult_);
   }
 }
 

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "engram/engram_layer.h"
+#include "nn/kernels.h"
 #include "engram/error.h"
 
 namespace engram {
@@ -69,13 +70,13 @@ int64_t layout_params(const EngramLayerShape& s, float* base, EngramParams& p, b
 }
 
 // Merges b into a (both ascending by row, distinct within each): a = a + b.
-void merge_row_grads(nn::RowGrads& a, const nn::RowGrads& b) {
+void merge_row_grads(RowGrads& a, const RowGrads& b) {
   if (a.rows.empty()) {
     a = b;
     return;
   }
   const int64_t W = a.width;
-  nn::RowGrads m;
+  RowGrads m;
   m.width = W;
   m.rows.reserve(a.rows.size() + b.rows.size());
   m.grads.reserve((a.rows.size() + b.rows.size()) * W);
@@ -272,7 +273,7 @@ void EngramLayer::backward(float* dhidden, const float* dout) {
   // projections and rows
   std::vector<float> de(N * E, 0.0f);
   nn::linear_backward(de.data(), g_.w_vk, g_.b_vk, dkv.data(), e_.data(), p_.w_vk, N, E, KV);
-  nn::RowGrads rg;
+  RowGrads rg;
   nn::embedding_backward_sparse(rg, de.data(), rows_.data(), N, shape_.cols(), shape_.row_width);
   merge_row_grads(table_grad_, rg);
 }

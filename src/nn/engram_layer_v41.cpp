@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "engram/engram_layer.h"
+#include "nn/kernels.h"
 #include "engram/error.h"
 #include "engram/row_format.h"
 #include "engram/row_gather.h"
@@ -104,37 +105,6 @@ void EngramLayerV41::forward(float* out, const float* hidden, const int64_t* row
   gather_rows(fmt, table_.data, table_.scale, table_.rows,
               std::span<const int64_t>(row_ids, N * shape_.cols), rows_.data());
   forward_rows(out, hidden, rows_.data(), token_mask, N);
-}
-
-void engram_v41_forward_ref(float* out, const float* hidden, const float* rows,
-                            const uint8_t* token_mask, const float* wkv, const float* q_weight,
-                            const float* k_weight, const EngramV41Shape& shape, int64_t N) {
-  const int64_t D = shape.hidden, H = shape.hc, E = shape.emb_dim(), KV = (H + 1) * D;
-  std::vector<double> kv(KV);
-  for (int64_t n = 0; n < N; n++) {
-    for (int64_t o = 0; o < KV; o++) {
-      double acc = 0.0;
-      for (int64_t c = 0; c < E; c++) acc += double(rows[n * E + c]) * wkv[o * E + c];
-      kv[o] = acc;
-    }
-    for (int64_t b = 0; b < H; b++) {
-      const float* h = hidden + (n * H + b) * D;
-      double hh = 0.0, kk = 0.0, dot = 0.0;
-      for (int64_t j = 0; j < D; j++) {
-        const double key = kv[b * D + j];
-        hh += double(h[j]) * h[j];
-        kk += key * key;
-        dot += double(h[j]) * q_weight[b * D + j] * k_weight[b * D + j] * key;
-      }
-      const double s = dot / std::sqrt(hh / D + shape.norm_eps) /
-                       std::sqrt(kk / D + shape.norm_eps) / std::sqrt(double(D));
-      double gate =
-          1.0 / (1.0 + std::exp(-std::copysign(std::sqrt(std::max(std::fabs(s), 1e-6)), s)));
-      if (token_mask && token_mask[n] == 0) gate = 0.0;
-      for (int64_t j = 0; j < D; j++)
-        out[(n * H + b) * D + j] = static_cast<float>(h[j] + gate * kv[H * D + j]);
-    }
-  }
 }
 
 }  // namespace engram

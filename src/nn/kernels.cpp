@@ -1,5 +1,5 @@
-// Fast versions of the Engram layer kernels (nn/kernels.h): projections through OpenBLAS
-// SGEMM, everything else as OpenMP loops over token positions with contiguous inner loops.
+// Fast versions of the kernels of nn/kernels.h: projections through OpenBLAS SGEMM, everything
+// else as OpenMP loops over token positions with contiguous inner loops.
 // Each function here has a `_ref` twin in kernels_ref.cpp that the tests compare against.
 // fp32 data; the per-row reductions (sums of squares, gate dot products) accumulate in double:
 // the gate's signed square root has slope 1/(2 sqrt|s|), so near s = 0 it amplifies any rounding
@@ -12,6 +12,7 @@
 #include <numeric>
 
 #include "nn/kernels.h"
+#include "nn/softmax.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -74,14 +75,21 @@ void embedding_backward_sparse(RowGrads& out, const float* de, const int64_t* ro
 }
 
 void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N,
-                    int64_t C, int64_t OC) {
+                    int64_t C, int64_t OC, bool accumulate) {
   if (N == 0 || OC == 0) return;
   if (bias) {
 #pragma omp parallel for schedule(static) if (N * OC >= kParallelMin)
-    for (int64_t n = 0; n < N; n++) std::memcpy(out + n * OC, bias, sizeof(float) * OC);
+    for (int64_t n = 0; n < N; n++) {
+      float* o = out + n * OC;
+      if (accumulate) {
+        for (int64_t j = 0; j < OC; j++) o[j] += bias[j];
+      } else {
+        std::memcpy(o, bias, sizeof(float) * OC);
+      }
+    }
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C,
-              bias ? 1.0f : 0.0f, out, OC);
+              bias || accumulate ? 1.0f : 0.0f, out, OC);
 }
 
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
@@ -344,6 +352,109 @@ void silu_backward(float* dy, const float* dout, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     const float s = 1.0f / (1.0f + std::exp(-y[i]));
     dy[i] += dout[i] * s * (1.0f + y[i] * (1.0f - s));
+  }
+}
+
+// ---- The transformer's token embedding, SwiGLU and loss ------------------------------------
+
+// Their loops are per row (or per element) with no reduction across rows, so the threshold only
+// decides speed; these fork at half the layer kernels' threshold, as they were tuned.
+[[maybe_unused]] constexpr int64_t kRowParallelMin = int64_t{1} << 14;
+
+// ---- token embedding --------------------------------------------------------------------------
+
+void embedding_forward(float* out, const int32_t* ids, const float* wte, int64_t N, int64_t C) {
+#pragma omp parallel for schedule(static) if (N * C >= kRowParallelMin)
+  for (int64_t n = 0; n < N; n++) {
+    std::memcpy(out + n * C, wte + static_cast<int64_t>(ids[n]) * C, C * sizeof(float));
+  }
+}
+
+void embedding_backward(float* dwte, const float* dout, const int32_t* ids, int64_t N, int64_t C) {
+  // Serial on purpose: repeated ids hit the same row, and a fixed order keeps sums reproducible.
+  for (int64_t n = 0; n < N; n++) {
+    float* row = dwte + static_cast<int64_t>(ids[n]) * C;
+    const float* d = dout + n * C;
+    for (int64_t c = 0; c < C; c++) row[c] += d[c];
+  }
+}
+
+// ---- SwiGLU -----------------------------------------------------------------------------------
+
+void swiglu_forward(float* out, const float* gateup, int64_t N, int64_t F) {
+#pragma omp parallel for schedule(static) if (N * F >= kRowParallelMin)
+  for (int64_t n = 0; n < N; n++) {
+    const float* g = gateup + n * 2 * F;
+    const float* u = g + F;
+    float* o = out + n * F;
+#pragma omp simd
+    for (int64_t f = 0; f < F; f++) o[f] = g[f] / (1.0f + exp_approx(-g[f])) * u[f];
+  }
+}
+
+void swiglu_backward(float* dgateup, const float* dout, const float* gateup, int64_t N, int64_t F) {
+  // d/dg [g sigma(g)] = sigma(g) (1 + g (1 - sigma(g))).
+#pragma omp parallel for schedule(static) if (N * F >= kRowParallelMin)
+  for (int64_t n = 0; n < N; n++) {
+    const float* g = gateup + n * 2 * F;
+    const float* u = g + F;
+    const float* dy = dout + n * F;
+    float* dg = dgateup + n * 2 * F;
+    float* du = dg + F;
+#pragma omp simd
+    for (int64_t f = 0; f < F; f++) {
+      const float sg = 1.0f / (1.0f + exp_approx(-g[f]));
+      dg[f] += dy[f] * u[f] * sg * (1.0f + g[f] * (1.0f - sg));
+      du[f] += dy[f] * g[f] * sg;
+    }
+  }
+}
+
+// ---- cross-entropy ----------------------------------------------------------------------------
+
+void crossentropy_forward(float* losses, float* lse, const float* logits, const int32_t* targets,
+                          int64_t N, int64_t V) {
+#pragma omp parallel for schedule(static) if (N * V >= kRowParallelMin)
+  for (int64_t n = 0; n < N; n++) {
+    // One pass over the row from memory: per chunk of 1024 logits (4 KB, still in L1 for its
+    // second read) its max, the running sum rescaled to a new max, then the chunk's exp sum.
+    // The max is a plain compare-select: std::max in an omp simd reduction does not vectorize.
+    const float* l = logits + n * V;
+    float mx = -std::numeric_limits<float>::infinity();
+    float sum = 0.0f;
+    for (int64_t v0 = 0; v0 < V; v0 += 1024) {
+      const float* c = l + v0;
+      const int64_t len = std::min<int64_t>(1024, V - v0);
+      float cm = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : cm)
+      for (int64_t v = 0; v < len; v++) cm = c[v] > cm ? c[v] : cm;
+      if (cm > mx) {
+        sum = v0 == 0 ? 0.0f : sum * std::exp(mx - cm);
+        mx = cm;
+      }
+      float cs = 0.0f;
+#pragma omp simd reduction(+ : cs)
+      for (int64_t v = 0; v < len; v++) cs += exp_approx(c[v] - mx);
+      sum += cs;
+    }
+    lse[n] = mx + std::log(sum);
+    losses[n] = targets[n] >= 0 ? lse[n] - l[targets[n]] : 0.0f;
+  }
+}
+
+void crossentropy_backward_inplace(float* logits_to_dlogits, const float* lse,
+                                   const int32_t* targets, int64_t N, int64_t V, float dloss) {
+#pragma omp parallel for schedule(static) if (N * V >= kRowParallelMin)
+  for (int64_t n = 0; n < N; n++) {
+    float* l = logits_to_dlogits + n * V;
+    if (targets[n] < 0) {
+      std::fill(l, l + V, 0.0f);
+      continue;
+    }
+    const float m = lse[n];
+#pragma omp simd
+    for (int64_t v = 0; v < V; v++) l[v] = exp_approx(l[v] - m) * dloss;
+    l[targets[n]] -= dloss;
   }
 }
 

@@ -36,9 +36,13 @@ ModelConfig engram_config(std::vector<int64_t> layer_ids) {
   c.ffn_hidden = 48;
   c.max_seq_len = 40;
   c.engram.layer_ids = std::move(layer_ids);
-  c.engram.config_json = R"({"engram_vocab_size": [211, 223], "max_ngram_size": 3,
-      "n_embed_per_ngram": 16, "n_head_per_ngram": 2, "pad_id": 0, "seed": 0,
-      "kernel_size": 4})";
+  c.engram.vocab_size_per_ngram = {211, 223};
+  c.engram.max_ngram = 3;
+  c.engram.n_embed_per_ngram = 16;
+  c.engram.n_head = 2;
+  c.engram.pad_id = 0;
+  c.engram.seed = 0;
+  c.engram.kernel_size = 4;
   return c;
 }
 
@@ -307,8 +311,7 @@ TEST(DecodeStore, MismatchedTablesAreRefused) {
   EXPECT_FALSE(zero.engram_served());
   // A table of another shape under the right name.
   ModelConfig wide = engram_config({1});
-  wide.engram.config_json = R"({"engram_vocab_size": [211, 223], "max_ngram_size": 3,
-      "n_embed_per_ngram": 32, "n_head_per_ngram": 2, "pad_id": 0, "seed": 0, "kernel_size": 4})";
+  wide.engram.n_embed_per_ngram = 32;
   Model other(wide, 1);
   msg = error_of([&] { other.engram_table_sources(path); }, &code);
   EXPECT_EQ(code, Errc::mismatch) << msg;

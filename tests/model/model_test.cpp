@@ -12,9 +12,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <string>
 #include <random>
+#include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "engram/error.h"
 #include "engram/model.h"
@@ -24,7 +26,8 @@ namespace engram {
 namespace {
 
 // These shapes are tiny: thread start-up and spinning would cost 100x the arithmetic on a busy
-// machine. The threaded kernel paths are covered by model_kernels_test and the Python tests.
+// machine. The threaded kernel paths are covered by tests/nn/transformer_kernels_test.cpp and the
+// Python tests.
 const bool single_threaded = [] {
   omp_set_num_threads(1);
   openblas_set_num_threads(1);
@@ -53,9 +56,13 @@ ModelConfig tiny_config(int kind) {
   }
   if (kind == kEngram) {
     c.engram.layer_ids = {1};
-    c.engram.config_json = R"({"engram_vocab_size": [31, 37], "max_ngram_size": 3,
-        "n_embed_per_ngram": 8, "n_head_per_ngram": 2, "pad_id": 0, "seed": 0,
-        "kernel_size": 4})";
+    c.engram.vocab_size_per_ngram = {31, 37};
+    c.engram.max_ngram = 3;
+    c.engram.n_embed_per_ngram = 8;
+    c.engram.n_head = 2;
+    c.engram.pad_id = 0;
+    c.engram.seed = 0;
+    c.engram.kernel_size = 4;
   }
   return c;
 }
@@ -119,19 +126,48 @@ TEST(ModelConfig, ParsesValidatesAndRoundTrips) {
     }
   };
   expect_error(R"({"vocab_size": 10, "hidden_size": 30, "n_layers": 1, "n_heads": 4,
-                   "ffn_hidden": 8, "max_seq_len": 4})", "n_heads");
+                   "ffn_hidden": 8, "max_seq_len": 4})",
+               "n_heads");
   expect_error(R"({"vocab_size": "ten"})", "vocab_size");
   expect_error(R"({"vocab_size": 10, "colour": 1})", "colour");
   expect_error(R"({"vocab_size": 10, "hidden_size": 8, "n_layers": 1, "n_heads": 2,
-                   "ffn_hidden": 8, "max_seq_len": 4, "engram": {"layer_ids": [3]}})", "layer 3");
+                   "ffn_hidden": 8, "max_seq_len": 4, "engram": {"layer_ids": [3]}})",
+               "layer 3");
   expect_error("[1, 2", "invalid JSON");
   ModelConfig hc2 = tiny_config(kEngram);
-  hc2.engram.config_json = R"({"engram_vocab_size": [31, 37], "max_ngram_size": 3,
-      "n_embed_per_ngram": 8, "n_head_per_ngram": 2, "hc_mult": 2})";
+  hc2.engram.hc_mult = 2;
   EXPECT_THROW(Model m(hc2), Error);
-  ModelConfig typo = tiny_config(kEngram);
-  typo.engram.config_json = R"({"engram_vocab_size": [31, 37], "max_ngram": 3})";
-  EXPECT_THROW(Model m(typo), Error);
+  ModelConfig wrong = tiny_config(kEngram);
+  wrong.engram.vocab_size_per_ngram = {31};  // max_ngram_size 3 needs two
+  EXPECT_THROW(Model m(wrong), Error);
+  expect_error(R"({"vocab_size": 10, "hidden_size": 8, "n_layers": 1, "n_heads": 2,
+                   "ffn_hidden": 8, "max_seq_len": 4, "engram": {"layer_ids": [0],
+                   "engram_vocab_size": [31, 37], "max_ngram": 3}})",
+               "max_ngram");
+}
+
+// The engram object is typed in memory; on disk it keeps the form configs/ and existing runs use.
+TEST(ModelConfig, EngramObjectIsTypedAndWrittenBackInTheSameForm) {
+  for (const char* file : {"engram_d128.json", "baseline_d128.json"}) {
+    const std::string path = std::string(ENGRAM_SOURCE_DIR) + "/configs/" + file;
+    std::ifstream in(path);
+    ASSERT_TRUE(in) << path;
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const nlohmann::json disk = nlohmann::json::parse(text);
+    const ModelConfig c = ModelConfig::from_json(text, path);
+    const nlohmann::json written = nlohmann::json::parse(c.to_json());
+    EXPECT_EQ(written.contains("engram"), disk.contains("engram")) << file;
+    if (!disk.contains("engram")) continue;
+    EXPECT_EQ(written["engram"], disk["engram"]) << file;
+    EXPECT_EQ(c.engram.layer_ids, (std::vector<int64_t>{1}));
+    EXPECT_EQ(c.engram.vocab_size_per_ngram, (std::vector<int64_t>{16384, 16384}));
+    EXPECT_EQ(c.engram.max_ngram, 3);
+    EXPECT_EQ(c.engram.n_embed_per_ngram, 128);
+    EXPECT_EQ(c.engram.n_head, 4);
+    EXPECT_EQ(c.engram.pad_id, 2);
+    EXPECT_EQ(c.engram.kernel_size, 4);
+    EXPECT_TRUE(c.engram.compress_tokens);
+  }
 }
 
 TEST(Model, ParametersHaveHuggingFaceNamesAndTheDecayRule) {
@@ -248,8 +284,7 @@ TEST_P(ModelDecodeTest, IncrementalDecodeLogitsEqualTheFullForward) {
   EXPECT_THROW(m.decode_step(static_cast<int32_t>(c.vocab_size)), Error);
 }
 
-INSTANTIATE_TEST_SUITE_P(DenseMoeEngram, ModelDecodeTest,
-                         ::testing::Values(kDense, kMoe, kEngram));
+INSTANTIATE_TEST_SUITE_P(DenseMoeEngram, ModelDecodeTest, ::testing::Values(kDense, kMoe, kEngram));
 
 TEST(Model, TrainingIsDeterministicForASeedAndLearns) {
   auto run = [](uint64_t seed) {
@@ -264,7 +299,7 @@ TEST(Model, TrainingIsDeterministicForASeedAndLearns) {
       losses.push_back(m.forward(ids.data(), targets.data(), 2, 10));
       m.zero_grad();
       m.backward();
-      clip_grad_norm(m.grads(), 1.0f);
+      m.clip_grad_norm(1.0f);
       opt.step(sched.at(step));
     }
     return losses;
@@ -309,7 +344,8 @@ TEST(Model, EngramModelTrainsWithSparseTableUpdatesDeterministically) {
   int64_t changed = 0, unchanged_unused = 0;
   for (int64_t r = 0; r < t0.rows; r++) {
     bool same = true;
-    for (int64_t j = 0; j < t0.width; j++) same &= t0.table[r * t0.width + j] == t1[r * t0.width + j];
+    for (int64_t j = 0; j < t0.width; j++)
+      same &= t0.table[r * t0.width + j] == t1[r * t0.width + j];
     changed += !same;
     unchanged_unused += same;
   }
@@ -318,9 +354,37 @@ TEST(Model, EngramModelTrainsWithSparseTableUpdatesDeterministically) {
   EXPECT_GT(unchanged_unused, 0);
 }
 
+TEST(Model, ClipGradNormScalesEveryGradientTablesIncludedInPlace) {
+  ModelConfig c = tiny_config(kEngram);
+  Model m(c, 5);
+  randomize(m, 6, 0.3f);
+  auto ids = tokens(2 * 10, c.vocab_size, 7);
+  m.forward(ids.data(), ids.data(), 2, 10);
+  m.zero_grad();
+  m.backward();
+  const auto before = all_grads(m);
+  double ss = 0.0;
+  for (const auto& [name, g] : before) {
+    for (float x : g) ss += double(x) * x;
+  }
+  const double max_norm = 0.25 * std::sqrt(ss);
+  EXPECT_NEAR(m.clip_grad_norm(static_cast<float>(max_norm)), std::sqrt(ss), 1e-5 * std::sqrt(ss));
+  const double scale = max_norm / (std::sqrt(ss) + 1e-6);
+  const auto after = all_grads(m);
+  ASSERT_EQ(after.size(), before.size());
+  ASSERT_TRUE(after.contains(engram_table_param_name(1)));
+  for (const auto& [name, g] : before) {
+    const std::vector<float>& got = after.at(name);
+    for (size_t i = 0; i < g.size(); i++) {
+      ASSERT_NEAR(got[i], g[i] * scale, 1e-6 * std::abs(g[i]) + 1e-12) << name << " [" << i << "]";
+    }
+  }
+}
+
 TEST(Model, SavesAndLoadsAHuggingFaceStyleDirectory) {
-  const std::string dir = (std::filesystem::temp_directory_path() /
-                           ("engram_model_test_" + std::to_string(::getpid()))).string();
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("engram_model_test_" + std::to_string(::getpid())))
+          .string();
   ModelConfig c = tiny_config(kEngram);
   Model m(c, 21);
   randomize(m, 22, 0.2f);
@@ -336,9 +400,7 @@ TEST(Model, SavesAndLoadsAHuggingFaceStyleDirectory) {
   // A config that implies other shapes than the file holds is refused, naming the tensor.
   ModelConfig wider = c;
   wider.ffn_hidden = 24;
-  {
-    std::ofstream(dir + "/config.json") << wider.to_json();
-  }
+  { std::ofstream(dir + "/config.json") << wider.to_json(); }
   try {
     Model::load(dir);
     ADD_FAILURE() << "loaded a mismatched checkpoint";
@@ -374,8 +436,9 @@ TEST(Model, CompressedTokensAreHashedThroughTheLookupAndSaved) {
   EXPECT_EQ(m.engram_hash_ids(1, a.data(), 1, 10), m.engram_hash_ids(1, b.data(), 1, 10));
   EXPECT_NE(plain.engram_hash_ids(1, a.data(), 1, 10), plain.engram_hash_ids(1, b.data(), 1, 10));
 
-  const std::string dir = (std::filesystem::temp_directory_path() /
-                           ("engram_model_cmp_" + std::to_string(::getpid()))).string();
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("engram_model_cmp_" + std::to_string(::getpid())))
+          .string();
   randomize(m, 4, 0.2f);
   m.save(dir);
   Model back = Model::load(dir);
@@ -415,16 +478,26 @@ TEST(Optim, LrScheduleWarmsUpThenDecaysByCosine) {
 
 TEST(Optim, ClipGradNormScalesOnlyAboveTheLimit) {
   std::vector<float> g = {3.0f, 4.0f};
-  EXPECT_FLOAT_EQ(clip_grad_norm(g, 10.0f), 5.0f);
+  const std::vector<std::span<float>> bufs = {g};
+  EXPECT_FLOAT_EQ(clip_grad_norm(bufs, 10.0f), 5.0f);
   EXPECT_EQ(g, (std::vector<float>{3.0f, 4.0f}));
-  EXPECT_FLOAT_EQ(clip_grad_norm(g, 1.0f), 5.0f);
+  EXPECT_FLOAT_EQ(clip_grad_norm(bufs, 1.0f), 5.0f);
   EXPECT_NEAR(std::hypot(g[0], g[1]), 1.0f, 1e-5);
+}
+
+TEST(Optim, ClipGradNormTakesOneNormOverAllBuffers) {
+  std::vector<float> a = {3.0f}, b = {4.0f};
+  const std::vector<std::span<float>> bufs = {a, b};
+  EXPECT_FLOAT_EQ(clip_grad_norm(bufs, 0.5f), 5.0f);
+  EXPECT_NEAR(a[0], 0.3f, 1e-6);
+  EXPECT_NEAR(b[0], 0.4f, 1e-6);
 }
 
 TEST(Optim, AdamWFirstStepMovesEachWeightByLrAndDecaysOnlyFlaggedTensors) {
   std::vector<float> p = {1.0f, -2.0f, 0.5f, 0.5f}, g = {0.3f, -0.001f, 2.0f, -5.0f};
-  AdamW opt({ParamSpan{p.data(), g.data(), 2, true}, ParamSpan{p.data() + 2, g.data() + 2, 2, false}},
-            AdamWOptions{0.9f, 0.95f, 1e-8f, 0.1f});
+  AdamW opt(
+      {ParamSpan{p.data(), g.data(), 2, true}, ParamSpan{p.data() + 2, g.data() + 2, 2, false}},
+      AdamWOptions{0.9f, 0.95f, 1e-8f, 0.1f});
   opt.step(0.01f);
   // First Adam step: m_hat / sqrt(v_hat) = sign(g) (up to eps).
   EXPECT_NEAR(p[0], 1.0f * (1 - 0.001f) - 0.01f, 1e-6);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engram/engram_layer.h"
+#include "nn/kernels.h"
 #include "engram/error.h"
 #include "test_helpers.h"
 

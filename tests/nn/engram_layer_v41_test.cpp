@@ -12,6 +12,7 @@
 #include "engram/error.h"
 #include "engram/row_format.h"
 #include "engram/row_gather.h"
+#include "nn/kernels_ref.h"
 #include "test_helpers.h"
 
 namespace engram {
@@ -54,8 +55,8 @@ TEST(EngramLayerV41, ForwardMatchesReference) {
     std::vector<uint8_t> mask = {1, 1, 0, 1, 1, 1, 0, 1, 1};
     std::vector<float> fast(N * HD), ref(N * HD);
     layer.forward_rows(fast.data(), hidden.data(), rows.data(), mask.data(), N);
-    engram_v41_forward_ref(ref.data(), hidden.data(), rows.data(), mask.data(), layer.wkv().data(),
-                           c.q.data(), c.k.data(), c.shape, N);
+    nn::engram_v41_forward_ref(ref.data(), hidden.data(), rows.data(), mask.data(),
+                               layer.wkv().data(), c.q.data(), c.k.data(), c.shape, N);
     float scale = 0.0f;
     for (float v : ref) scale = std::max(scale, std::fabs(v));
     for (int64_t i = 0; i < N * HD; i++) ASSERT_NEAR(fast[i], ref[i], 1e-5f * scale) << i;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nn/kernels.h"
+#include "nn/kernels_ref.h"
 #include "test_helpers.h"
 
 namespace engram::nn {
@@ -103,6 +104,12 @@ TEST(Linear, FastMatchesReference) {
   linear_forward(a.data(), x.data(), w.data(), nullptr, N, C, OC);
   linear_forward_ref(b.data(), x.data(), w.data(), nullptr, N, C, OC);
   expect_all_near(a, b, 1e-5f, "out, no bias");
+  auto start = randn(N * OC, 16);  // accumulate: out += projection (+ bias)
+  a = start;
+  b = start;
+  linear_forward(a.data(), x.data(), w.data(), bias.data(), N, C, OC, true);
+  linear_forward_ref(b.data(), x.data(), w.data(), bias.data(), N, C, OC, true);
+  expect_all_near(a, b, 1e-5f, "out += with bias");
   // Backward accumulates: start both from the same nonzero grads.
   auto dx1 = randn(N * C, 9), dw1 = randn(OC * C, 10), db1 = randn(OC, 11);
   auto dx2 = dx1, dw2 = dw1, db2 = db1;

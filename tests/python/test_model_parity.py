@@ -339,6 +339,36 @@ def test_clip_grad_norm_matches_torch():
         np.testing.assert_allclose(model.get_grad(n), t.grad.numpy(), rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.parametrize("name", ["engram", "engram_moe"])
+def test_clipped_gradients_tables_included_match_torch_clip_grad_norm(name):
+    cfg = CONFIGS[name]
+    model, params = make_model(cfg)
+    ids, targets = batch(cfg, 3, 17, seed=6)
+    model.forward(ids, targets)
+    model.zero_grad()
+    model.backward()
+    ref = TorchRef(cfg, params)
+    ref(torch.tensor(ids), torch.tensor(targets)).backward()
+    trained = [ref.w(n) for n in ref.names if ref.w(n).grad is not None]
+    full = torch.sqrt(sum((p.grad ** 2).sum() for p in trained)).item()
+    max_norm = 0.3 * full  # well inside the clipping range
+
+    norm = model.clip_grad_norm(max_norm)
+    tnorm = torch.nn.utils.clip_grad_norm_(trained, max_norm).item()
+    assert abs(norm - tnorm) <= 1e-4 * tnorm, (norm, tnorm)
+    grads, ref_grads = model.grads(), ref.grads()
+    assert set(grads) == set(ref_grads)
+    tables = [n for n in grads if n.endswith("multi_head_embedding.embedding.weight")]
+    assert tables and all(np.abs(ref_grads[n]).max() > 0 for n in tables)
+    for n in grads:
+        scale = np.abs(ref_grads[n]).max()
+        if scale == 0:
+            assert not grads[n].any(), n
+            continue
+        err = np.abs(grads[n] - ref_grads[n]).max()
+        assert err <= 1e-4 * scale, f"{name}: {n}: max err {err:.3g} vs scale {scale:.3g}"
+
+
 def test_same_seed_gives_the_same_losses():
     cfg = CONFIGS["moe_shared"]
 

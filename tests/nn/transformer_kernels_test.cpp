@@ -1,5 +1,6 @@
-// Tests of the transformer kernels (src/model/kernels.h): every backward against central finite
-// differences of its forward, every fast kernel against its plain reference.
+// Tests of the transformer kernels of the kernel library (nn/attention.h, and in nn/kernels.h the
+// token embedding, linear, RMSNorm, SwiGLU and cross-entropy): every backward against central
+// finite differences of its forward, every fast kernel against its plain reference.
 //
 // Finite differences: the scalar checked is loss = sum(w * out) with fixed random w (so
 // dout = w); each input element x_i is nudged by +-eps (eps = 1e-2 for O(1) inputs) and
@@ -15,10 +16,14 @@
 #include <random>
 #include <vector>
 
-#include "model/kernels.h"
+#include "nn/attention.h"
+#include "nn/kernels.h"
+#include "nn/kernels_ref.h"
+#include "nn/moe.h"
+#include "nn/softmax.h"
 #include "test_helpers.h"
 
-namespace engram::model {
+namespace engram::nn {
 namespace {
 
 using engram::testing::randn;
@@ -98,11 +103,11 @@ TEST(Kernels, RmsNormBackwardMatchesFiniteDifferences) {
   auto w = randn(N * C, 5);
   auto run = [&](const std::vector<float>& xx, const std::vector<float>& ww) {
     std::vector<float> o(N * C), r(N);
-    rmsnorm_forward(o.data(), r.data(), xx.data(), ww.data(), N, C, eps);
+    rmsnorm_forward(o.data(), C, r.data(), xx.data(), C, ww.data(), N, C, eps);
     return weighted_sum(o, w);
   };
   std::vector<float> out(N * C), rstd(N), dx(N * C, 0.0f), dweight(C, 0.0f);
-  rmsnorm_forward(out.data(), rstd.data(), x.data(), weight.data(), N, C, eps);
+  rmsnorm_forward(out.data(), C, rstd.data(), x.data(), C, weight.data(), N, C, eps);
   // Forward against the formula.
   for (int64_t n = 0; n < N; n++) {
     double ss = 0.0;
@@ -112,37 +117,39 @@ TEST(Kernels, RmsNormBackwardMatchesFiniteDifferences) {
       EXPECT_NEAR(out[n * C + c], x[n * C + c] * r * weight[c], 1e-5);
     }
   }
-  rmsnorm_backward(dx.data(), dweight.data(), w.data(), x.data(), weight.data(), rstd.data(), N, C);
+  rmsnorm_backward(dx.data(), C, dweight.data(), w.data(), C, x.data(), C, weight.data(),
+                   rstd.data(), N, C);
   expect_fd_match("dx", x, dx, [&](const std::vector<float>& t) { return run(t, weight); });
   expect_fd_match("dweight", weight, dweight,
                   [&](const std::vector<float>& t) { return run(x, t); });
 }
 
-TEST(Kernels, MatmulFastMatchesReferenceAndReferenceMatchesFiniteDifferences) {
+TEST(Kernels, LinearAccumulatingFastMatchesReferenceAndReferenceMatchesFiniteDifferences) {
   const int64_t N = 9, IC = 13, OC = 7;
   auto x = randn(N * IC, 6);
   auto W = randn(OC * IC, 7);
   auto w = randn(N * OC, 8);
   std::vector<float> out(N * OC), out_ref(N * OC);
-  matmul_forward(out.data(), x.data(), W.data(), N, IC, OC);
-  matmul_forward_ref(out_ref.data(), x.data(), W.data(), N, IC, OC);
+  linear_forward(out.data(), x.data(), W.data(), nullptr, N, IC, OC);
+  linear_forward_ref(out_ref.data(), x.data(), W.data(), nullptr, N, IC, OC);
   expect_close(out, out_ref, 1e-5f, 1e-5f, "matmul out");
   // accumulate mode adds onto what is there
   std::vector<float> acc = w, acc_ref = w;
-  matmul_forward(acc.data(), x.data(), W.data(), N, IC, OC, true);
-  matmul_forward_ref(acc_ref.data(), x.data(), W.data(), N, IC, OC, true);
+  linear_forward(acc.data(), x.data(), W.data(), nullptr, N, IC, OC, true);
+  linear_forward_ref(acc_ref.data(), x.data(), W.data(), nullptr, N, IC, OC, true);
   expect_close(acc, acc_ref, 1e-5f, 1e-5f, "matmul accumulate");
   // backward: start from non-zero gradients to check accumulation
   std::vector<float> dx(N * IC, 0.5f), dW(OC * IC, -0.25f), dx_ref = dx, dW_ref = dW;
-  matmul_backward(dx.data(), dW.data(), w.data(), x.data(), W.data(), N, IC, OC);
-  matmul_backward_ref(dx_ref.data(), dW_ref.data(), w.data(), x.data(), W.data(), N, IC, OC);
+  linear_backward(dx.data(), dW.data(), nullptr, w.data(), x.data(), W.data(), N, IC, OC);
+  linear_backward_ref(dx_ref.data(), dW_ref.data(), nullptr, w.data(), x.data(), W.data(), N, IC,
+                      OC);
   expect_close(dx, dx_ref, 1e-5f, 1e-5f, "matmul dx");
   expect_close(dW, dW_ref, 1e-5f, 1e-5f, "matmul dW");
   std::vector<float> gx(N * IC, 0.0f), gW(OC * IC, 0.0f);
-  matmul_backward_ref(gx.data(), gW.data(), w.data(), x.data(), W.data(), N, IC, OC);
+  linear_backward_ref(gx.data(), gW.data(), nullptr, w.data(), x.data(), W.data(), N, IC, OC);
   auto run = [&](const std::vector<float>& xx, const std::vector<float>& ww) {
     std::vector<float> o(N * OC);
-    matmul_forward_ref(o.data(), xx.data(), ww.data(), N, IC, OC);
+    linear_forward_ref(o.data(), xx.data(), ww.data(), nullptr, N, IC, OC);
     return weighted_sum(o, w);
   };
   expect_fd_match("dx", x, gx, [&](const std::vector<float>& t) { return run(t, W); });
@@ -298,7 +305,7 @@ TEST(Kernels, MoeRouteTakesTopKByProbability) {
                                      -1.0f, -1.0f, -1.0f, 4.0f, 5.0f};  // 4, 3
   std::vector<float> probs(N * E), gates(N * K);
   std::vector<int32_t> idx(N * K);
-  moe_route(probs.data(), idx.data(), gates.data(), logits.data(), N, E, K, false);
+  moe_route_forward(probs.data(), idx.data(), gates.data(), logits.data(), N, E, K, false);
   EXPECT_EQ(idx, (std::vector<int32_t>{1, 3, 0, 1, 4, 3}));
   for (int64_t n = 0; n < N; n++) {
     double s = 0.0;
@@ -306,9 +313,9 @@ TEST(Kernels, MoeRouteTakesTopKByProbability) {
     EXPECT_NEAR(s, 1.0, 1e-6);
     for (int64_t k = 0; k < K; k++) EXPECT_EQ(gates[n * K + k], probs[n * E + idx[n * K + k]]);
   }
-  moe_route(probs.data(), idx.data(), gates.data(), logits.data(), N, E, K, true);
+  moe_route_forward(probs.data(), idx.data(), gates.data(), logits.data(), N, E, K, true);
   for (int64_t n = 0; n < N; n++) EXPECT_NEAR(gates[n * K] + gates[n * K + 1], 1.0, 1e-6);
 }
 
 }  // namespace
-}  // namespace engram::model
+}  // namespace engram::nn

@@ -1,9 +1,16 @@
-// ModelConfig <-> JSON. Strict: an unknown key is an error (a typo must not silently fall back
-// to a default), and every size is checked against the others before a model is built.
+// ModelConfig <-> JSON (engram/model_config.h), and a new model's config with its tokenizer's
+// compression lookup. Strict: an unknown key is an error (a typo must not silently fall back
+// to a default), and every size is checked against the others before a model is built. The
+// "engram" object is read once into the typed EngramOptions (engram/config.h's demo-form parser
+// checks its keys) and written back in the same form.
 #include <nlohmann/json.hpp>
 
+#include "engram/model_config.h"
+
+#include "engram/compressor.h"
 #include "engram/error.h"
-#include "engram/model.h"
+#include "engram/tokenizer.h"
+#include "util/read_file.h"
 
 namespace engram {
 
@@ -22,12 +29,89 @@ T get_field(const json& obj, const char* key, const std::string& where, T fallba
   }
 }
 
-void check_keys(const json& obj, std::initializer_list<const char*> known, const std::string& where) {
+void check_keys(const json& obj, std::initializer_list<const char*> known,
+                const std::string& where) {
   if (!obj.is_object()) fail(Errc::parse, where, ": expected a JSON object");
   for (auto it = obj.begin(); it != obj.end(); ++it) {
     bool ok = false;
     for (const char* k : known) ok |= it.key() == k;
     if (!ok) fail(Errc::parse, where, ": unknown key \"", it.key(), "\"");
+  }
+}
+
+void check_engram_layer_ids(const std::vector<int64_t>& ids, int64_t n_layers,
+                            const std::string& where) {
+  for (int64_t id : ids) {
+    if (id < 0 || id >= n_layers) {
+      fail(Errc::invalid_argument, where, ".engram.layer_ids: layer ", id, " is outside [0, ",
+           n_layers, ")");
+    }
+  }
+}
+
+json engram_to_json(const EngramOptions& e) {
+  json j = {{"layer_ids", e.layer_ids},
+            {"engram_vocab_size", e.vocab_size_per_ngram},
+            {"max_ngram_size", e.max_ngram},
+            {"n_embed_per_ngram", e.n_embed_per_ngram},
+            {"n_head_per_ngram", e.n_head},
+            {"pad_id", e.pad_id},
+            {"seed", e.seed},
+            {"kernel_size", e.kernel_size}};
+  if (e.hidden_size) j["hidden_size"] = *e.hidden_size;
+  if (e.hc_mult) j["hc_mult"] = *e.hc_mult;
+  if (e.vocab_size) j["vocab_size"] = *e.vocab_size;
+  if (e.num_layers) j["num_layers"] = *e.num_layers;
+  if (e.compress_tokens) j["compress_tokens"] = true;
+  return j;
+}
+
+// The fields the model uses, for a config built in code (from_json's parser checked a file's).
+void validate_engram(const EngramOptions& e, int64_t hidden_size, const std::string& w) {
+  if (e.form != EngramConfig::Form::demo) {
+    fail(Errc::unsupported, w, ": the transformer takes the demo form of the Engram config");
+  }
+  for (size_t i = 1; i < e.layer_ids.size(); i++) {
+    if (e.layer_ids[i] <= e.layer_ids[i - 1]) {
+      fail(Errc::invalid_argument, w, ".layer_ids: must be strictly increasing, got ",
+           e.layer_ids[i - 1], " then ", e.layer_ids[i]);
+    }
+  }
+  if (e.max_ngram < 2 || e.max_ngram > EngramConfig::kMaxNgram) {
+    fail(Errc::invalid_argument, w, ".max_ngram_size ", e.max_ngram, " is outside [2, ",
+         EngramConfig::kMaxNgram, "]");
+  }
+  if (int64_t(e.vocab_size_per_ngram.size()) != e.max_ngram - 1) {
+    fail(Errc::invalid_argument, w, ".engram_vocab_size: ", e.vocab_size_per_ngram.size(),
+         " entries where max_ngram_size - 1 = ", e.max_ngram - 1, " are needed");
+  }
+  for (int64_t v : e.vocab_size_per_ngram) {
+    if (v < 1 || v > EngramConfig::kMaxVocab) {
+      fail(Errc::invalid_argument, w, ".engram_vocab_size: entry ", v, " is outside [1, ",
+           EngramConfig::kMaxVocab, "]");
+    }
+  }
+  if (e.n_head < 1 || e.n_head > EngramConfig::kMaxHeads) {
+    fail(Errc::invalid_argument, w, ".n_head_per_ngram ", e.n_head, " is outside [1, ",
+         EngramConfig::kMaxHeads, "]");
+  }
+  if (e.n_embed_per_ngram < 1 || e.n_embed_per_ngram % e.n_head != 0) {
+    fail(Errc::invalid_argument, w, ".n_embed_per_ngram ", e.n_embed_per_ngram,
+         " is not a positive multiple of n_head_per_ngram ", e.n_head);
+  }
+  if (e.kernel_size < 1) {
+    fail(Errc::invalid_argument, w, ".kernel_size must be positive, got ", e.kernel_size);
+  }
+  if (e.pad_id < 0 || e.seed < 0) {
+    fail(Errc::invalid_argument, w, ": pad_id and seed must be >= 0");
+  }
+  if (e.hidden_size && *e.hidden_size != hidden_size) {
+    fail(Errc::mismatch, w, ".hidden_size ", *e.hidden_size,
+         " differs from the model's hidden_size ", hidden_size);
+  }
+  if (e.hc_mult && *e.hc_mult != 1) {
+    fail(Errc::unsupported, w, ".hc_mult ", *e.hc_mult,
+         ": the transformer has one residual stream (hc_mult 1)");
   }
 }
 
@@ -74,9 +158,15 @@ ModelConfig ModelConfig::from_json(const std::string& json_text, const std::stri
   if (auto it = j.find("engram"); it != j.end()) {
     const std::string w = where + ".engram";
     if (!it->is_object()) fail(Errc::parse, w, ": expected a JSON object");
-    c.engram.layer_ids = get_field<std::vector<int64_t>>(*it, "layer_ids", w, {});
     c.engram.compress_tokens = get_field<bool>(*it, "compress_tokens", w, false);
-    c.engram.config_json = it->dump();
+    const auto layer_ids = get_field<std::vector<int64_t>>(*it, "layer_ids", w, {});
+    // Before the rest of the object, so that a wrong layer is reported as such.
+    check_engram_layer_ids(layer_ids, c.n_layers, where);
+    if (!layer_ids.empty()) {
+      json e = *it;
+      e.erase("compress_tokens");  // the model's key, not the Engram config's
+      static_cast<EngramConfig&>(c.engram) = EngramConfig::from_json(e.dump(), w);
+    }
   }
   c.validate(where);
   return c;
@@ -96,15 +186,7 @@ std::string ModelConfig::to_json() const {
                 {"norm_topk_prob", moe.norm_topk_prob},
                 {"aux_loss_coef", moe.aux_loss_coef}};
   }
-  if (!engram.layer_ids.empty()) {
-    json e = json::parse(engram.config_json);
-    e["layer_ids"] = engram.layer_ids;  // the fields are authoritative over config_json's copy
-    if (engram.compress_tokens)
-      e["compress_tokens"] = true;
-    else
-      e.erase("compress_tokens");
-    j["engram"] = e;
-  }
+  if (!engram.layer_ids.empty()) j["engram"] = engram_to_json(engram);
   return j.dump(2);
 }
 
@@ -150,12 +232,29 @@ void ModelConfig::validate(const std::string& where) const {
       fail(Errc::invalid_argument, where, ".moe: aux_loss_coef must be >= 0");
     }
   }
-  for (int64_t id : engram.layer_ids) {
-    if (id < 0 || id >= n_layers) {
-      fail(Errc::invalid_argument, where, ".engram.layer_ids: layer ", id, " is outside [0, ",
-           n_layers, ")");
-    }
+  check_engram_layer_ids(engram.layer_ids, n_layers, where);
+  if (!engram.layer_ids.empty()) validate_engram(engram, hidden_size, where + ".engram");
+}
+
+std::vector<int64_t> tokenizer_compress_lookup(const Tokenizer& tokenizer, int64_t vocab_size) {
+  const TokenCompressor tc = TokenCompressor::from_tokenizer(tokenizer);
+  std::vector<int64_t> lookup = tc.lookup();
+  if (int64_t(lookup.size()) > vocab_size) {
+    fail(Errc::mismatch, "the tokenizer has ", lookup.size(), " ids, more than vocab_size ",
+         vocab_size);
   }
+  // Ids past the tokenizer's are never produced by it; each gets a compressed id of its own, in
+  // order, which keeps the lookup a dense range in order of first appearance.
+  for (int64_t next = tc.compressed_vocab_size(); int64_t(lookup.size()) < vocab_size; next++)
+    lookup.push_back(next);
+  return lookup;
+}
+
+ModelConfig new_model_config(const std::string& path, const Tokenizer& tokenizer) {
+  ModelConfig c = ModelConfig::from_json(read_file(path), path);
+  if (c.engram.compress_tokens)
+    c.engram.compress_lookup = tokenizer_compress_lookup(tokenizer, c.vocab_size);
+  return c;
 }
 
 }  // namespace engram

@@ -1,13 +1,8 @@
-// Transformer layer kernels for CPU training: see kernels.h for the contract of each function.
-// Fast versions use OpenBLAS (GEMM) and OpenMP (rows, attention blocks); reference versions are
-// plain loops kept for the tests. Every parallel loop writes disjoint outputs and every reduction
-// runs in a fixed order, so results do not depend on thread timing.
-#include "model/kernels.h"
-#include "model/vec.h"
-
-#include "nn/kernels.h"
-
-#include <cblas.h>
+// Rotary embedding and causal attention (nn/attention.h). OpenMP over (batch, KV head); the
+// products inside a head run as register-tiled matrix products over the causal half. Every
+// parallel loop writes disjoint outputs and every reduction runs in a fixed order, so results
+// do not depend on thread timing.
+#include "nn/attention.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,87 +10,14 @@
 #include <limits>
 #include <vector>
 
-namespace engram::model {
+#include "nn/softmax.h"
+#include "nn/vec.h"
 
-// Elementwise kernels fork threads only above this many elements: below it the fork/join costs
-// more than the work (decode steps, tiny models).
+namespace engram::nn {
+
+// Loops fork threads only above this many elements: below it the fork/join costs more than the
+// work (decode steps, tiny models).
 [[maybe_unused]] constexpr int64_t kParallelMin = 1 << 14;
-
-// ---- token embedding --------------------------------------------------------------------------
-
-void embedding_forward(float* out, const int32_t* ids, const float* wte, int64_t N, int64_t C) {
-#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
-  for (int64_t n = 0; n < N; n++) {
-    std::memcpy(out + n * C, wte + static_cast<int64_t>(ids[n]) * C, C * sizeof(float));
-  }
-}
-
-void embedding_backward(float* dwte, const float* dout, const int32_t* ids, int64_t N, int64_t C) {
-  // Serial on purpose: repeated ids hit the same row, and a fixed order keeps sums reproducible.
-  for (int64_t n = 0; n < N; n++) {
-    float* row = dwte + static_cast<int64_t>(ids[n]) * C;
-    const float* d = dout + n * C;
-    for (int64_t c = 0; c < C; c++) row[c] += d[c];
-  }
-}
-
-// ---- RMSNorm ----------------------------------------------------------------------------------
-
-// The model's rows are contiguous: the Engram layer's strided kernels (nn_kernels.h) with
-// ld = C, so both share one implementation (double-accumulated sums of squares and dot).
-void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N,
-                     int64_t C, float eps) {
-  nn::rmsnorm_forward(out, C, rstd, inp, C, weight, N, C, eps);
-}
-
-void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
-                      const float* weight, const float* rstd, int64_t N, int64_t C) {
-  nn::rmsnorm_backward(dinp, C, dweight, dout, C, inp, C, weight, rstd, N, C);
-}
-
-// ---- linear -----------------------------------------------------------------------------------
-
-void matmul_forward(float* out, const float* inp, const float* weight, int64_t N, int64_t IC,
-                    int64_t OC, bool accumulate) {
-  if (N == 0) return;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, weight, IC,
-              accumulate ? 1.0f : 0.0f, out, OC);
-}
-
-void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp,
-                     const float* weight, int64_t N, int64_t IC, int64_t OC) {
-  if (N == 0) return;
-  if (dinp != nullptr) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC,
-                1.0f, dinp, IC);
-  }
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
-              dweight, IC);
-}
-
-void matmul_forward_ref(float* out, const float* inp, const float* weight, int64_t N, int64_t IC,
-                        int64_t OC, bool accumulate) {
-  for (int64_t n = 0; n < N; n++) {
-    for (int64_t o = 0; o < OC; o++) {
-      double s = 0.0;
-      for (int64_t i = 0; i < IC; i++) s += double(inp[n * IC + i]) * weight[o * IC + i];
-      out[n * OC + o] = static_cast<float>(accumulate ? out[n * OC + o] + s : s);
-    }
-  }
-}
-
-void matmul_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp,
-                         const float* weight, int64_t N, int64_t IC, int64_t OC) {
-  for (int64_t n = 0; n < N; n++) {
-    for (int64_t o = 0; o < OC; o++) {
-      const float d = dout[n * OC + o];
-      for (int64_t i = 0; i < IC; i++) {
-        if (dinp != nullptr) dinp[n * IC + i] += d * weight[o * IC + i];
-        dweight[o * IC + i] += d * inp[n * IC + i];
-      }
-    }
-  }
-}
 
 // ---- RoPE -------------------------------------------------------------------------------------
 
@@ -146,21 +68,6 @@ void rope_backward(float* dx, const float* cos_t, const float* sin_t, int64_t B,
 }
 
 // ---- causal attention -------------------------------------------------------------------------
-
-// In-place stable softmax of p[0..n).
-static void softmax_inplace(float* __restrict p, int64_t n) {
-  float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-  for (int64_t j = 0; j < n; j++) mx = p[j] > mx ? p[j] : mx;  // vectorizes; std::max does not
-  float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < n; j++) {
-    p[j] = exp_approx(p[j] - mx);
-    sum += p[j];
-  }
-  const float inv = 1.0f / sum;
-  for (int64_t j = 0; j < n; j++) p[j] *= inv;
-}
 
 // Per-thread scratch that survives calls. A per-call std::vector of T*T floats (256 KB at
 // T = 256) is above glibc's mmap threshold, so it would be mapped, page-faulted and unmapped on
@@ -408,77 +315,6 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
   }
 }
 
-void attention_forward_ref(float* out, float* att, const float* qkv, int64_t B, int64_t T,
-                           int64_t H, int64_t KV, int64_t D) {
-  const int64_t stride = (H + 2 * KV) * D;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  for (int64_t b = 0; b < B; b++) {
-    for (int64_t h = 0; h < H; h++) {
-      const int64_t g = h / (H / KV);
-      for (int64_t i = 0; i < T; i++) {
-        const float* q = qkv + (b * T + i) * stride + h * D;
-        float* p = att + ((b * H + h) * T + i) * T;
-        double mx = -1e300;
-        std::vector<double> s(i + 1);
-        for (int64_t j = 0; j <= i; j++) {
-          const float* k = qkv + (b * T + j) * stride + (H + g) * D;
-          double acc = 0.0;
-          for (int64_t d = 0; d < D; d++) acc += double(q[d]) * k[d];
-          s[j] = acc * scale;
-          mx = std::max(mx, s[j]);
-        }
-        double sum = 0.0;
-        for (int64_t j = 0; j <= i; j++) sum += std::exp(s[j] - mx);
-        for (int64_t j = 0; j < T; j++) {
-          p[j] = j <= i ? static_cast<float>(std::exp(s[j] - mx) / sum) : 0.0f;
-        }
-        float* o = out + (b * T + i) * H * D + h * D;
-        for (int64_t d = 0; d < D; d++) {
-          double acc = 0.0;
-          for (int64_t j = 0; j <= i; j++) {
-            acc += double(p[j]) * qkv[(b * T + j) * stride + (H + KV + g) * D + d];
-          }
-          o[d] = static_cast<float>(acc);
-        }
-      }
-    }
-  }
-}
-
-void attention_backward_ref(float* dqkv, const float* dout, const float* qkv, const float* att,
-                            int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D) {
-  const int64_t stride = (H + 2 * KV) * D;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  for (int64_t b = 0; b < B; b++) {
-    for (int64_t h = 0; h < H; h++) {
-      const int64_t g = h / (H / KV);
-      for (int64_t i = 0; i < T; i++) {
-        const float* p = att + ((b * H + h) * T + i) * T;
-        const float* dO = dout + (b * T + i) * H * D + h * D;
-        std::vector<double> dp(i + 1);
-        double dot = 0.0;
-        for (int64_t j = 0; j <= i; j++) {
-          const float* v = qkv + (b * T + j) * stride + (H + KV + g) * D;
-          double acc = 0.0;
-          for (int64_t d = 0; d < D; d++) acc += double(dO[d]) * v[d];
-          dp[j] = acc;
-          dot += p[j] * acc;
-        }
-        for (int64_t j = 0; j <= i; j++) {
-          const double dsj = p[j] * (dp[j] - dot) * scale;
-          for (int64_t d = 0; d < D; d++) {
-            dqkv[(b * T + i) * stride + h * D + d] +=
-                static_cast<float>(dsj * qkv[(b * T + j) * stride + (H + g) * D + d]);
-            dqkv[(b * T + j) * stride + (H + g) * D + d] +=
-                static_cast<float>(dsj * qkv[(b * T + i) * stride + h * D + d]);
-            dqkv[(b * T + j) * stride + (H + KV + g) * D + d] += p[j] * dO[d];
-          }
-        }
-      }
-    }
-  }
-}
-
 void attention_decode(float* out, const float* q, const float* kcache, const float* vcache,
                       int64_t n_ctx, int64_t H, int64_t KV, int64_t D, float* scratch) {
   const int64_t group = H / KV;
@@ -502,112 +338,4 @@ void attention_decode(float* out, const float* q, const float* kcache, const flo
   }
 }
 
-// ---- SwiGLU -----------------------------------------------------------------------------------
-
-void swiglu_forward(float* out, const float* gateup, int64_t N, int64_t F) {
-#pragma omp parallel for schedule(static) if (N * F >= kParallelMin)
-  for (int64_t n = 0; n < N; n++) {
-    const float* g = gateup + n * 2 * F;
-    const float* u = g + F;
-    float* o = out + n * F;
-#pragma omp simd
-    for (int64_t f = 0; f < F; f++) o[f] = g[f] / (1.0f + exp_approx(-g[f])) * u[f];
-  }
-}
-
-void swiglu_backward(float* dgateup, const float* dout, const float* gateup, int64_t N, int64_t F) {
-  // d/dg [g sigma(g)] = sigma(g) (1 + g (1 - sigma(g))).
-#pragma omp parallel for schedule(static) if (N * F >= kParallelMin)
-  for (int64_t n = 0; n < N; n++) {
-    const float* g = gateup + n * 2 * F;
-    const float* u = g + F;
-    const float* dy = dout + n * F;
-    float* dg = dgateup + n * 2 * F;
-    float* du = dg + F;
-#pragma omp simd
-    for (int64_t f = 0; f < F; f++) {
-      const float sg = 1.0f / (1.0f + exp_approx(-g[f]));
-      dg[f] += dy[f] * u[f] * sg * (1.0f + g[f] * (1.0f - sg));
-      du[f] += dy[f] * g[f] * sg;
-    }
-  }
-}
-
-// ---- cross-entropy ----------------------------------------------------------------------------
-
-void crossentropy_forward(float* losses, float* lse, const float* logits, const int32_t* targets,
-                          int64_t N, int64_t V) {
-#pragma omp parallel for schedule(static) if (N * V >= kParallelMin)
-  for (int64_t n = 0; n < N; n++) {
-    // One pass over the row from memory: per chunk of 1024 logits (4 KB, still in L1 for its
-    // second read) its max, the running sum rescaled to a new max, then the chunk's exp sum.
-    // The max is a plain compare-select: std::max in an omp simd reduction does not vectorize.
-    const float* l = logits + n * V;
-    float mx = -std::numeric_limits<float>::infinity();
-    float sum = 0.0f;
-    for (int64_t v0 = 0; v0 < V; v0 += 1024) {
-      const float* c = l + v0;
-      const int64_t len = std::min<int64_t>(1024, V - v0);
-      float cm = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : cm)
-      for (int64_t v = 0; v < len; v++) cm = c[v] > cm ? c[v] : cm;
-      if (cm > mx) {
-        sum = v0 == 0 ? 0.0f : sum * std::exp(mx - cm);
-        mx = cm;
-      }
-      float cs = 0.0f;
-#pragma omp simd reduction(+ : cs)
-      for (int64_t v = 0; v < len; v++) cs += exp_approx(c[v] - mx);
-      sum += cs;
-    }
-    lse[n] = mx + std::log(sum);
-    losses[n] = targets[n] >= 0 ? lse[n] - l[targets[n]] : 0.0f;
-  }
-}
-
-void crossentropy_backward_inplace(float* logits_to_dlogits, const float* lse,
-                                   const int32_t* targets, int64_t N, int64_t V, float dloss) {
-#pragma omp parallel for schedule(static) if (N * V >= kParallelMin)
-  for (int64_t n = 0; n < N; n++) {
-    float* l = logits_to_dlogits + n * V;
-    if (targets[n] < 0) {
-      std::fill(l, l + V, 0.0f);
-      continue;
-    }
-    const float m = lse[n];
-#pragma omp simd
-    for (int64_t v = 0; v < V; v++) l[v] = exp_approx(l[v] - m) * dloss;
-    l[targets[n]] -= dloss;
-  }
-}
-
-// ---- MoE router -------------------------------------------------------------------------------
-
-void moe_route(float* probs, int32_t* topk_idx, float* gates, const float* router_logits, int64_t N,
-               int64_t E, int64_t k, bool norm_topk) {
-#pragma omp parallel for schedule(static) if (N * E >= kParallelMin)
-  for (int64_t n = 0; n < N; n++) {
-    float* p = probs + n * E;
-    std::memcpy(p, router_logits + n * E, E * sizeof(float));
-    softmax_inplace(p, E);
-    int32_t* idx = topk_idx + n * k;
-    float* gt = gates + n * k;
-    float total = 0.0f;
-    for (int64_t s = 0; s < k; s++) {
-      int32_t best = -1;
-      for (int64_t e = 0; e < E; e++) {
-        bool taken = false;
-        for (int64_t r = 0; r < s; r++) taken |= idx[r] == e;
-        if (!taken && (best < 0 || p[e] > p[best])) best = static_cast<int32_t>(e);
-      }
-      idx[s] = best;
-      gt[s] = p[best];
-      total += p[best];
-    }
-    if (norm_topk) {
-      for (int64_t s = 0; s < k; s++) gt[s] /= total;
-    }
-  }
-}
-
-}  // namespace engram::model
+}  // namespace engram::nn
