@@ -170,6 +170,8 @@ class PyTableStore {
       d["cache_capped"] = c.capped;  // cache_bytes held more rows than the tables have
       d["cache_evictions"] = c.evictions;
     }
+    if (opened_.dram && opened_.dram->shared())
+      d["shared_created"] = opened_.dram->created();  // false: attached another's file
     IoStats io = opened_.file->io_stats();
     d["io_reads"] = io.reads;
     d["io_bytes"] = io.bytes;
@@ -262,7 +264,8 @@ void bind_store(pyb::module_& m) {
            "The rows of layer_id from the latest prefetch (see PrefetchTicket.wait).")
       .def("stats", &PyTableStore::stats,
            "{tier, describe, cache_hits, cache_misses, cache_hit_rate, cache_entries, "
-           "cache_capacity_rows, cache_capped, cache_evictions (with a cache), io_reads, io_bytes, "
+           "cache_capacity_rows, cache_capped, cache_evictions (with a cache), shared_created "
+           "(with a shared_path: whether this call made the file), io_reads, io_bytes, "
            "io_direct_reads}.")
       .def("rows", &PyTableStore::rows, pyb::arg("layer_id"),
            "Rows of layer_id's table (all columns).")
