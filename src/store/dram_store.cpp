@@ -254,15 +254,17 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
   for (auto& d : tables)
     if (d.name.size() >= sizeof(ShmTable::name))
       fail(Errc::unsupported, path, ": table name '", d.name, "' is too long");
-  if (!options.replace) {
-    // Already published: attach it rather than fill a copy that could only lose.
+  // The file under `path` attached, or null when there is none.
+  auto published = [&]() -> std::unique_ptr<DramStore> {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      FdCloser closer{fd};
-      return attach_fd(fd, path, fingerprint, options.verify_data);
-    }
-    if (errno != ENOENT) fail(Errc::io, path, ": cannot open shared table file: ", errno_text());
-  }
+    if (fd < 0 && errno == ENOENT) return nullptr;
+    if (fd < 0) fail(Errc::io, path, ": cannot open shared table file: ", errno_text());
+    FdCloser closer{fd};
+    return attach_fd(fd, path, fingerprint, options.verify_data);
+  };
+  // Already published: attach it rather than fill a copy that could only lose.
+  if (!options.replace)
+    if (auto s = published()) return s;
   std::vector<uint64_t> offsets;
   const uint64_t total = layout(tables, kPage, offsets);
 
@@ -286,8 +288,13 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
 #endif
     // tmpfs allocates pages on first touch; fill() failing with SIGBUS on a full /dev/shm is
     // avoided by reserving the space now.
-    if (int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); rc != 0 && rc != EOPNOTSUPP)
+    if (int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); rc != 0 && rc != EOPNOTSUPP) {
+      // Racing creators each hold a copy until one links its own: out of room, a winner's
+      // file, if one has appeared, serves as well.
+      if (rc == ENOSPC && !options.replace)
+        if (auto s = published()) return s;
       fail(Errc::io, path, ": cannot reserve ", total, " bytes: ", std::strerror(rc));
+    }
 
     fill(from, rw.bytes(), offsets);
 
@@ -322,10 +329,15 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
 
   const std::string proc = "/proc/self/fd/" + std::to_string(fd);
   if (!options.replace) {
-    if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) != 0) {
-      // Another creator published first: theirs is complete (only complete files are linked).
-      if (errno == EEXIST) return attach_shared(path, fingerprint, options.verify_data);
-      fail(Errc::io, path, ": cannot publish the shared table file: ", errno_text());
+    // Another creator published first: theirs is complete (only complete files are linked), so
+    // attach it. A name taken and freed again in between is tried again, a few times at most.
+    for (int attempt = 0;; ++attempt) {
+      if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) break;
+      const int err = errno;
+      if (err == EEXIST)
+        if (auto s = published()) return s;
+      if (err != EEXIST || attempt == 3)
+        fail(Errc::io, path, ": cannot publish the shared table file: ", std::strerror(err));
     }
   } else {
     // Link under a private name, then rename over `path`: readers see the old or the new file.
