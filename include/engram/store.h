@@ -10,7 +10,10 @@
 //                only when complete (created unlinked, linked in at the end), and carries a
 //                header with magic, sizes, table layout, checksums, the fingerprint of the
 //                checkpoint it holds and a "complete" marker, so a reader never trusts a
-//                half-made or foreign file, nor one filled from another checkpoint.
+//                half-made or foreign file, nor one filled from another checkpoint. Of creators
+//                racing for one name, one publishes and the others attach its file; a published
+//                file is never written again (a rebuild is a new file renamed over the name);
+//                files are owner-only (0600) unless a mode is given.
 //   CachedStore  a hot-row cache (engram/cache.h) in front of any store.
 // Rows come out packed (a table's own bytes: data then scale for f8) or dequantized to fp32 /
 // bf16 through engram/row_format.h.
