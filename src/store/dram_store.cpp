@@ -278,54 +278,51 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
     fail(Errc::io, path, ": cannot set mode ", octal(options.mode), ": ", errno_text());
   if (::ftruncate(fd, static_cast<off_t>(total)) != 0)
     fail(Errc::io, path, ": cannot size to ", total, " bytes: ", errno_text());
-  {
-    Region rw;
-    rw.len = total;
-    rw.base = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (rw.base == MAP_FAILED) fail(Errc::io, path, ": mmap of ", total, " bytes: ", errno_text());
+  Region rw;
+  rw.len = total;
+  rw.base = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (rw.base == MAP_FAILED) fail(Errc::io, path, ": mmap of ", total, " bytes: ", errno_text());
 #ifdef MADV_HUGEPAGE
-    ::madvise(rw.base, total, MADV_HUGEPAGE);  // honoured by tmpfs with huge=within_size/advise
+  ::madvise(rw.base, total, MADV_HUGEPAGE);  // honoured by tmpfs with huge=within_size/advise
 #endif
-    // tmpfs allocates pages on first touch; fill() failing with SIGBUS on a full /dev/shm is
-    // avoided by reserving the space now.
-    if (int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); rc != 0 && rc != EOPNOTSUPP) {
-      // Racing creators each hold a copy until one links its own: out of room, a winner's
-      // file, if one has appeared, serves as well.
-      if (rc == ENOSPC && !options.replace)
-        if (auto s = published()) return s;
-      fail(Errc::io, path, ": cannot reserve ", total, " bytes: ", std::strerror(rc));
-    }
-
-    fill(from, rw.bytes(), offsets);
-
-    ShmHeader h{};
-    std::memcpy(h.magic, kMagic, sizeof(kMagic));
-    h.version = kVersion;
-    h.header_bytes = kPage;
-    h.total_bytes = total;
-    h.num_tables = static_cast<uint32_t>(tables.size());
-    uint64_t cs = 0x9E3779B97F4A7C15ull;
-    for (size_t t = 0; t < tables.size(); ++t) {
-      ShmTable& e = h.tables[t];
-      std::strncpy(e.name, tables[t].name.c_str(), sizeof(e.name) - 1);
-      e.dtype = static_cast<uint32_t>(tables[t].format.dtype);
-      e.width = tables[t].format.width;
-      e.rows = tables[t].rows;
-      e.offset = offsets[t];
-      e.bytes = uint64_t(tables[t].rows) * tables[t].row_bytes();
-      cs = checksum64(rw.bytes() + e.offset, e.bytes, cs);
-    }
-    h.data_checksum = cs;
-    h.table_digest = fingerprint.table_digest;
-    h.shard_digest = fingerprint.shard_digest;
-    h.row_digest = fingerprint.row_digest;
-    std::strncpy(h.origin, fingerprint.origin.c_str(), sizeof(h.origin) - 1);
-    h.complete = kCompleteMarker;
-    h.header_checksum = header_checksum(h);
-    std::memcpy(rw.bytes(), &h, sizeof(h));
-    if (::msync(rw.base, total, MS_SYNC) != 0)
-      fail(Errc::io, path, ": msync failed: ", errno_text());
+  // tmpfs allocates pages on first touch; fill() failing with SIGBUS on a full /dev/shm is
+  // avoided by reserving the space now.
+  if (int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); rc != 0 && rc != EOPNOTSUPP) {
+    // Racing creators each hold a copy until one links its own: out of room, a winner's
+    // file, if one has appeared, serves as well.
+    if (rc == ENOSPC && !options.replace)
+      if (auto s = published()) return s;
+    fail(Errc::io, path, ": cannot reserve ", total, " bytes: ", std::strerror(rc));
   }
+
+  fill(from, rw.bytes(), offsets);
+
+  ShmHeader h{};
+  std::memcpy(h.magic, kMagic, sizeof(kMagic));
+  h.version = kVersion;
+  h.header_bytes = kPage;
+  h.total_bytes = total;
+  h.num_tables = static_cast<uint32_t>(tables.size());
+  uint64_t cs = 0x9E3779B97F4A7C15ull;
+  for (size_t t = 0; t < tables.size(); ++t) {
+    ShmTable& e = h.tables[t];
+    std::strncpy(e.name, tables[t].name.c_str(), sizeof(e.name) - 1);
+    e.dtype = static_cast<uint32_t>(tables[t].format.dtype);
+    e.width = tables[t].format.width;
+    e.rows = tables[t].rows;
+    e.offset = offsets[t];
+    e.bytes = uint64_t(tables[t].rows) * tables[t].row_bytes();
+    cs = checksum64(rw.bytes() + e.offset, e.bytes, cs);
+  }
+  h.data_checksum = cs;
+  h.table_digest = fingerprint.table_digest;
+  h.shard_digest = fingerprint.shard_digest;
+  h.row_digest = fingerprint.row_digest;
+  std::strncpy(h.origin, fingerprint.origin.c_str(), sizeof(h.origin) - 1);
+  h.complete = kCompleteMarker;
+  h.header_checksum = header_checksum(h);
+  std::memcpy(rw.bytes(), &h, sizeof(h));
+  if (::msync(rw.base, total, MS_SYNC) != 0) fail(Errc::io, path, ": msync failed: ", errno_text());
 
   const std::string proc = "/proc/self/fd/" + std::to_string(fd);
   if (!options.replace) {
