@@ -194,6 +194,7 @@ print(json.dumps({"created": s.stats()["shared_created"], "sum": float(rows.sum(
 def test_processes_opening_one_shared_table_at_once(ckpt, tmp_path):
     d, _ = ckpt
     path = shm_path(tmp_path, "race")
+    procs: list[subprocess.Popen[str]] = []
     try:
         procs = [subprocess.Popen([sys.executable, "-c", OPEN_AND_REPORT, d, path],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -210,6 +211,10 @@ def test_processes_opening_one_shared_table_at_once(ckpt, tmp_path):
         mine = engram.TableStore.open(d, tier="dram", shared_path=path, verify_shared=True)
         assert mine.stats()["shared_created"] is False
     finally:
+        for p in procs:  # none may create the file after it is removed
+            if p.poll() is None:
+                p.kill()
+            p.wait()
         if os.path.exists(path):
             os.remove(path)
 
