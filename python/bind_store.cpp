@@ -1,12 +1,15 @@
 // Python bindings of the store area: Engram tables served from a DeepSeek-V4.1 checkpoint.
 //
 //   engram.TableStore.open(path, tier="dram"|"file", cache_bytes=0, cache_policy="s3fifo",
-//                          direct=True, shared_path=None, resident_scales=False)
+//                          direct=True, shared_path=None, resident_scales=False,
+//                          verify_shared=False, shared_mode=0o600)
 //       path: a V4.1 checkpoint directory (config.json + shards). tier "file" reads rows in
 //       place (io_uring, O_DIRECT); "dram" loads every row into memory first (or, with
 //       shared_path, into a /dev/shm file other processes attach to; a file holding another
 //       checkpoint's tables is refused with ValueError). cache_bytes > 0 puts a hot-row cache
 //       in front of the tier. resident_scales (file tier only) keeps the f8 scales in memory.
+//       verify_shared checksums every row of a shared file made by another process; shared_mode
+//       is the permission bits of one this call creates (owner only by default).
 //       The tiers are assembled by engram::open_store, as for the C API and the CLI.
 //     .lookup(layer_id, hash_ids int64 [..., columns]) -> float32 [..., columns, head_dim]
 //       hash_ids are per-column values as NgramHasher.hash returns them (no offsets); the
@@ -78,7 +81,8 @@ class PyTableStore {
   static std::unique_ptr<PyTableStore> open(const std::string& path, const std::string& tier,
                                             uint64_t cache_bytes, const std::string& policy,
                                             bool direct, std::optional<std::string> shared_path,
-                                            bool resident_scales) {
+                                            bool resident_scales, bool verify_shared,
+                                            uint32_t shared_mode) {
     StoreOptions so;
     if (tier == "file") {
       if (shared_path) fail(Errc::invalid_argument, "shared_path needs tier=\"dram\"");
@@ -91,6 +95,8 @@ class PyTableStore {
       fail(Errc::invalid_argument, "tier must be \"dram\" or \"file\", got \"", tier, "\"");
     }
     so.shared_path = shared_path.value_or("");
+    so.verify_shared = verify_shared;
+    so.shared_mode = shared_mode;
     so.cache_bytes = cache_bytes;
     if (cache_bytes > 0) so.cache_policy = parse_cache_policy(policy);
     so.file.direct = direct;
@@ -161,8 +167,11 @@ class PyTableStore {
       d["cache_hit_rate"] = c.hit_rate();
       d["cache_entries"] = c.entries;
       d["cache_capacity_rows"] = c.capacity_rows;
+      d["cache_capped"] = c.capped;  // cache_bytes held more rows than the tables have
       d["cache_evictions"] = c.evictions;
     }
+    if (opened_.dram && opened_.dram->shared())
+      d["shared_created"] = opened_.dram->created();  // false: attached another's file
     IoStats io = opened_.file->io_stats();
     d["io_reads"] = io.reads;
     d["io_bytes"] = io.bytes;
@@ -222,18 +231,23 @@ void bind_store(pyb::module_& m) {
   pyb::class_<PyTableStore>(m, "TableStore",
                             "Engram tables served from a DeepSeek-V4.1 checkpoint by a storage "
                             "tier (DRAM or file), optionally behind a hot-row cache.")
-      .def_static("open", &PyTableStore::open, pyb::arg("path"), pyb::arg("tier") = "dram",
-                  pyb::arg("cache_bytes") = 0, pyb::arg("cache_policy") = "s3fifo",
-                  pyb::arg("direct") = true, pyb::arg("shared_path") = pyb::none(), pyb::kw_only(),
-                  pyb::arg("resident_scales") = false,
-                  "path: a V4.1 checkpoint directory (config.json + shards); tier: \"dram\" "
-                  "loads every row into memory, \"file\" reads rows in place; cache_bytes: > 0 "
-                  "puts a hot-row cache of that size in front of the tier; cache_policy: its "
-                  "eviction policy (\"s3fifo\" or \"lru\"); direct: O_DIRECT reads for the file "
-                  "tier; shared_path: a /dev/shm file holding the DRAM tier for several processes "
-                  "(created when absent, attached when present; a file made from another checkpoint is "
-                  "refused); resident_scales: file tier only, keep the f8 scale rows in memory so "
-                  "a row is one read.")
+      .def_static(
+          "open", &PyTableStore::open, pyb::arg("path"), pyb::arg("tier") = "dram",
+          pyb::arg("cache_bytes") = 0, pyb::arg("cache_policy") = "s3fifo",
+          pyb::arg("direct") = true, pyb::arg("shared_path") = pyb::none(), pyb::kw_only(),
+          pyb::arg("resident_scales") = false, pyb::arg("verify_shared") = false,
+          pyb::arg("shared_mode") = kSharedFileMode,
+          "path: a V4.1 checkpoint directory (config.json + shards); tier: \"dram\" "
+          "loads every row into memory, \"file\" reads rows in place; cache_bytes: > 0 "
+          "puts a hot-row cache of that size in front of the tier; cache_policy: its "
+          "eviction policy (\"s3fifo\" or \"lru\"); direct: O_DIRECT reads for the file "
+          "tier; shared_path: a /dev/shm file holding the DRAM tier for several processes "
+          "(created when absent, attached when present; a file made from another checkpoint is "
+          "refused); resident_scales: file tier only, keep the f8 scale rows in memory so "
+          "a row is one read; verify_shared: when attaching another process's shared "
+          "file, checksum every row byte (one pass over the table); shared_mode: "
+          "permission bits of a shared file this call creates (default 0o600, owner "
+          "only).")
       .def("__repr__",
            [](PyTableStore& s) {
              return pyb::str("TableStore(tier={!r}, layer_ids={}, columns={}, head_dim={})")
@@ -250,7 +264,8 @@ void bind_store(pyb::module_& m) {
            "The rows of layer_id from the latest prefetch (see PrefetchTicket.wait).")
       .def("stats", &PyTableStore::stats,
            "{tier, describe, cache_hits, cache_misses, cache_hit_rate, cache_entries, "
-           "cache_capacity_rows, cache_evictions (with a cache), io_reads, io_bytes, "
+           "cache_capacity_rows, cache_capped, cache_evictions (with a cache), shared_created "
+           "(with a shared_path: whether this call made the file), io_reads, io_bytes, "
            "io_direct_reads}.")
       .def("rows", &PyTableStore::rows, pyb::arg("layer_id"),
            "Rows of layer_id's table (all columns).")

@@ -34,8 +34,9 @@ struct CacheStats {
   uint64_t inserts = 0;
   uint64_t evictions = 0;
   uint64_t entries = 0;         // rows cached now
-  uint64_t capacity_rows = 0;   // rows the byte budget holds
+  uint64_t capacity_rows = 0;   // rows the byte budget holds, at most the rows there are
   uint64_t capacity_bytes = 0;  // the budget as given
+  bool capped = false;          // the budget holds more rows than exist: capacity_rows is all
   double hit_rate() const { return hits + misses ? double(hits) / double(hits + misses) : 0.0; }
 };
 
@@ -97,11 +98,14 @@ class CacheIndex {
   uint64_t evictions_ = 0;
 };
 
-// A byte-bounded, thread-safe cache of fixed-size rows: capacity_bytes / row_bytes rows.
-// Capacity 0 (or less than one row) makes every lookup a miss and every insert a no-op.
+// A byte-bounded, thread-safe cache of fixed-size rows: capacity_bytes / row_bytes rows, but no
+// more than max_rows (the rows that exist: slots beyond them could never be filled, so they are
+// not allocated). Capacity 0 (or less than one row) makes every lookup a miss and every insert a
+// no-op.
 class RowCache {
  public:
-  RowCache(uint64_t capacity_bytes, uint32_t row_bytes, CachePolicy policy);
+  RowCache(uint64_t capacity_bytes, uint32_t row_bytes, CachePolicy policy,
+           uint64_t max_rows = UINT64_MAX);
 
   // Copies the row of `key` into `out` (row_bytes) and returns true on a hit; counts it.
   bool lookup(uint64_t key, std::byte* out);
@@ -127,6 +131,7 @@ class RowCache {
   CacheIndex index_;
   std::unique_ptr<std::byte[]> data_;  // [capacity_rows, row_bytes]
   uint64_t hits_ = 0, misses_ = 0, inserts_ = 0, evictions_base_ = 0;
+  bool capped_ = false;
 };
 
 }  // namespace engram

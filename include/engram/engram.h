@@ -93,7 +93,8 @@ typedef struct engram_store_options {
   int32_t huge_pages;   /* DRAM tier: madvise(MADV_HUGEPAGE); default 1 */
   /* DRAM tier only: a shared-memory file (e.g. "/dev/shm/engram-v41"). If it exists it is
    * attached read-only and checked, its checkpoint fingerprint included: one filled from another
-   * checkpoint is ENGRAM_E_MISMATCH naming both. If not, it is created, filled and published.
+   * checkpoint is ENGRAM_E_MISMATCH naming both. If not, it is created, filled and published;
+   * of several processes creating it at once, one publishes and the others attach its file.
    * NULL (the default): private anonymous memory. */
   const char* shared_path;
   uint32_t prefetch_threads; /* fetch workers; 0 (default) = one per Engram layer */
@@ -103,6 +104,13 @@ typedef struct engram_store_options {
    * different tensors). File tier only: the DRAM tier loads rows sequentially and ignores it.
    * Default 0. */
   int32_t resident_scales;
+  /* shared_path only: when attaching a file another process made, also checksum every row byte
+   * (one pass over the table, see docs/serving.md for the cost); a changed byte is
+   * ENGRAM_E_PARSE. Default 0. */
+  int32_t verify_shared;
+  /* shared_path only: permission bits of a file this call creates, exactly (the umask does not
+   * apply); must include owner read (0400) and nothing above 0777. Default 0600 (owner only). */
+  uint32_t shared_mode;
 } engram_store_options;
 
 /* Fills *opts with the defaults above. NULL is ignored. */
@@ -114,9 +122,9 @@ void engram_store_options_init(engram_store_options* opts);
  * q_weight, k_weight) is checked for name, dtype, shape and byte span before anything is served.
  * `opts` NULL means the defaults. On success *out owns the store; release with engram_store_close.
  * Blocks on: reading headers; for the DRAM tier, reading every row (seconds per GB) or attaching
- * the shared file. Errors: ENGRAM_E_IO (missing files), ENGRAM_E_PARSE (malformed),
- * ENGRAM_E_MISMATCH (tensor vs config.json, or a shared file of another checkpoint),
- * ENGRAM_E_INVALID_ARGUMENT (bad options). */
+ * the shared file (with verify_shared, one checksum pass over it: about 3 GB/s on one core).
+ * Errors: ENGRAM_E_IO (missing files), ENGRAM_E_PARSE (malformed), ENGRAM_E_MISMATCH (tensor vs
+ * config.json, or a shared file of another checkpoint), ENGRAM_E_INVALID_ARGUMENT (bad options). */
 engram_status engram_store_open(const char* checkpoint_dir, const engram_store_options* opts,
                                 engram_store** out);
 

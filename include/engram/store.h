@@ -10,7 +10,10 @@
 //                only when complete (created unlinked, linked in at the end), and carries a
 //                header with magic, sizes, table layout, checksums, the fingerprint of the
 //                checkpoint it holds and a "complete" marker, so a reader never trusts a
-//                half-made or foreign file, nor one filled from another checkpoint.
+//                half-made or foreign file, nor one filled from another checkpoint. Of creators
+//                racing for one name, one publishes and the others attach its file; a published
+//                file is never written again (a rebuild is a new file renamed over the name);
+//                files are owner-only (0600) unless a mode is given.
 //   CachedStore  a hot-row cache (engram/cache.h) in front of any store.
 // Rows come out packed (a table's own bytes: data then scale for f8) or dequantized to fp32 /
 // bf16 through engram/row_format.h.
@@ -165,19 +168,37 @@ struct DramOptions {
   bool huge_pages = true;  // madvise(MADV_HUGEPAGE) on anonymous memory
 };
 
+// The permission bits a shared table file gets unless told otherwise: its owner's only.
+inline constexpr uint32_t kSharedFileMode = 0600;
+
+// How DramStore::create_shared publishes and attaches.
+struct SharedOptions {
+  // false: a file already under the name (or one another creator links first) is attached, not
+  // replaced. true: a new file is renamed over it; processes attached to the old one keep it.
+  bool replace = false;
+  // Permission bits of a created file (exactly these: the umask does not apply). Must let the
+  // owner read it and hold nothing above 0777 (Errc::invalid_argument).
+  uint32_t mode = kSharedFileMode;
+  // Attaching another creator's file: also checksum every row byte (one pass over the table).
+  bool verify_data = false;
+};
+
 class DramStore final : public RowStore {
  public:
   // Anonymous memory filled from `from` (any store: typically a FileStore, read in large
   // sequential chunks when it is one).
   static std::unique_ptr<DramStore> load(RowStore& from, const DramOptions& options = {});
 
-  // Creates the shared-memory file `path` (e.g. /dev/shm/engram-v41), fills it from `from`,
-  // records `fingerprint` (that of the sources `from` serves; Errc::invalid_argument when its
-  // tables are not `from`'s) and makes the file visible under `path` only once complete.
-  // Errc::io if `path` exists and `replace` is false. The creator keeps a read-only view.
+  // The shared-memory file `path` (e.g. /dev/shm/engram-v41) holding `from`'s rows and
+  // `fingerprint` (that of the sources `from` serves; Errc::invalid_argument when its tables are
+  // not `from`'s). Without options.replace, a file already there is attached as attach_shared
+  // does (its fingerprint checked; a bad one reported, never replaced). Otherwise the rows are
+  // written to a new unlinked file that appears under `path` only once complete; a creator that
+  // finds the name taken when linking (another process won the race) attaches the winner's file
+  // and drops its own. Nothing ever writes to a published file. created() tells which happened.
   static std::unique_ptr<DramStore> create_shared(const std::string& path, RowStore& from,
                                                   const StoreFingerprint& fingerprint,
-                                                  bool replace = false);
+                                                  const SharedOptions& options = {});
   // Attaches read-only to a complete shared file holding the checkpoint `expected` names.
   // Checks magic, version, sizes, header checksum, the complete marker, the fingerprint and,
   // when `verify_data`, the checksum of every row byte (one pass). A missing file is Errc::io;
@@ -197,15 +218,21 @@ class DramStore final : public RowStore {
   const std::byte* table_bytes(size_t t) const;
   bool huge_pages() const { return huge_pages_; }
   bool shared() const { return shared_; }
+  // A shared store whose file this process wrote and published (false: attached another's).
+  bool created() const { return created_; }
 
  private:
   struct Region;
   DramStore(std::vector<TableDesc> tables, std::unique_ptr<Region> region,
             std::vector<uint64_t> offsets, bool huge_pages, bool shared);
+  // attach_shared on an open descriptor of the file (`path` for messages).
+  static std::unique_ptr<DramStore> attach_fd(int fd, const std::string& path,
+                                              const StoreFingerprint& expected, bool verify_data);
   std::unique_ptr<Region> region_;
   std::vector<uint64_t> offsets_;  // byte offset of each table in the region
   bool huge_pages_ = false;
   bool shared_ = false;
+  bool created_ = false;
 };
 
 // ---- Cache in front of a tier -----------------------------------------------------------------
@@ -243,9 +270,12 @@ struct StoreOptions {
   // from the sources when it does not exist. Every attach checks the file's fingerprint against
   // the sources' (Errc::mismatch naming both); empty: private anonymous memory.
   std::string shared_path;
-  bool huge_pages = true;      // dram tier without shared_path: madvise(MADV_HUGEPAGE)
-  bool verify_shared = false;  // shared attach: also checksum every row byte (one pass)
-  uint64_t cache_bytes = 0;    // > 0: a hot-row CachedStore of this size in front of the tier
+  bool huge_pages = true;  // dram tier without shared_path: madvise(MADV_HUGEPAGE)
+  // Attaching a shared file another process made: also checksum every row byte (one pass over
+  // the table; see docs/serving.md for its cost). A file this process creates is not re-read.
+  bool verify_shared = false;
+  uint32_t shared_mode = kSharedFileMode;  // permission bits of a shared file this creates
+  uint64_t cache_bytes = 0;  // > 0: a hot-row CachedStore of this size in front of the tier
   CachePolicy cache_policy = CachePolicy::s3fifo;
   // I/O engine, O_DIRECT, queue depth; resident scales only for the file tier (the dram tier
   // reads every row once and ignores them).
@@ -261,10 +291,11 @@ struct OpenedStore {
 };
 
 // Opens `sources` as the tiers `options` name. With a shared_path, attaches the file when it
-// exists (checking its fingerprint against store_fingerprint(sources)) and creates it otherwise;
-// a file that is present but bad is reported, never replaced. Errc::invalid_argument for
-// inconsistent options, and the errors of FileStore::open, DramStore::create_shared /
-// attach_shared otherwise.
+// exists (checking its fingerprint against store_fingerprint(sources)) and creates it otherwise
+// (DramStore::create_shared: of several processes doing so at once, one publishes its file and
+// the others attach it); a file that is present but bad is reported, never replaced.
+// Errc::invalid_argument for inconsistent options, and the errors of FileStore::open,
+// DramStore::create_shared / attach_shared otherwise.
 OpenedStore open_store(std::vector<TableSource> sources, const StoreOptions& options);
 
 }  // namespace engram

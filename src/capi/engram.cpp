@@ -212,6 +212,8 @@ extern "C" void engram_store_options_init(engram_store_options* opts) {
   opts->prefetch_threads = 0;
   opts->staging_bytes = 256ull << 20;
   opts->resident_scales = 0;
+  opts->verify_shared = 0;
+  opts->shared_mode = 0600;
 }
 
 extern "C" engram_status engram_store_open(const char* checkpoint_dir,
@@ -255,6 +257,8 @@ extern "C" engram_status engram_store_open(const char* checkpoint_dir,
     so.file.direct = o.direct != 0;
     so.file.queue_depth = o.queue_depth;
     so.file.resident_scales = o.resident_scales != 0;
+    so.verify_shared = o.verify_shared != 0;
+    so.shared_mode = o.shared_mode;
     s->opened = open_store(s->ck->table_sources(), so);
     s->description = s->opened.store->describe();
     s->prefetch_threads =

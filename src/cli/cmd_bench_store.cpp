@@ -228,7 +228,31 @@ double run_fio(const std::string& file, unsigned bs, unsigned qd, double seconds
   }
 }
 
+// Every numeric option in range, before anything is written or measured: a zero count would
+// divide by zero or index an empty stream further on.
+void check_options(const BenchOptions& o) {
+  auto in_range = [](const char* flag, auto v, decltype(v) lo, decltype(v) hi) {
+    if (!(v >= lo && v <= hi))
+      fail(Errc::invalid_argument, flag, " must be in ", lo, "..", hi, ", got ", v);
+  };
+  in_range("--vocab", o.vocab, int64_t(1), int64_t(1) << 32);
+  in_range("--tokens", o.tokens, int64_t(1), int64_t(1) << 32);
+  in_range("--batch", o.batch, int64_t(1), int64_t(1) << 20);
+  in_range("--steps", o.steps, int64_t(1), int64_t(1) << 24);
+  in_range("--qd", o.qd, 1u, 4096u);
+  in_range("--zipf", o.zipf, 0.0, 100.0);
+  in_range("--compute-us", o.compute_us, 0.0, 1e9);
+  if (!o.no_fio) in_range("--fio-seconds", o.fio_seconds, 0.1, 3600.0);
+  if (o.tokens < o.batch)
+    fail(Errc::invalid_argument, "--tokens (", o.tokens, ") must be at least --batch (", o.batch,
+         "): one step hashes --batch tokens of the text");
+  if (o.batch * o.steps > (int64_t(1) << 28))
+    fail(Errc::invalid_argument, "--batch x --steps (", o.batch, " x ", o.steps,
+         ") is more than 2^28 tokens");
+}
+
 void run_bench_store(const BenchOptions& o) {
+  check_options(o);
   json report;
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows when piped to a file
   // ---- Checkpoint and streams -----------------------------------------------------------------
@@ -260,6 +284,9 @@ void run_bench_store(const BenchOptions& o) {
   report["rows"] = rows0;
 
   const std::vector<int64_t> tokens = corpus_tokens(o, tok);
+  if (int64_t(tokens.size()) < o.batch)
+    fail(Errc::invalid_argument, o.corpus, " gave ", tokens.size(),
+         " tokens, fewer than one step of --batch ", o.batch);
   NgramHasher table_hasher(ck->config(), comp.lookup(), comp.compressed_vocab_size());
   const auto real_rows = hash_rows(table_hasher, tokens);
   const int64_t C = table_hasher.num_columns();

@@ -189,10 +189,12 @@ uint64_t rows_for(uint64_t capacity_bytes, uint32_t row_bytes) {
 }
 }  // namespace
 
-RowCache::RowCache(uint64_t capacity_bytes, uint32_t row_bytes, CachePolicy policy)
+RowCache::RowCache(uint64_t capacity_bytes, uint32_t row_bytes, CachePolicy policy,
+                   uint64_t max_rows)
     : capacity_bytes_(capacity_bytes),
       row_bytes_(row_bytes),
-      index_(rows_for(capacity_bytes, row_bytes), policy) {
+      index_(std::min(rows_for(capacity_bytes, row_bytes), max_rows), policy),
+      capped_(rows_for(capacity_bytes, row_bytes) > max_rows) {
   if (index_.capacity() > 0)
     data_ = std::make_unique_for_overwrite<std::byte[]>(index_.capacity() * row_bytes_);
 }
@@ -261,6 +263,7 @@ CacheStats RowCache::stats() const {
   s.entries = index_.size();
   s.capacity_rows = index_.capacity();
   s.capacity_bytes = capacity_bytes_;
+  s.capped = capped_;
   return s;
 }
 

@@ -4,7 +4,10 @@
 //                     the fingerprint of the checkpoint the rows came from)
 //   [offset_t, ...)   table t's packed rows, each table starting on a 4096-byte boundary
 // The creator fills an unlinked file (O_TMPFILE) and links it under its name only when the
-// header says complete, so a crash leaves nothing a reader could open under that name.
+// header says complete, so a crash leaves nothing a reader could open under that name. A
+// published file is never written, truncated or resized again: a replacement is another file
+// renamed over the name, and readers of the old one keep their mapping of its inode. Of two
+// creators racing for a name, the one whose link lands first wins; the other attaches that file.
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -140,6 +144,18 @@ std::string errno_text() {
   return std::strerror(errno);
 }
 
+// "0640": permission bits as people write them.
+std::string octal(uint32_t mode) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "0%o", mode);
+  return buf;
+}
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() { ::close(fd); }
+};
+
 bool same_table(const TableDesc& a, const TableDesc& b) {
   return a.name == b.name && a.rows == b.rows && a.format.dtype == b.format.dtype &&
          a.format.width == b.format.width;
@@ -222,7 +238,10 @@ std::unique_ptr<DramStore> DramStore::load(RowStore& from, const DramOptions& op
 
 std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, RowStore& from,
                                                     const StoreFingerprint& fingerprint,
-                                                    bool replace) {
+                                                    const SharedOptions& options) {
+  if (options.mode > 0777 || !(options.mode & 0400))
+    fail(Errc::invalid_argument, path, ": shared file mode ", octal(options.mode),
+         " must let its owner read it and hold only permission bits (at most 0777)");
   std::vector<TableDesc> tables = tables_of(from);
   bool same = fingerprint.tables.size() == tables.size();
   for (size_t t = 0; same && t < tables.size(); ++t)
@@ -235,17 +254,28 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
   for (auto& d : tables)
     if (d.name.size() >= sizeof(ShmTable::name))
       fail(Errc::unsupported, path, ": table name '", d.name, "' is too long");
+  // The file under `path` attached, or null when there is none.
+  auto published = [&]() -> std::unique_ptr<DramStore> {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) return nullptr;
+    if (fd < 0) fail(Errc::io, path, ": cannot open shared table file: ", errno_text());
+    FdCloser closer{fd};
+    return attach_fd(fd, path, fingerprint, options.verify_data);
+  };
+  // Already published: attach it rather than fill a copy that could only lose.
+  if (!options.replace)
+    if (auto s = published()) return s;
   std::vector<uint64_t> offsets;
   const uint64_t total = layout(tables, kPage, offsets);
 
   const std::string dir = std::filesystem::path(path).parent_path().string();
   // An unlinked file: if this process dies before linking it, nothing is left behind.
-  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0) fail(Errc::io, path, ": cannot create an unlinked file in ", dir, ": ", errno_text());
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
+  FdCloser closer{fd};
+  // Exactly the mode asked for, whatever the umask.
+  if (::fchmod(fd, static_cast<mode_t>(options.mode)) != 0)
+    fail(Errc::io, path, ": cannot set mode ", octal(options.mode), ": ", errno_text());
   if (::ftruncate(fd, static_cast<off_t>(total)) != 0)
     fail(Errc::io, path, ": cannot size to ", total, " bytes: ", errno_text());
   Region rw;
@@ -257,8 +287,13 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
 #endif
   // tmpfs allocates pages on first touch; fill() failing with SIGBUS on a full /dev/shm is
   // avoided by reserving the space now.
-  if (int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); rc != 0 && rc != EOPNOTSUPP)
+  if (int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); rc != 0 && rc != EOPNOTSUPP) {
+    // Racing creators each hold a copy until one links its own: out of room, a winner's
+    // file, if one has appeared, serves as well.
+    if (rc == ENOSPC && !options.replace)
+      if (auto s = published()) return s;
     fail(Errc::io, path, ": cannot reserve ", total, " bytes: ", std::strerror(rc));
+  }
 
   fill(from, rw.bytes(), offsets);
 
@@ -290,9 +325,17 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
   if (::msync(rw.base, total, MS_SYNC) != 0) fail(Errc::io, path, ": msync failed: ", errno_text());
 
   const std::string proc = "/proc/self/fd/" + std::to_string(fd);
-  if (!replace) {
-    if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) != 0)
-      fail(Errc::io, path, ": cannot publish the shared table file: ", errno_text());
+  if (!options.replace) {
+    // Another creator published first: theirs is complete (only complete files are linked), so
+    // attach it. A name taken and freed again in between is tried again, a few times at most.
+    for (int attempt = 0;; ++attempt) {
+      if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) break;
+      const int err = errno;
+      if (err == EEXIST)
+        if (auto s = published()) return s;
+      if (err != EEXIST || attempt == 3)
+        fail(Errc::io, path, ": cannot publish the shared table file: ", std::strerror(err));
+    }
   } else {
     // Link under a private name, then rename over `path`: readers see the old or the new file.
     std::string tmp =
@@ -305,8 +348,11 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
       fail(Errc::io, path, ": cannot publish the shared table file: ", err);
     }
   }
-  // The creator keeps a read-only view like every other process.
-  return attach_shared(path, fingerprint, false);
+  // The creator keeps a read-only view of its own file (not whatever the name holds by now),
+  // like every other process; its rows were just checksummed, so they are not read again.
+  auto store = attach_fd(fd, path, fingerprint, false);
+  store->created_ = true;
+  return store;
 }
 
 std::unique_ptr<DramStore> DramStore::attach_shared(const std::string& path,
@@ -314,10 +360,13 @@ std::unique_ptr<DramStore> DramStore::attach_shared(const std::string& path,
                                                     bool verify_data) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(Errc::io, path, ": cannot open shared table file: ", errno_text());
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
+  FdCloser closer{fd};
+  return attach_fd(fd, path, expected, verify_data);
+}
+
+std::unique_ptr<DramStore> DramStore::attach_fd(int fd, const std::string& path,
+                                                const StoreFingerprint& expected,
+                                                bool verify_data) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) fail(Errc::io, path, ": fstat failed: ", errno_text());
   const uint64_t size = static_cast<uint64_t>(st.st_size);
@@ -381,7 +430,9 @@ std::unique_ptr<DramStore> DramStore::attach_shared(const std::string& path,
     uint64_t cs = 0x9E3779B97F4A7C15ull;
     for (uint32_t t = 0; t < h.num_tables; ++t)
       cs = checksum64(region->bytes() + h.tables[t].offset, h.tables[t].bytes, cs);
-    if (cs != h.data_checksum) fail(Errc::parse, path, ": row data checksum mismatch");
+    if (cs != h.data_checksum)
+      fail(Errc::parse, path,
+           ": row data checksum mismatch (a row byte changed after the file was published)");
   }
   return std::unique_ptr<DramStore>(
       new DramStore(std::move(tables), std::move(region), std::move(offsets), false, true));

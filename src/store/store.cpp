@@ -96,6 +96,12 @@ uint32_t max_row_bytes(const RowStore& s) {
   return m;
 }
 
+uint64_t total_rows(const RowStore& s) {
+  uint64_t n = 0;
+  for (size_t t = 0; t < s.num_tables(); ++t) n += uint64_t(s.table(t).rows);
+  return n;
+}
+
 const RowStore& non_null(const std::shared_ptr<RowStore>& p) {
   if (!p) fail(Errc::invalid_argument, "CachedStore: no backing store");
   return *p;
@@ -109,7 +115,7 @@ CachedStore::CachedStore(std::shared_ptr<RowStore> backing, uint64_t capacity_by
                          CachePolicy policy)
     : RowStore(tables_of(non_null(backing))),
       backing_(std::move(backing)),
-      cache_(capacity_bytes, max_row_bytes(*backing_), policy) {
+      cache_(capacity_bytes, max_row_bytes(*backing_), policy, total_rows(*backing_)) {
   for (size_t t = 0; t < num_tables(); ++t)
     if (uint64_t(table(t).rows) >= (uint64_t(1) << kKeyRowBits))
       fail(Errc::unsupported, "CachedStore: table ", table(t).name, " has ", table(t).rows,
@@ -119,7 +125,8 @@ CachedStore::CachedStore(std::shared_ptr<RowStore> backing, uint64_t capacity_by
 std::string CachedStore::describe() const {
   CacheStats s = cache_.stats();
   return str_cat("cache(", cache_policy_name(cache_.policy()), ", ", s.capacity_bytes, " bytes, ",
-                 s.capacity_rows, " rows) -> ", backing_->describe());
+                 s.capacity_rows, s.capped ? " rows: every row of the tables" : " rows", ") -> ",
+                 backing_->describe());
 }
 
 void CachedStore::gather_packed(size_t t, std::span<const int64_t> ids, std::byte* out) {
@@ -312,18 +319,10 @@ OpenedStore open_store(std::vector<TableSource> sources, const StoreOptions& opt
     for (size_t t = 0; t < o.file->num_tables(); ++t) opened.push_back(o.file->source(t));
     const StoreFingerprint fp = store_fingerprint(opened);
     const std::string& path = options.shared_path;
-    try {
-      o.dram = DramStore::attach_shared(path, fp, options.verify_shared);
-    } catch (const Error& e) {
-      if (e.code() != Errc::io || std::filesystem::exists(path)) throw;  // bad: never overwrite
-      try {
-        o.dram = DramStore::create_shared(path, *o.file, fp);
-      } catch (const Error& ce) {
-        // Another process published it first: use theirs, checked like any other.
-        if (ce.code() != Errc::io || !std::filesystem::exists(path)) throw;
-        o.dram = DramStore::attach_shared(path, fp, options.verify_shared);
-      }
-    }
+    SharedOptions so;
+    so.mode = options.shared_mode;
+    so.verify_data = options.verify_shared;
+    o.dram = DramStore::create_shared(path, *o.file, fp, so);  // attaches when present
     tier = o.dram;
   } else if (options.tier == StoreTier::dram) {
     o.dram = DramStore::load(*o.file, DramOptions{options.huge_pages});

@@ -4,6 +4,7 @@
 #include "engram/engram.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstring>
 #include <filesystem>
@@ -135,6 +136,8 @@ TEST(CApiErrors, OptionDefaults) {
   EXPECT_EQ(o.prefetch_threads, 0u);
   EXPECT_EQ(o.staging_bytes, 256ull << 20);
   EXPECT_EQ(o.resident_scales, 0);
+  EXPECT_EQ(o.verify_shared, 0);
+  EXPECT_EQ(o.shared_mode, 0600u);
 }
 
 TEST(CApiErrors, SyntheticWriterRefusesBadArguments) {
@@ -384,6 +387,78 @@ TEST_F(CApiTest, SharedDramFileIsCreatedThenAttached) {
   engram_store* c = nullptr;
   EXPECT_EQ(engram_store_open(ckpt().c_str(), &o, &c), ENGRAM_E_PARSE);
   engram_hasher_free(h);
+}
+
+TEST_F(CApiTest, ThreadsOpeningOneSharedFileAtOnceAllSucceed) {
+  TempDir d;
+  const std::string shm = d.file("engram-shared");
+  engram_store_options o;
+  engram_store_options_init(&o);
+  o.shared_path = shm.c_str();
+  constexpr int kThreads = 4;
+  std::vector<engram_store*> stores(kThreads, nullptr);
+  std::vector<engram_status> status(kThreads, ENGRAM_OK);
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i)
+    threads.emplace_back([&, i] {
+      status[i] = engram_store_open(ckpt().c_str(), &o, &stores[i]);
+      if (status[i] != ENGRAM_OK) errors[i] = engram_last_error();
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kThreads; ++i) {
+    EXPECT_EQ(status[i], ENGRAM_OK) << errors[i];
+    engram_store_close(stores[i]);
+  }
+}
+
+TEST_F(CApiTest, SharedFileModeAndVerification) {
+  TempDir d;
+  const std::string shm = d.file("engram-shared"), group = d.file("engram-group");
+  auto mode_of = [](const std::string& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+  };
+  engram_store_options o;
+  engram_store_options_init(&o);
+  o.shared_path = shm.c_str();
+  engram_store* s = nullptr;
+  ASSERT_EQ(engram_store_open(ckpt().c_str(), &o, &s), ENGRAM_OK) << engram_last_error();
+  engram_store_close(s);
+  EXPECT_EQ(mode_of(shm), 0600u);
+  o.shared_path = group.c_str();
+  o.shared_mode = 0640;
+  ASSERT_EQ(engram_store_open(ckpt().c_str(), &o, &s), ENGRAM_OK) << engram_last_error();
+  engram_store_close(s);
+  EXPECT_EQ(mode_of(group), 0640u);
+  o.shared_path = shm.c_str();
+  o.shared_mode = 0200;  // the owner could not read it
+  s = nullptr;
+  EXPECT_EQ(engram_store_open(ckpt().c_str(), &o, &s), ENGRAM_E_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(engram_last_error()).find("mode 0200"), std::string::npos)
+      << engram_last_error();
+  EXPECT_EQ(s, nullptr);
+  o.shared_mode = 0600;
+
+  {  // one bit of the first row, changed in place after publishing
+    std::fstream f(shm, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(4096 + 10);
+    const char c = static_cast<char>(f.get() ^ 0x04);
+    f.seekp(4096 + 10);
+    f.put(c);
+  }
+  ASSERT_EQ(engram_store_open(ckpt().c_str(), &o, &s), ENGRAM_OK) << engram_last_error();
+  engram_store_close(s);  // not verified: served as is
+  o.verify_shared = 1;
+  s = nullptr;
+  EXPECT_EQ(engram_store_open(ckpt().c_str(), &o, &s), ENGRAM_E_PARSE);
+  EXPECT_NE(std::string(engram_last_error()).find("row data checksum"), std::string::npos)
+      << engram_last_error();
+  EXPECT_EQ(s, nullptr);
+  o.shared_path = group.c_str();  // an intact file passes verification
+  ASSERT_EQ(engram_store_open(ckpt().c_str(), &o, &s), ENGRAM_OK) << engram_last_error();
+  engram_store_close(s);
 }
 
 TEST_F(CApiTest, SharedDramFileOfAnotherCheckpointIsRefused) {

@@ -1,10 +1,15 @@
 """engram.TableStore on synthetic DeepSeek-V4.1 checkpoints: lookup equals the rows decoded in
 NumPy straight from the safetensors bytes (e4m3 x e8m0), for each tier with and without a cache;
-prefetch / wait; stats; resident scales; a shared table attached only by its own checkpoint; and
-the error paths (bad hash ids, bad tier, broken checkpoint)."""
+prefetch / wait; stats; resident scales; a shared table attached only by its own checkpoint, made
+by one of several processes opening it at once, owner-only unless a mode is given, and checked
+byte by byte when asked; a cache budget larger than the tables; and the error paths (bad hash ids,
+bad tier, broken checkpoint)."""
 import json
 import os
+import stat
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -168,6 +173,87 @@ def test_shared_table_of_another_checkpoint_is_refused(ckpt, tmp_path):
     finally:
         if os.path.exists(path):
             os.remove(path)
+
+
+def shm_path(tmp_path, name):
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else str(tmp_path)
+    return os.path.join(shm, f"engram_test_store_{name}_{os.getpid()}")
+
+
+OPEN_AND_REPORT = """
+import json, sys
+import numpy as np
+import engram
+sys.stdin.read()  # every process starts when the parent closes stdin
+s = engram.TableStore.open(sys.argv[1], tier="dram", shared_path=sys.argv[2])
+rows = s.lookup(14, np.arange(12, dtype=np.int64).reshape(3, 4))
+print(json.dumps({"created": s.stats()["shared_created"], "sum": float(rows.sum())}))
+"""
+
+
+def test_processes_opening_one_shared_table_at_once(ckpt, tmp_path):
+    d, _ = ckpt
+    path = shm_path(tmp_path, "race")
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        procs = [subprocess.Popen([sys.executable, "-c", OPEN_AND_REPORT, d, path],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        for p in procs:
+            p.stdin.close()
+        results = []
+        for p in procs:
+            out, err = p.stdout.read(), p.stderr.read()
+            assert p.wait(timeout=120) == 0, err
+            results.append(json.loads(out))
+        assert sum(r["created"] for r in results) == 1, results
+        assert len({r["sum"] for r in results}) == 1, results
+        mine = engram.TableStore.open(d, tier="dram", shared_path=path, verify_shared=True)
+        assert mine.stats()["shared_created"] is False
+    finally:
+        for p in procs:  # none may create the file after it is removed
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def test_shared_file_mode_and_verification(ckpt, tmp_path):
+    d, _ = ckpt
+    path, group = shm_path(tmp_path, "mode"), shm_path(tmp_path, "group")
+    try:
+        engram.TableStore.open(d, tier="dram", shared_path=path)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        engram.TableStore.open(d, tier="dram", shared_path=group, shared_mode=0o640)
+        assert stat.S_IMODE(os.stat(group).st_mode) == 0o640
+        with pytest.raises(ValueError, match="mode 0200"):
+            engram.TableStore.open(d, tier="dram", shared_path=path + "x", shared_mode=0o200)
+        assert not os.path.exists(path + "x")
+        with open(path, "r+b") as f:  # one bit of the first row, changed after publishing
+            f.seek(4096 + 10)
+            b = f.read(1)[0]
+            f.seek(4096 + 10)
+            f.write(bytes([b ^ 0x08]))
+        engram.TableStore.open(d, tier="dram", shared_path=path)  # not verified: served as is
+        with pytest.raises(Exception, match="row data checksum") as err:
+            engram.TableStore.open(d, tier="dram", shared_path=path, verify_shared=True)
+        assert path in str(err.value)
+        engram.TableStore.open(d, tier="dram", shared_path=group, verify_shared=True)
+    finally:
+        for p in (path, group):
+            if os.path.exists(p):
+                os.remove(p)
+
+
+def test_cache_budget_beyond_the_tables(ckpt):
+    d, rows = ckpt
+    s = engram.TableStore.open(d, tier="file", cache_bytes=1 << 40)  # 1 TiB: never allocated
+    st = s.stats()
+    assert st["cache_capacity_rows"] == sum(rows) and st["cache_capped"] is True, st
+    assert "every row of the tables" in st["describe"]
+    small = engram.TableStore.open(d, tier="file", cache_bytes=66 * 40).stats()
+    assert small["cache_capped"] is False
 
 
 def test_resident_scales(ckpt):

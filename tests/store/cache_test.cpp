@@ -265,6 +265,21 @@ TEST(RowCache, CapacityZeroOrBelowOneRowIsAPassThrough) {
   EXPECT_EQ(parse_cache_policy("s3fifo"), CachePolicy::s3fifo);
 }
 
+TEST(RowCache, NoMoreSlotsThanRowsThatExist) {
+  RowCache big(uint64_t(1) << 40, 264, CachePolicy::s3fifo, 50);  // 1 TiB asked, 50 rows exist
+  EXPECT_EQ(big.stats().capacity_rows, 50u);
+  EXPECT_EQ(big.stats().capacity_bytes, uint64_t(1) << 40);
+  EXPECT_TRUE(big.stats().capped);
+  std::vector<std::byte> r(264, std::byte{3}), out(264);
+  for (uint64_t k = 0; k < 50; ++k) big.insert(k, r.data());
+  EXPECT_EQ(big.stats().entries, 50u);
+  EXPECT_EQ(big.stats().evictions, 0u);
+  EXPECT_TRUE(big.lookup(49, out.data()));
+  RowCache small(264 * 10, 264, CachePolicy::lru, 50);
+  EXPECT_EQ(small.stats().capacity_rows, 10u);
+  EXPECT_FALSE(small.stats().capped);
+}
+
 TEST(RowCache, ConcurrentLookupsAndInsertsStayConsistent) {
   const uint32_t rb = 16;
   RowCache c(rb * 64, rb, CachePolicy::s3fifo);

@@ -2,14 +2,18 @@
 // each checked byte for byte against the table bytes as written, plus dequantized output against
 // the scalar reference, and the failure paths: ids out of range, spans past the end of a file,
 // missing files, a read failing midway, and shared files that are half-made, truncated, foreign,
-// or left behind by a creator that crashed.
+// or left behind by a creator that crashed; creators racing for one name, a replacement under
+// an attached reader, file modes, and a row byte changed after publishing.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <latch>
+#include <thread>
 
 #include "engram/error.h"
 #include "engram/hasher.h"
@@ -42,6 +46,18 @@ struct Fixture {
   }
   StoreFingerprint fingerprint() const { return store_fingerprint(sources()); }
 };
+
+// The error `f` throws, or a test failure when it throws none.
+template <typename F>
+Error error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no error thrown";
+  return Error(Errc::internal, "");
+}
 
 std::vector<int64_t> random_ids(int64_t rows, size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -211,9 +227,22 @@ TEST(DramStore, SharedFileIsPublishedWholeAndAttachable) {
   expect_store_matches(*reader, fx);
   // Both map one copy: the same bytes through two mappings.
   EXPECT_EQ(std::memcmp(creator->table_bytes(0), reader->table_bytes(0), 66 * 1000), 0);
-  // A second creator does not clobber it unless asked to.
-  EXPECT_THROW(DramStore::create_shared(path, *file, fx.fingerprint()), Error);
-  auto again = DramStore::create_shared(path, *file, fx.fingerprint(), /*replace=*/true);
+  EXPECT_TRUE(creator->created());
+  EXPECT_FALSE(reader->created());
+  // A second creator attaches the published file instead of clobbering it, and leaves it as is.
+  struct stat before {
+  }, after{};
+  ASSERT_EQ(::stat(path.c_str(), &before), 0);
+  auto second = DramStore::create_shared(path, *file, fx.fingerprint());
+  EXPECT_FALSE(second->created());
+  expect_store_matches(*second, fx);
+  ASSERT_EQ(::stat(path.c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino);
+  EXPECT_EQ(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+  SharedOptions replace;
+  replace.replace = true;
+  auto again = DramStore::create_shared(path, *file, fx.fingerprint(), replace);
+  EXPECT_TRUE(again->created());
   expect_store_matches(*again, fx);
   // Only the published file is left in the directory.
   size_t n = 0;
@@ -307,6 +336,181 @@ TEST(DramStore, ACreatorThatCrashesLeavesNothingBehind) {
   EXPECT_THROW(DramStore::attach_shared(path, store_fingerprint({big.source})), Error);
 }
 
+// Regular files in `dir`.
+size_t files_in(const std::string& dir) {
+  size_t n = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir)) n += e.is_regular_file();
+  return n;
+}
+
+TEST(DramStore, CreatorsRacingForOneNameAllAttachTheOneFilePublished) {
+  Fixture fx;
+  TempDir shm(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
+  constexpr int kThreads = 6;
+  for (int round = 0; round < 4; ++round) {
+    const std::string path = shm.file("race" + std::to_string(round));
+    std::vector<std::unique_ptr<FileStore>> files;
+    for (int i = 0; i < kThreads; ++i) files.push_back(FileStore::open(fx.sources()));
+    std::vector<std::unique_ptr<DramStore>> stores(kThreads);
+    std::vector<std::string> errors(kThreads);
+    std::latch start(kThreads);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i)
+      threads.emplace_back([&, i] {
+        start.arrive_and_wait();
+        try {
+          stores[i] = DramStore::create_shared(path, *files[i], fx.fingerprint());
+        } catch (const Error& e) {
+          errors[i] = e.what();
+        }
+      });
+    for (auto& t : threads) t.join();
+    int created = 0;
+    for (int i = 0; i < kThreads; ++i) {
+      ASSERT_TRUE(stores[i]) << "creator " << i << ": " << errors[i];
+      created += stores[i]->created();
+      expect_store_matches(*stores[i], fx);
+    }
+    EXPECT_EQ(created, 1) << "round " << round;
+  }
+  EXPECT_EQ(files_in(shm.path()), 4u);  // one file a name, no leftovers of the losers
+}
+
+TEST(OpenStore, ProcessesOpeningOneSharedTableAtOnceAllGetIt) {
+  Fixture fx;
+  TempDir shm(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
+  StoreOptions o;
+  o.tier = StoreTier::dram;
+  o.shared_path = shm.file("tables");
+  // Children start together once the pipe closes; each exits 10 if it created the file, 11 if it
+  // attached another's, 1 on an error.
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  std::vector<pid_t> kids;
+  for (int i = 0; i < 4; ++i) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(go[1]);
+      char c;
+      (void)!::read(go[0], &c, 1);
+      try {
+        OpenedStore s = open_store(fx.sources(), o);
+        ::_exit(s.dram && s.dram->shared() ? (s.dram->created() ? 10 : 11) : 1);
+      } catch (...) {
+        ::_exit(1);
+      }
+    }
+    kids.push_back(pid);
+  }
+  ::close(go[0]);
+  ::close(go[1]);
+  int created = 0;
+  for (pid_t pid : kids) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_TRUE(WEXITSTATUS(status) == 10 || WEXITSTATUS(status) == 11) << WEXITSTATUS(status);
+    created += WEXITSTATUS(status) == 10;
+  }
+  EXPECT_EQ(created, 1);
+  EXPECT_EQ(files_in(shm.path()), 1u);
+  expect_store_matches(*DramStore::attach_shared(o.shared_path, fx.fingerprint(), true), fx);
+}
+
+TEST(DramStore, AReplacementLeavesAttachedReadersOnTheOldRows) {
+  TempDir dir;
+  auto old_rows = testing::write_table(dir.path(), "old", RowDtype::f32, 16, 500, 1);
+  auto new_rows = testing::write_table(dir.path(), "new", RowDtype::f32, 16, 500, 2);
+  new_rows.source.desc.name = old_rows.source.desc.name;  // one table, rebuilt with other rows
+  auto old_file = FileStore::open({old_rows.source});
+  auto new_file = FileStore::open({new_rows.source});
+  const StoreFingerprint old_fp = store_fingerprint({old_rows.source});
+  const StoreFingerprint new_fp = store_fingerprint({new_rows.source});
+  TempDir shm(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
+  const std::string path = shm.file("tables");
+  DramStore::create_shared(path, *old_file, old_fp);
+  auto reader = DramStore::attach_shared(path, old_fp);
+  SharedOptions replace;
+  replace.replace = true;
+  auto rebuilt = DramStore::create_shared(path, *new_file, new_fp, replace);
+  EXPECT_TRUE(rebuilt->created());
+  // The reader still maps the old file's inode: its rows are the old ones, whole.
+  std::vector<int64_t> ids(500);
+  for (int64_t i = 0; i < 500; ++i) ids[i] = i;
+  std::vector<std::byte> got(500 * 64);
+  reader->gather_packed(0, ids, got.data());
+  for (int64_t i = 0; i < 500; ++i)
+    ASSERT_EQ(std::memcmp(got.data() + i * 64, old_rows.packed(i).data(), 64), 0) << i;
+  // The name holds the new rows now, checked like any attach.
+  EXPECT_THROW(DramStore::attach_shared(path, old_fp), Error);
+  DramStore::attach_shared(path, new_fp, true)->gather_packed(0, ids, got.data());
+  for (int64_t i = 0; i < 500; ++i)
+    ASSERT_EQ(std::memcmp(got.data() + i * 64, new_rows.packed(i).data(), 64), 0) << i;
+  EXPECT_EQ(files_in(shm.path()), 1u);
+}
+
+TEST(DramStore, SharedFilesAreOwnerOnlyUnlessAModeIsGiven) {
+  Fixture fx;
+  TempDir shm(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
+  auto file = FileStore::open(fx.sources());
+  auto mode_of = [](const std::string& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+  };
+  const mode_t umask_was = ::umask(022);  // the usual umask: it used to let others read
+  DramStore::create_shared(shm.file("default"), *file, fx.fingerprint());
+  EXPECT_EQ(mode_of(shm.file("default")), 0600u);
+  ::umask(077);  // a given mode is taken as given
+  SharedOptions group;
+  group.mode = 0640;
+  DramStore::create_shared(shm.file("group"), *file, fx.fingerprint(), group);
+  EXPECT_EQ(mode_of(shm.file("group")), 0640u);
+  ::umask(umask_was);
+  OpenedStore opened = [&] {
+    StoreOptions o;
+    o.tier = StoreTier::dram;
+    o.shared_path = shm.file("opened");
+    o.shared_mode = 0440;
+    return open_store(fx.sources(), o);
+  }();
+  EXPECT_EQ(mode_of(shm.file("opened")), 0440u);
+  for (uint32_t bad : {0u, 0200u, 01600u, 0100600u}) {
+    SharedOptions b;
+    b.mode = bad;
+    EXPECT_EQ(error_of([&] {
+                DramStore::create_shared(shm.file("bad"), *file, fx.fingerprint(), b);
+              }).code(),
+              Errc::invalid_argument)
+        << bad;
+  }
+  EXPECT_FALSE(std::filesystem::exists(shm.file("bad")));
+}
+
+TEST(OpenStore, VerifyingASharedFileCatchesARowByteChangedAfterPublishing) {
+  Fixture fx;
+  TempDir shm(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
+  StoreOptions o;
+  o.tier = StoreTier::dram;
+  o.shared_path = shm.file("tables");
+  open_store(fx.sources(), o);
+  {
+    // Flip one bit of a row of the last table (it starts on the file's last page), in place.
+    std::fstream f(o.shared_path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-4096 + 10, std::ios::end);
+    const char c = static_cast<char>(f.get() ^ 0x10);
+    f.seekp(-4096 + 10, std::ios::end);
+    f.put(c);
+  }
+  open_store(fx.sources(), o);  // unverified: served as is
+  o.verify_shared = true;
+  const Error e = error_of([&] { open_store(fx.sources(), o); });
+  EXPECT_EQ(e.code(), Errc::parse) << e.what();
+  EXPECT_NE(std::string(e.what()).find("row data checksum"), std::string::npos) << e.what();
+  EXPECT_NE(std::string(e.what()).find(o.shared_path), std::string::npos) << e.what();
+}
+
 TEST(CachedStore, MatchesBackingAndCounts) {
   Fixture fx;
   auto file = std::shared_ptr<RowStore>(FileStore::open(fx.sources()));
@@ -328,6 +532,27 @@ TEST(CachedStore, MatchesBackingAndCounts) {
   }
 }
 
+TEST(CachedStore, ABudgetBeyondTheTablesHoldsEveryRowAndNoMore) {
+  Fixture fx;
+  auto file = std::shared_ptr<RowStore>(FileStore::open(fx.sources()));
+  const uint64_t rows = 1000 + 300 + 77;
+  for (uint64_t cap : {uint64_t(10) << 20, uint64_t(1) << 40}) {  // 1 TiB: never allocated
+    CachedStore c(file, cap);
+    CacheStats s = c.cache_stats();
+    EXPECT_EQ(s.capacity_rows, rows) << cap;
+    EXPECT_TRUE(s.capped);
+    EXPECT_EQ(s.capacity_bytes, cap);
+    EXPECT_NE(c.describe().find(std::to_string(rows) + " rows: every row"), std::string::npos)
+        << c.describe();
+    expect_store_matches(c, fx);
+    expect_store_matches(c, fx);
+    EXPECT_LE(c.cache_stats().entries, rows);
+  }
+  CachedStore small(file, 66 * 100);
+  EXPECT_FALSE(small.cache_stats().capped);
+  EXPECT_EQ(small.cache_stats().capacity_rows, 100u);
+}
+
 TEST(CachedStore, ErrorsFromTheBackingTierPassThroughAndCacheNothing) {
   Fixture fx;
   auto file = std::shared_ptr<FileStore>(FileStore::open(fx.sources()));
@@ -343,18 +568,6 @@ TEST(CachedStore, ErrorsFromTheBackingTierPassThroughAndCacheNothing) {
 }
 
 // ---- The one store builder and the shared file's checkpoint identity ---------------------------
-
-// The error `f` throws, or a test failure when it throws none.
-template <typename F>
-Error error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no error thrown";
-  return Error(Errc::internal, "");
-}
 
 SyntheticV41Options small_v41(int64_t vocab, uint64_t seed = 0, int shards = 3) {
   SyntheticV41Options o;
