@@ -6,6 +6,7 @@ into val.bin (documents separated by <|eos|>), and decode them back to the text.
 fail with a message naming the problem.
 """
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from cli_helpers import write_corpus, write_text_file
 
 SRC = Path(os.environ.get("ENGRAM_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 BIN = Path(os.environ.get("ENGRAM_BINARY_DIR", SRC / "build"))
@@ -108,9 +111,11 @@ def test_hf_matches_on_unusual_text(brown_tokenizer, tmp_path):
     corpus.mkdir()
     for i, t in enumerate(texts):
         (corpus / f"doc{i}.txt").write_text(t, encoding="utf-8", newline="")
-    r = engram("data", "tokenize", "--tokenizer", brown_tokenizer, "--input", corpus, "--output", tmp_path / "bin")
-    assert "val: not written" in r.stdout
-    ids, _, _ = read_token_file(tmp_path / "bin" / "train.bin")
+    engram("data", "tokenize", "--tokenizer", brown_tokenizer, "--input", corpus, "--output", tmp_path / "bin")
+    # 5 files: the held-out part is the tail of the one token stream
+    train, _, _ = read_token_file(tmp_path / "bin" / "train.bin")
+    val, _, _ = read_token_file(tmp_path / "bin" / "val.bin")
+    ids = np.concatenate([train, val])
     hf = hf_encode(brown_tokenizer, texts, tmp_path)
     want = np.concatenate([np.array(h["ids"] + [1], dtype=np.int64) for h in hf])
     assert np.array_equal(want, ids)
@@ -149,3 +154,63 @@ def test_bad_corpora_fail_clearly(tmp_path):
 
     r = engram("data", "info", bad / "x.txt", check=False)
     assert r.returncode == 1 and "truncated token file: 24 bytes" in r.stderr
+
+
+def tokenize(tok, inputs, out, *extra, check=True):
+    return engram("data", "tokenize", "--tokenizer", tok, *[a for p in inputs for a in ("--input", p)],
+                  "--output", out, *extra, check=check)
+
+
+@need_engram
+def test_one_text_file_yields_both_splits(tmp_path):
+    """A new user's first try: one text file, no other flag. val.bin is the last 10% of the token
+    stream (rounded up), train.bin the rest; --val-fraction moves the cut, not the stream."""
+    my = write_text_file(tmp_path / "my.txt", lines=300, words_per_line=10, seed=5)
+    tok = tmp_path / "tok.json"
+    engram("tokenizer", "train", "--input", my, "--vocab-size", 300, "--output", tok)
+    tokenize(tok, [my], tmp_path / "d")
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["train.bin", "val.bin"]
+    train, vocab, sep = read_token_file(tmp_path / "d" / "train.bin")
+    val, _, _ = read_token_file(tmp_path / "d" / "val.bin")
+    n = len(train) + len(val)
+    assert vocab == 300 and n > 1000
+    assert len(val) == math.ceil(0.1 * n)
+    assert (val == sep).sum() == 1 and val[-1] == sep and (train == sep).sum() == 0
+
+    tokenize(tok, [my], tmp_path / "q", "--val-fraction", 0.25)
+    train_q, _, _ = read_token_file(tmp_path / "q" / "train.bin")
+    val_q, _, _ = read_token_file(tmp_path / "q" / "val.bin")
+    assert len(val_q) == math.ceil(0.25 * n)
+    assert np.array_equal(np.concatenate([train_q, val_q]), np.concatenate([train, val]))
+
+    for bad in (0, 1, 1.5, -0.1):
+        r = tokenize(tok, [my], tmp_path / f"bad{bad}", "--val-fraction", bad, check=False)
+        assert r.returncode == 1 and "val fraction" in r.stderr
+        assert not (tmp_path / f"bad{bad}" / "train.bin").exists()
+
+
+@need_engram
+def test_ten_files_use_the_file_split_unless_a_fraction_is_given(tmp_path):
+    """From 10 files on, every 10th file of the sorted list is held out (as for Brown); an explicit
+    --val-fraction takes the tail of the stream instead."""
+    corpus = write_corpus(tmp_path / "c", docs=10, lines=20, words_per_line=8, seed=2)
+    tok = tmp_path / "tok.json"
+    engram("tokenizer", "train", "--input", corpus, "--split", "all", "--vocab-size", 300,
+           "--output", tok)
+    tokenize(tok, [corpus], tmp_path / "files")
+    train, _, sep = read_token_file(tmp_path / "files" / "train.bin")
+    val, _, _ = read_token_file(tmp_path / "files" / "val.bin")
+    assert (train == sep).sum() == 9 and (val == sep).sum() == 1
+    # val.bin is exactly doc09.txt on its own
+    tokenize(tok, [corpus / "doc09.txt"], tmp_path / "doc09", "--val-fraction", 0.5)
+    a, _, _ = read_token_file(tmp_path / "doc09" / "train.bin")
+    b, _, _ = read_token_file(tmp_path / "doc09" / "val.bin")
+    assert np.array_equal(np.concatenate([a, b]), val)
+
+    tokenize(tok, [corpus], tmp_path / "frac", "--val-fraction", 0.1)
+    train_f, _, _ = read_token_file(tmp_path / "frac" / "train.bin")
+    val_f, _, _ = read_token_file(tmp_path / "frac" / "val.bin")
+    n = len(train_f) + len(val_f)
+    assert n == len(train) + len(val) and len(val_f) == math.ceil(0.1 * n)
+    # the stream is the files in sorted order: the tail is the end of doc09.txt
+    assert np.array_equal(val_f, val[-len(val_f):])
