@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asset_helpers import missing, requires
 from cli_helpers import write_corpus, write_text_file
 
 SRC = Path(os.environ.get("ENGRAM_SOURCE_DIR", Path(__file__).resolve().parents[2]))
@@ -24,10 +25,10 @@ BROWN = SRC / "assets" / "brown"
 NODE_SCRIPT = SRC / "scripts" / "node" / "encode_jsonl.js"
 HF_BINDING = SRC / "scripts" / "node" / "node_modules" / "@anush008" / "tokenizers"
 
-need_engram = pytest.mark.skipif(not ENGRAM.exists(), reason=f"{ENGRAM} not built")
-need_hf = pytest.mark.skipif(shutil.which("node") is None or not HF_BINDING.exists(),
-                             reason="node or HF tokenizers' Node binding missing")
-need_brown = pytest.mark.skipif(not (BROWN / "ca01").exists(), reason="assets/brown not fetched")
+need_engram = requires(ENGRAM.exists(), f"{ENGRAM} not built")
+need_hf = requires(shutil.which("node") is not None and HF_BINDING.exists(),
+                   "node or HF tokenizers' Node binding missing")
+need_brown = requires((BROWN / "ca01").exists(), "assets/brown not fetched")
 
 
 def engram(*args, check=True):
@@ -63,10 +64,9 @@ def hf_encode(tokenizer, texts, tmp_path):
 @pytest.fixture(scope="module")
 def brown_tokenizer(tmp_path_factory):
     if not ENGRAM.exists() or not (BROWN / "ca01").exists():
-        pytest.skip("needs the engram binary and assets/brown")
+        missing("needs the engram binary and assets/brown")
     out = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-    r = engram("tokenizer", "train", "--brown", BROWN, "--vocab-size", 2048, "--output", out)
-    assert "450 files (train split)" in r.stdout
+    engram("tokenizer", "train", "--brown", BROWN, "--vocab-size", 2048, "--output", out)
     return out
 
 
@@ -93,7 +93,12 @@ def test_hf_loads_and_matches_val_bin(brown_tokenizer, tmp_path):
     assert len(want) == len(val)
     assert np.array_equal(want, val)
     assert [h["decoded"] for h in hf] == docs
-    assert "(verified)" in engram("data", "info", tmp_path / "bin" / "val.bin").stdout
+    engram("data", "info", tmp_path / "bin" / "val.bin")  # checks the payload
+    raw = bytearray((tmp_path / "bin" / "val.bin").read_bytes())
+    raw[100] ^= 1
+    (tmp_path / "flipped.bin").write_bytes(bytes(raw))
+    r = engram("data", "info", tmp_path / "flipped.bin", check=False)
+    assert r.returncode == 1 and "checksum" in r.stderr
 
 
 @need_engram
@@ -129,8 +134,7 @@ def test_cli_training_on_plain_files(tmp_path):
     (corpus / "a.txt").write_text("low lower lowest " * 50, encoding="utf-8")
     (corpus / "sub" / "b.txt").write_text("new newer newest " * 50, encoding="utf-8")
     out = tmp_path / "t.json"
-    r = engram("tokenizer", "train", "--input", corpus, "--vocab-size", 300, "--output", out)
-    assert "2 files" in r.stdout
+    engram("tokenizer", "train", "--input", corpus, "--vocab-size", 300, "--output", out)
     vocab = json.loads(out.read_text(encoding="utf-8"))["model"]["vocab"]
     assert "\u0120lowest" in vocab and "\u0120newest" in vocab
 

@@ -23,8 +23,9 @@ CLI = os.path.join(BINARY, "engram")
 sys.path.insert(0, os.path.join(SOURCE, "tests", "hash"))
 from numpy_reference import NumpyNgramHash  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not os.path.exists(TOKENIZER),
-                                reason="assets/deepseek_v3/tokenizer.json not fetched")
+from asset_helpers import requires
+
+pytestmark = requires(os.path.exists(TOKENIZER), "assets/deepseek_v3/tokenizer.json not fetched")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def run_cli(*args):
     return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.skipif(not os.path.exists(CLI), reason="engram CLI not built")
+@requires(os.path.exists(CLI), "engram CLI not built")
 def test_cli_hash_matches_numpy(tmp_path, compressor, reference):
     ids = sample_ids(compressor.vocab_size)
     dead = np.zeros(ids.shape, dtype=bool)
@@ -82,7 +83,7 @@ def test_cli_hash_matches_numpy(tmp_path, compressor, reference):
         np.testing.assert_array_equal(np.array(got[str(layer)], dtype=np.int64), want[layer])
 
 
-@pytest.mark.skipif(not os.path.exists(CLI), reason="engram CLI not built")
+@requires(os.path.exists(CLI), "engram CLI not built")
 def test_cli_refuses_compressed_vocab_mismatch_and_bad_ids(tmp_path, compressor):
     src = tmp_path / "ids.json"
     src.write_text(json.dumps({"input_ids": [[0, 1, 2]]}))
@@ -103,7 +104,7 @@ def test_python_refuses_compressed_vocab_mismatch(compressor):
         engram.NgramHasher(V41, TOKENIZER)
 
 
-@pytest.mark.skipif(not os.path.exists(CLI), reason="engram CLI not built")
+@requires(os.path.exists(CLI), "engram CLI not built")
 def test_cli_hash_v41_config_with_only_the_hashing_keys(tmp_path, compressor):
     """A DeepSeek-V4.1 config.json cut down to its engram_* keys (no hidden_size, hc_mult or
     rms_norm_eps, which hashing never reads) hashes exactly as the NumPy transcription does."""
