@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <span>
 
-#include "engram/data.h"
+#include "engram/token_file.h"
 #include "engram/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,7 +1,7 @@
 // `engram data`: corpora to token files, and a look inside both.
 //
 //   engram data tokenize --tokenizer tok.json --brown assets/brown --output data/brown
-//       -> data/brown/train.bin, data/brown/val.bin (format in engram/data.h), <|eos|> after
+//       -> data/brown/train.bin, data/brown/val.bin (format in engram/token_file.h), <|eos|> after
 //          every document (--separator to change it); the held-out rule (every 10th file, or
 //          the last --val-fraction of the token stream) is printed
 //   engram data tokenize --tokenizer tok.json --input my.txt --output data/my [--val-fraction 0.1]
@@ -14,7 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/tokenize_dataset.h"
-#include "engram/data.h"
+#include "engram/tokenize_corpus.h"
 #include "engram/error.h"
 #include "engram/tokenizer.h"
 

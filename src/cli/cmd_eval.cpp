@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
-#include "engram/data.h"
+#include "engram/token_file.h"
 #include "engram/model.h"
 #include "engram/trainer.h"
 

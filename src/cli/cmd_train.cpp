@@ -9,7 +9,7 @@
 //       [--val-fraction 0.1]
 // --data is a token folder (holds train.bin, from `engram data tokenize`) or UTF-8 text files
 // and folders, which are tokenized first into OUT/data (train.bin, val.bin; held-out rule as
-// `engram data tokenize`, engram/data.h) and trained on from there.
+// `engram data tokenize`, engram/tokenize_corpus.h) and trained on from there.
 #include <cstdio>
 #include <filesystem>
 #include <map>

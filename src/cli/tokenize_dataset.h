@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <string>
 
-#include "engram/data.h"
+#include "engram/tokenize_corpus.h"
 
 namespace engram::cli {
 

@@ -1,4 +1,4 @@
-// token_file.cpp: the binary token file (format in engram/data.h): header parsing, a streaming
+// token_file.cpp: the binary token file (format in engram/token_file.h): header parsing, a streaming
 // writer, a memory-mapped reader, and seeded training / sequential evaluation windows.
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "engram/data.h"
+#include "engram/token_file.h"
 #include "engram/error.h"
 
 namespace engram {

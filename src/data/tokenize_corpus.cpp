@@ -1,12 +1,12 @@
 // tokenize_corpus.cpp: corpus -> token file, encoded in parallel batches and written in order;
-// and corpus -> train.bin + val.bin under one of the two held-out rules of engram/data.h.
+// and corpus -> train.bin + val.bin under one of the two held-out rules of engram/tokenize_corpus.h.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 
-#include "engram/data.h"
+#include "engram/tokenize_corpus.h"
 #include "engram/error.h"
 #include "engram/tokenizer.h"
 

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "data/test_files.h"
-#include "engram/data.h"
+#include "engram/corpus.h"
 #include "engram/error.h"
 #include "test_helpers.h"
 

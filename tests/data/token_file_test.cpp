@@ -10,7 +10,7 @@
 
 #include "data/test_files.h"
 #include "engram/bpe_trainer.h"
-#include "engram/data.h"
+#include "engram/tokenize_corpus.h"
 #include "engram/error.h"
 #include "engram/tokenizer.h"
 #include "test_helpers.h"
