@@ -10,8 +10,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/cmake-launcher.sh
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DENGRAM_SANITIZE=ON \
-  -DENGRAM_WERROR=ON "${CMAKE_LAUNCHER[@]}" >/dev/null
+# Without -Werror: GCC's sanitizer instrumentation is known to raise false warnings
+# (-Wmaybe-uninitialized, -Wstringop-overflow); the warning-free promise is checked by the main
+# build (scripts/build.sh).
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DENGRAM_SANITIZE=ON -DENGRAM_WERROR=OFF \
+  "${CMAKE_LAUNCHER[@]}" >/dev/null
 ninja -C build-asan -j "$(nproc)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
