@@ -14,8 +14,8 @@
 
 #include "cli/commands.h"
 #include "cli/tokenize_dataset.h"
-#include "engram/tokenize_corpus.h"
 #include "engram/error.h"
+#include "engram/tokenize_corpus.h"
 #include "engram/tokenizer.h"
 
 namespace engram::cli {

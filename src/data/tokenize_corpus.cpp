@@ -1,13 +1,13 @@
 // tokenize_corpus.cpp: corpus -> token file, encoded in parallel batches and written in order;
-// and corpus -> train.bin + val.bin under one of the two held-out rules of engram/tokenize_corpus.h.
+// and corpus -> train.bin + val.bin under one of the two held-out rules (tokenize_corpus.h).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 
-#include "engram/tokenize_corpus.h"
 #include "engram/error.h"
+#include "engram/tokenize_corpus.h"
 #include "engram/tokenizer.h"
 
 #ifdef _OPENMP

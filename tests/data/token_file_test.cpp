@@ -10,8 +10,8 @@
 
 #include "data/test_files.h"
 #include "engram/bpe_trainer.h"
-#include "engram/tokenize_corpus.h"
 #include "engram/error.h"
+#include "engram/tokenize_corpus.h"
 #include "engram/tokenizer.h"
 #include "test_helpers.h"
 
@@ -241,7 +241,8 @@ TEST(WindowSampler, EpochOrderVisitsEveryWindowOncePerEpoch) {
     EXPECT_NE(epochs[1], epochs[2]);
   }
   // The smallest file: 2 T tokens give one window an epoch.
-  const TokenFile small = TokenFile::open(write_tokens(d, "s.bin", 2000, std::vector<int32_t>(20, 1)));
+  const TokenFile small =
+      TokenFile::open(write_tokens(d, "s.bin", 2000, std::vector<int32_t>(20, 1)));
   WindowSampler one(small, 2, 10, 0);
   EXPECT_EQ(one.windows_per_epoch(), 1u);
   std::vector<int32_t> x(22);

@@ -62,7 +62,7 @@ def write_text_file(path, lines, words_per_line, seed, words=WORDS):
 
 
 def read_tokens(path):
-    """The ids of a token file (format in engram/data.h) after checking its header and length:
+    """The ids of a token file (format in engram/token_file.h) after checking its header and length:
     (ids as int64, vocab size, separator id)."""
     raw = Path(path).read_bytes()
     assert raw[:8] == b"ENGRAMTK"
