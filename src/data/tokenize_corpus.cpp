@@ -151,7 +151,7 @@ std::string describe_val_rule(const DatasetStats& stats) {
   } else {
     std::snprintf(line, sizeof line,
                   "held-out split: the last %g%% of the token stream (%zu file%s; every 10th "
-                  "file is used from %zu files on unless --val-fraction is given)",
+                  "file is used from %zu files on, unless a fraction is given)",
                   stats.val_fraction * 100, stats.files, stats.files == 1 ? "" : "s",
                   kFileSplitMinFiles);
   }
