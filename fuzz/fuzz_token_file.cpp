@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <span>
 
-#include "engram/data.h"
 #include "engram/error.h"
+#include "engram/token_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::span<const uint8_t> bytes(data, size);

@@ -6,7 +6,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 secs=${FUZZ_SECONDS:-20}
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DENGRAM_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+source scripts/cmake-launcher.sh
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DENGRAM_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug \
+  "${CMAKE_LAUNCHER[@]}" >/dev/null
 ninja -C build-fuzz -j "$(nproc)"
 shopt -s nullglob
 for bin in build-fuzz/fuzz_*; do

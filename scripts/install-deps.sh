@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake ninja-build pkg-config git ca-certificates
+  build-essential cmake ninja-build pkg-config git ca-certificates ccache
   clang libclang-rt-14-dev
   libpcre2-dev libicu-dev nlohmann-json3-dev libcli11-dev
   libopenblas-dev libopenblas0-pthread liburing-dev libpng-dev

@@ -1,10 +1,16 @@
 // Small helpers shared by the C++ tests: seeded random tensors, the scalar loss used by
-// finite-difference gradient checks, and the message of an expected error.
+// finite-difference gradient checks, the message of an expected error, and the rule for a test
+// whose asset is missing (skip on a developer's machine, fail in CI).
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engram/error.h"
@@ -39,4 +45,23 @@ std::string error_of(F&& f, Errc* code = nullptr) {
   return "<no error>";
 }
 
+// True when the environment says CI=true (what CI services and .ci/run set).
+inline bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string_view(ci) == "true";
+}
+
 }  // namespace engram::testing
+
+// In a test body: when `asset` does not exist, skips the test, or fails it under CI=true, where a
+// parity test that did not run must not count as passed. `asset` is a file or folder path.
+#define ENGRAM_REQUIRE_ASSET(asset)                                          \
+  do {                                                                       \
+    const std::filesystem::path engram_asset_ = (asset);                     \
+    if (!std::filesystem::exists(engram_asset_)) {                           \
+      if (::engram::testing::in_ci())                                        \
+        GTEST_FAIL() << "asset missing: " << engram_asset_.string()          \
+                     << " (CI=true: fetch it with scripts/fetch-assets.sh)"; \
+      GTEST_SKIP() << "asset missing: " << engram_asset_.string();           \
+    }                                                                        \
+  } while (0)

@@ -74,7 +74,7 @@ class BpeTrainer {
 
   // Counts the words of one piece of text (valid UTF-8; a document or a chunk of one).
   void add_text(std::string_view text);
-  // Counts every chunk of a corpus (engram/data.h), streamed, on all OpenMP threads. The
+  // Counts every chunk of a corpus (engram/corpus.h), streamed, on all OpenMP threads. The
   // counts equal add_text() over each chunk in turn. Errors as CorpusReader.
   CorpusStats add_corpus(const CorpusOptions& corpus);
 

@@ -9,8 +9,9 @@
 //      engram_layer_ids, engram_num_embeddings, engram_max_ngram_size, engram_vocab_size (one
 //      prime-search start shared by every n-gram order), engram_n_heads, engram_head_dim,
 //      engram_pad_token_id (engram_pad_id accepted), engram_compressed_vocab_size,
-//      engram_seed (optional; the reference has no key and seeds with 0), hc_mult,
-//      hidden_size, rms_norm_eps (norm_eps accepted). Unrelated model keys are ignored.
+//      engram_seed (optional; the reference has no key and seeds with 0), and, optionally
+//      (hashing never reads them; the layer loaders require them), hc_mult, hidden_size,
+//      rms_norm_eps (norm_eps accepted). Unrelated model keys are ignored.
 // Every field is validated; errors are Errc::parse naming the file and the key.
 // Not here: the prime layout and multipliers (hasher.h), the tokenizer (compressor.h).
 #pragma once
@@ -52,7 +53,7 @@ struct EngramConfig {
   std::vector<int64_t> num_embeddings;           // [layers] total rows per layer (checked)
   std::optional<int64_t> compressed_vocab_size;  // must equal the tokenizer's
 
-  // Backbone (V4.1: required keys of config.json; demo: optional backbone keys).
+  // Backbone: optional in both forms (checked when present; hashing never reads them).
   std::optional<int64_t> hidden_size;
   std::optional<int64_t> hc_mult;
   std::optional<double> norm_eps;

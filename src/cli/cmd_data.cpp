@@ -1,8 +1,10 @@
 // `engram data`: corpora to token files, and a look inside both.
 //
 //   engram data tokenize --tokenizer tok.json --brown assets/brown --output data/brown
-//       -> data/brown/train.bin, data/brown/val.bin (format in engram/data.h), <|eos|> after
-//          every document (--separator to change it)
+//       -> data/brown/train.bin, data/brown/val.bin (format in engram/token_file.h), <|eos|> after
+//          every document (--separator to change it); the held-out rule (every 10th file, or
+//          the last --val-fraction of the token stream) is printed
+//   engram data tokenize --tokenizer tok.json --input my.txt --output data/my [--val-fraction 0.1]
 //   engram data text --brown assets/brown --split val [--jsonl]   detagged documents to stdout
 //   engram data info data/brown/val.bin                           header, verified payload
 #include <chrono>
@@ -11,8 +13,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "engram/data.h"
+#include "cli/tokenize_dataset.h"
 #include "engram/error.h"
+#include "engram/tokenize_corpus.h"
 #include "engram/tokenizer.h"
 
 namespace engram::cli {
@@ -49,39 +52,15 @@ struct TokenizeArgs {
   std::string tokenizer;
   std::string separator = "<|eos|>";
   std::string output;
+  double val_fraction = kDefaultValFraction;
+  CLI::Option* val_fraction_option = nullptr;  // given: the fraction rule whatever the file count
 };
 
 void run_tokenize(const TokenizeArgs& a) {
-  const Tokenizer tok = Tokenizer::from_file(a.tokenizer);
-  const auto sep = tok.token_to_id(a.separator);
-  if (!sep)
-    fail(Errc::invalid_argument, a.tokenizer, ": separator token \"", a.separator,
-         "\" is not in the vocabulary (--separator)");
-  std::error_code ec;
-  std::filesystem::create_directories(a.output, ec);
-  if (ec) fail(Errc::io, a.output, ": cannot create folder: ", ec.message());
-  const size_t files = list_corpus_files(a.corpus.options(CorpusSplit::all)).size();
-  for (const CorpusSplit split : {CorpusSplit::train, CorpusSplit::val}) {
-    const char* name = split == CorpusSplit::train ? "train" : "val";
-    if (split == CorpusSplit::val && files < 10) {
-      std::printf(
-          "val: not written: the held-out split takes every 10th file and there are only %zu\n",
-          files);
-      continue;
-    }
-    const std::string path =
-        (std::filesystem::path(a.output) / (std::string(name) + ".bin")).string();
-    const auto t0 = std::chrono::steady_clock::now();
-    const TokenizeStats s = tokenize_corpus(tok, a.corpus.options(split), path, *sep);
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf(
-        "%s: %llu documents, %llu bytes -> %llu tokens (%.3f bytes/token, uint%u) in %.2f s: %s\n",
-        name, static_cast<unsigned long long>(s.documents),
-        static_cast<unsigned long long>(s.bytes), static_cast<unsigned long long>(s.tokens),
-        s.tokens ? double(s.bytes) / double(s.tokens) : 0.0, s.header.bytes_per_token * 8, secs,
-        path.c_str());
-  }
+  DatasetOptions o;
+  o.corpus = a.corpus.options(CorpusSplit::all);
+  if (a.val_fraction_option->count() > 0) o.val_fraction = a.val_fraction;
+  tokenize_to_folder(a.tokenizer, a.separator, o, a.output, stdout);
 }
 
 void run_text(const CorpusArgs& c, const std::string& split, bool jsonl) {
@@ -116,6 +95,33 @@ void run_info(const std::string& path) {
 
 }  // namespace
 
+DatasetStats tokenize_to_folder(const std::string& tokenizer_path, const std::string& separator,
+                                const DatasetOptions& options, const std::string& dir,
+                                std::FILE* report) {
+  const Tokenizer tok = Tokenizer::from_file(tokenizer_path);
+  const auto sep = tok.token_to_id(separator);
+  if (!sep)
+    fail(Errc::invalid_argument, tokenizer_path, ": separator token \"", separator,
+         "\" is not in the vocabulary (--separator)");
+  const auto t0 = std::chrono::steady_clock::now();
+  const DatasetStats s = tokenize_dataset(tok, options, dir, *sep);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(report, "corpus: %zu file%s, %llu documents, %llu bytes -> %llu tokens in %.2f s\n",
+               s.files, s.files == 1 ? "" : "s", static_cast<unsigned long long>(s.documents),
+               static_cast<unsigned long long>(s.bytes),
+               static_cast<unsigned long long>(s.train.token_count + s.val.token_count), secs);
+  const std::pair<const char*, const TokenFileHeader*> splits[] = {{"train", &s.train},
+                                                                   {"val", &s.val}};
+  for (const auto& [name, h] : splits) {
+    const std::string path = (std::filesystem::path(dir) / (std::string(name) + ".bin")).string();
+    std::fprintf(report, "%s: %llu tokens (uint%u): %s\n", name,
+                 static_cast<unsigned long long>(h->token_count), h->bytes_per_token * 8,
+                 path.c_str());
+  }
+  std::fprintf(report, "%s\n", describe_val_rule(s).c_str());
+  return s;
+}
+
 void add_data_command(CLI::App& app) {
   auto* data = app.add_subcommand("data", "Corpora and token files");
   data->require_subcommand(1);
@@ -128,6 +134,10 @@ void add_data_command(CLI::App& app) {
   tokenize->add_option("--separator", targs->separator, "token written after each document")
       ->capture_default_str();
   tokenize->add_option("--output", targs->output, "folder for train.bin and val.bin")->required();
+  targs->val_fraction_option =
+      tokenize->add_option("--val-fraction", targs->val_fraction,
+                           "hold out the last F of the token stream (default: every 10th file "
+                           "from 10 files on, else the last 0.1)");
   tokenize->callback([targs] { run_tokenize(*targs); });
 
   auto xargs = std::make_shared<CorpusArgs>();

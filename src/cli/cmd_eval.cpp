@@ -8,8 +8,8 @@
 #include <filesystem>
 
 #include "cli/commands.h"
-#include "engram/data.h"
 #include "engram/model.h"
+#include "engram/token_file.h"
 #include "engram/trainer.h"
 
 namespace engram::cli {

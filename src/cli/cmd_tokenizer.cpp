@@ -9,7 +9,7 @@
 
 #include "cli/commands.h"
 #include "engram/bpe_trainer.h"
-#include "engram/data.h"
+#include "engram/corpus.h"
 #include "engram/error.h"
 #include "util/clock.h"
 

@@ -5,13 +5,55 @@
 //       --out runs/base --steps 300 --batch 16 --seq 128 --lr 1e-3 --seed 0 --threads 2
 //       [--resume] [--eval-every 50] [--warmup 30] [--clip 1] [--weight-decay 0.1]
 //       [--table-lr-mult 5] [--sampling epoch|random]
+//   engram train --config C --tokenizer tok.json --data my.txt [more.txt texts/] --out runs/my
+//       [--val-fraction 0.1]
+// --data is a token folder (holds train.bin, from `engram data tokenize`) or UTF-8 text files
+// and folders, which are tokenized first into OUT/data (train.bin, val.bin; held-out rule as
+// `engram data tokenize`, engram/tokenize_corpus.h) and trained on from there.
 #include <cstdio>
+#include <filesystem>
 #include <map>
 
 #include "cli/commands.h"
+#include "cli/tokenize_dataset.h"
+#include "engram/error.h"
 #include "engram/trainer.h"
 
 namespace engram::cli {
+namespace {
+
+struct DataArgs {
+  std::vector<std::string> inputs;
+  double val_fraction = kDefaultValFraction;
+  CLI::Option* val_fraction_option = nullptr;
+  std::string separator = "<|eos|>";
+};
+
+// A single folder that holds train.bin is a token folder; anything else is text to tokenize.
+bool is_token_folder(const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  return inputs.size() == 1 && fs::is_directory(inputs[0], ec) &&
+         fs::exists(fs::path(inputs[0]) / "train.bin", ec);
+}
+
+// The token folder to train on: --data itself, or OUT/data made from the text inputs.
+std::string prepare_data(const DataArgs& d, const TrainOptions& o) {
+  if (is_token_folder(d.inputs)) {
+    if (d.val_fraction_option->count() > 0)
+      fail(Errc::invalid_argument, "--val-fraction applies to text inputs, but --data ",
+           d.inputs[0], " is a token folder (it holds train.bin)");
+    return d.inputs[0];
+  }
+  DatasetOptions options;
+  options.corpus.inputs = d.inputs;
+  if (d.val_fraction_option->count() > 0) options.val_fraction = d.val_fraction;
+  const std::string dir = (std::filesystem::path(o.out_dir) / "data").string();
+  tokenize_to_folder(o.tokenizer_path, d.separator, options, dir, stderr);
+  return dir;
+}
+
+}  // namespace
 
 void add_train_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "train a model (AdamW + sparse Adam for Engram tables)");
@@ -20,7 +62,17 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--config", o->config_path, "model config JSON (optional with --resume)");
   cmd->add_option("--tokenizer", o->tokenizer_path, "tokenizer.json (copied into checkpoints)")
       ->required();
-  cmd->add_option("--data", o->data_dir, "folder with train.bin and val.bin")->required();
+  auto d = std::make_shared<DataArgs>();
+  cmd->add_option("--data", d->inputs,
+                  "folder with train.bin and val.bin, or UTF-8 text files and folders "
+                  "(tokenized into OUT/data first)")
+      ->required();
+  d->val_fraction_option = cmd->add_option(
+      "--val-fraction", d->val_fraction,
+      "text inputs: hold out the last F of the token stream (default: every 10th file from 10 "
+      "files on, else the last 0.1)");
+  cmd->add_option("--separator", d->separator, "text inputs: token written after each document")
+      ->capture_default_str();
   cmd->add_option("--out", o->out_dir, "output folder (checkpoints, metrics.csv)")->required();
   cmd->add_option("--steps", o->steps, "total optimizer steps")->capture_default_str();
   cmd->add_option("--batch", o->batch, "sequences per step (B)")->capture_default_str();
@@ -38,9 +90,8 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--sampling", o->sampling,
                   "window order: epoch (each window once a pass, shuffled) or random")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, SamplingOrder>{{"epoch", SamplingOrder::epoch},
-                                               {"random", SamplingOrder::random}}))
+      ->transform(CLI::CheckedTransformer(std::map<std::string, SamplingOrder>{
+          {"epoch", SamplingOrder::epoch}, {"random", SamplingOrder::random}}))
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "model init and batch sampling seed")->capture_default_str();
   cmd->add_option("--threads", *threads, "OpenMP / OpenBLAS threads (0: default)")
@@ -58,8 +109,9 @@ void add_train_command(CLI::App& app) {
                   "checkpoint and stop after this many steps of this run (0: run to --steps)")
       ->capture_default_str();
   cmd->add_flag("--resume", o->resume, "continue from OUT/latest (same options)");
-  cmd->callback([o, threads] {
+  cmd->callback([o, d, threads] {
     set_compute_threads(*threads);
+    o->data_dir = prepare_data(*d, *o);
     const TrainResult r = train(*o, stderr);
     std::printf("steps: %lld\n", static_cast<long long>(r.step));
     if (!r.losses.empty()) std::printf("train_loss: %.6f\n", double(r.losses.back()));

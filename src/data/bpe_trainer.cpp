@@ -13,7 +13,7 @@
 #include <queue>
 #include <unordered_set>
 
-#include "engram/data.h"
+#include "engram/corpus.h"
 #include "engram/error.h"
 #include "text/json_util.h"
 #include "text/pipeline.h"

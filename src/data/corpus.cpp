@@ -1,12 +1,12 @@
 // corpus.cpp: corpus file listing, the fixed train/val split, Brown corpus detagging and the
-// streamed chunk reader (rules in engram/data.h).
+// streamed chunk reader (rules in engram/corpus.h).
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 
-#include "engram/data.h"
+#include "engram/corpus.h"
 #include "engram/error.h"
 #include "text/utf8.h"
 
@@ -32,7 +32,7 @@ using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 // How a Brown token attaches to its neighbours.
 enum class Attach { none, open, close };
 
-// Builds one paragraph from Brown words with the spacing rules of data.h.
+// Builds one paragraph from Brown words with the spacing rules of corpus.h.
 class ParagraphBuilder {
  public:
   void add(std::string_view word) {

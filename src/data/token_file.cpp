@@ -1,5 +1,5 @@
-// token_file.cpp: the binary token file (format in engram/data.h): header parsing, a streaming
-// writer, a memory-mapped reader, and seeded training / sequential evaluation windows.
+// token_file.cpp: the binary token file (format in engram/token_file.h): header parsing, a
+// streaming writer, a memory-mapped reader, and seeded training / sequential evaluation windows.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -13,8 +13,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include "engram/data.h"
 #include "engram/error.h"
+#include "engram/token_file.h"
 
 namespace engram {
 
@@ -343,11 +343,11 @@ WindowSampler::WindowSampler(const TokenFile& file, int64_t B, int64_t T, uint64
     : file_(&file), B_(B), T_(T), state_(seed), order_(order) {
   if (B < 1 || T < 1)
     fail(Errc::invalid_argument, "window sampler: B = ", B, " and T = ", T, " must be >= 1");
-  const uint64_t need = order == SamplingOrder::epoch ? 2 * static_cast<uint64_t>(T)
-                                                      : static_cast<uint64_t>(T) + 1;
+  const uint64_t need =
+      order == SamplingOrder::epoch ? 2 * static_cast<uint64_t>(T) : static_cast<uint64_t>(T) + 1;
   if (file.size() < need) {
-    fail(Errc::invalid_argument, "window sampler: the token file holds ", file.size(),
-         " tokens, ", order == SamplingOrder::epoch ? "epoch order needs 2 T = " : "a window needs T + 1 = ",
+    fail(Errc::invalid_argument, "window sampler: the token file holds ", file.size(), " tokens, ",
+         order == SamplingOrder::epoch ? "epoch order needs 2 T = " : "a window needs T + 1 = ",
          need);
   }
   if (order == SamplingOrder::epoch) {

@@ -1,8 +1,13 @@
-// tokenize_corpus.cpp: corpus -> token file, encoded in parallel batches and written in order.
+// tokenize_corpus.cpp: corpus -> token file, encoded in parallel batches and written in order;
+// and corpus -> train.bin + val.bin under one of the two held-out rules (tokenize_corpus.h).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <exception>
+#include <filesystem>
 
-#include "engram/data.h"
 #include "engram/error.h"
+#include "engram/tokenize_corpus.h"
 #include "engram/tokenizer.h"
 
 #ifdef _OPENMP
@@ -55,6 +60,102 @@ TokenizeStats tokenize_corpus(const Tokenizer& tokenizer, const CorpusOptions& c
   stats.header = writer.finish();
   stats.tokens = stats.header.token_count;
   return stats;
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Copies tokens [first, first + count) of `from` into a new token file at `path`.
+TokenFileHeader copy_tokens(const TokenFile& from, uint64_t first, uint64_t count,
+                            const std::string& path) {
+  const TokenFileHeader& h = from.header();
+  TokenFileWriter writer(path, h.vocab_size, h.separator_id);
+  std::vector<int32_t> block(size_t{1} << 20);
+  for (uint64_t done = 0; done < count;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(block.size(), count - done));
+    const std::span<int32_t> ids(block.data(), n);
+    from.read(first + done, ids);
+    writer.append(ids);
+    done += n;
+  }
+  return writer.finish();
+}
+
+// Removes a file when it goes out of scope, whether the split succeeded or threw.
+struct RemoveOnExit {
+  std::string path;
+  ~RemoveOnExit() {
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
+};
+
+}  // namespace
+
+DatasetStats tokenize_dataset(const Tokenizer& tokenizer, const DatasetOptions& options,
+                              const std::string& dir, int32_t separator_id) {
+  if (options.val_fraction && !(*options.val_fraction > 0 && *options.val_fraction < 1)) {
+    fail(Errc::invalid_argument, "val fraction ", *options.val_fraction,
+         " is outside (0, 1): it is the share of the token stream held out");
+  }
+  CorpusOptions corpus = options.corpus;
+  corpus.split = CorpusSplit::all;
+  DatasetStats stats;
+  stats.files = list_corpus_files(corpus).size();
+  stats.rule =
+      options.val_fraction || stats.files < kFileSplitMinFiles ? ValRule::fraction : ValRule::files;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail(Errc::io, dir, ": cannot create folder: ", ec.message());
+  const std::string train_path = (fs::path(dir) / "train.bin").string();
+  const std::string val_path = (fs::path(dir) / "val.bin").string();
+
+  if (stats.rule == ValRule::files) {
+    for (const CorpusSplit split : {CorpusSplit::train, CorpusSplit::val}) {
+      corpus.split = split;
+      const bool train = split == CorpusSplit::train;
+      const TokenizeStats s =
+          tokenize_corpus(tokenizer, corpus, train ? train_path : val_path, separator_id);
+      stats.documents += s.documents;
+      stats.bytes += s.bytes;
+      (train ? stats.train : stats.val) = s.header;
+    }
+    return stats;
+  }
+
+  stats.val_fraction = options.val_fraction.value_or(kDefaultValFraction);
+  const RemoveOnExit stream{(fs::path(dir) / "stream.bin").string()};
+  const TokenizeStats all = tokenize_corpus(tokenizer, corpus, stream.path, separator_id);
+  stats.documents = all.documents;
+  stats.bytes = all.bytes;
+  const uint64_t n = all.tokens;
+  if (n < 2) {
+    fail(Errc::invalid_argument, "corpus ", corpus.inputs.front(), ": ", n,
+         " token(s) cannot be split into a training and a held-out part");
+  }
+  const auto want = static_cast<uint64_t>(std::ceil(stats.val_fraction * double(n)));
+  const uint64_t n_val = std::clamp<uint64_t>(want, 1, n - 1);
+  const TokenFile whole = TokenFile::open(stream.path, /*verify_payload=*/false);
+  stats.train = copy_tokens(whole, 0, n - n_val, train_path);
+  stats.val = copy_tokens(whole, n - n_val, n_val, val_path);
+  return stats;
+}
+
+std::string describe_val_rule(const DatasetStats& stats) {
+  char line[160];
+  if (stats.rule == ValRule::files) {
+    std::snprintf(line, sizeof line,
+                  "held-out split: every 10th file of the sorted list (%zu of %zu files)",
+                  stats.files / 10, stats.files);
+  } else {
+    std::snprintf(line, sizeof line,
+                  "held-out split: the last %g%% of the token stream (%zu file%s; every 10th "
+                  "file is used from %zu files on, unless a fraction is given)",
+                  stats.val_fraction * 100, stats.files, stats.files == 1 ? "" : "s",
+                  kFileSplitMinFiles);
+  }
+  return line;
 }
 
 }  // namespace engram

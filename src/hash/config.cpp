@@ -166,9 +166,13 @@ void parse_v41(const json& obj, const std::string& prefix, EngramConfig& cfg) {
   cfg.compressed_vocab_size = f.integer("engram_compressed_vocab_size", 1, int64_t{1} << 40);
   cfg.pad_id = f.integer(f.alias("engram_pad_token_id", "engram_pad_id"), 0, INT64_MAX);
   cfg.seed = f.has("engram_seed") ? f.integer("engram_seed", 0, INT64_MAX) : 0;
-  cfg.hidden_size = f.integer("hidden_size", 1, int64_t{1} << 24);
-  cfg.hc_mult = f.integer("hc_mult", 1, 64);
-  cfg.norm_eps = f.positive_number(f.alias("rms_norm_eps", "norm_eps"));
+  // Backbone keys: hashing never reads them, so a config.json cut down to its Engram keys is
+  // enough for `engram hash`; when present they are still checked, and the layer loaders that
+  // need them (store/v41_checkpoint.cpp) refuse their absence themselves.
+  if (f.has("hidden_size")) cfg.hidden_size = f.integer("hidden_size", 1, int64_t{1} << 24);
+  if (f.has("hc_mult")) cfg.hc_mult = f.integer("hc_mult", 1, 64);
+  const char* eps = f.alias("rms_norm_eps", "norm_eps");
+  if (f.has(eps)) cfg.norm_eps = f.positive_number(eps);
 }
 
 }  // namespace

@@ -9,9 +9,10 @@
 #include "data/test_files.h"
 #include "engram/bpe_trainer.h"
 #include "engram/compressor.h"
-#include "engram/data.h"
+#include "engram/corpus.h"
 #include "engram/error.h"
 #include "engram/tokenizer.h"
+#include "test_helpers.h"
 
 namespace engram {
 namespace {
@@ -63,7 +64,7 @@ TEST(BpeTrainer, MatchesReferenceOnSyntheticText) {
 }
 
 TEST(BpeTrainer, MatchesReferenceOnBrown) {
-  if (!test::have_brown()) GTEST_SKIP() << "assets/brown not fetched";
+  ENGRAM_REQUIRE_ASSET(test::brown_dir() + "/ca01");
   CorpusOptions c;
   c.inputs = {test::brown_dir() + "/ca01", test::brown_dir() + "/cn05",
               test::brown_dir() + "/cj22"};
@@ -82,7 +83,7 @@ TEST(BpeTrainer, MatchesReferenceOnBrown) {
 
 // The trained tokenizer feeds Engram's tokenizer compression (DESIGN 2.1) unchanged.
 TEST(BpeTrainer, TrainedTokenizerCompresses) {
-  if (!test::have_brown()) GTEST_SKIP() << "assets/brown not fetched";
+  ENGRAM_REQUIRE_ASSET(test::brown_dir() + "/ca01");
   CorpusOptions c;
   c.inputs = {test::brown_dir() + "/ca01", test::brown_dir() + "/ca02"};
   c.format = CorpusFormat::brown;

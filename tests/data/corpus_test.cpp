@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "data/test_files.h"
-#include "engram/data.h"
+#include "engram/corpus.h"
 #include "engram/error.h"
 #include "test_helpers.h"
 
@@ -78,7 +78,7 @@ TEST(CorpusFiles, SplitEveryTenthFile) {
 }
 
 TEST(CorpusFiles, BrownSplitIsFixed) {
-  if (!test::have_brown()) GTEST_SKIP() << "assets/brown not fetched";
+  ENGRAM_REQUIRE_ASSET(test::brown_dir() + "/ca01");
   CorpusOptions o;
   o.inputs = {test::brown_dir()};
   o.format = CorpusFormat::brown;
@@ -95,7 +95,7 @@ TEST(CorpusFiles, BrownSplitIsFixed) {
 }
 
 TEST(CorpusReader, BrownDocumentsAreDetagged) {
-  if (!test::have_brown()) GTEST_SKIP() << "assets/brown not fetched";
+  ENGRAM_REQUIRE_ASSET(test::brown_dir() + "/ca01");
   CorpusOptions o;
   o.inputs = {test::brown_dir() + "/ca01"};
   o.format = CorpusFormat::brown;

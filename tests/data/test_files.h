@@ -47,8 +47,5 @@ inline std::string read_file(const std::string& path) {
 inline std::string brown_dir() {
   return std::string(ENGRAM_SOURCE_DIR) + "/assets/brown";
 }
-inline bool have_brown() {
-  return std::filesystem::exists(brown_dir() + "/ca01");
-}
 
 }  // namespace engram::test

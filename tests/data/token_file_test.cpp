@@ -10,8 +10,8 @@
 
 #include "data/test_files.h"
 #include "engram/bpe_trainer.h"
-#include "engram/data.h"
 #include "engram/error.h"
+#include "engram/tokenize_corpus.h"
 #include "engram/tokenizer.h"
 #include "test_helpers.h"
 
@@ -241,7 +241,8 @@ TEST(WindowSampler, EpochOrderVisitsEveryWindowOncePerEpoch) {
     EXPECT_NE(epochs[1], epochs[2]);
   }
   // The smallest file: 2 T tokens give one window an epoch.
-  const TokenFile small = TokenFile::open(write_tokens(d, "s.bin", 2000, std::vector<int32_t>(20, 1)));
+  const TokenFile small =
+      TokenFile::open(write_tokens(d, "s.bin", 2000, std::vector<int32_t>(20, 1)));
   WindowSampler one(small, 2, 10, 0);
   EXPECT_EQ(one.windows_per_epoch(), 1u);
   std::vector<int32_t> x(22);
@@ -276,6 +277,72 @@ TEST(TokenizeCorpus, DocumentsEncodedWithSeparator) {
   f.read(0, got);
   EXPECT_EQ(got, want);
   EXPECT_THROW(tokenize_corpus(tok, c, d.path("bad.bin"), 300), Error);
+}
+
+std::vector<int32_t> all_tokens(const std::string& path) {
+  const TokenFile f = TokenFile::open(path);
+  std::vector<int32_t> ids(f.size());
+  f.read(0, ids);
+  return ids;
+}
+
+// The two held-out rules of tokenize_dataset: the tail of the token stream for fewer than 10
+// files (or when a fraction is given), every 10th file otherwise.
+TEST(TokenizeDataset, HeldOutRules) {
+  TempDir d;
+  std::vector<std::string> docs;
+  for (int i = 0; i < 12; ++i) docs.push_back(str_cat("document ", i, ": the cat sat on the mat."));
+  for (size_t i = 0; i < docs.size(); ++i)
+    d.write(str_cat("in/doc", i / 10, i % 10, ".txt"), docs[i]);
+  d.write("one/my.txt", docs[0] + "\n" + docs[1] + "\n" + docs[2]);
+  BpeTrainerOptions o;
+  o.vocab_size = 300;
+  BpeTrainer t(o);
+  for (const auto& s : docs) t.add_text(s);
+  const Tokenizer tok = Tokenizer::from_json(BpeTrainer::tokenizer_json(t.train(), o));
+
+  // One file: fraction rule with the default F; val is the last ceil(0.1 N) tokens.
+  DatasetOptions one;
+  one.corpus.inputs = {d.path("one")};
+  const DatasetStats a = tokenize_dataset(tok, one, d.path("a"), 1);
+  EXPECT_EQ(a.rule, ValRule::fraction);
+  EXPECT_EQ(a.val_fraction, kDefaultValFraction);
+  EXPECT_EQ(a.files, 1u);
+  std::vector<int32_t> want = tok.encode(docs[0] + "\n" + docs[1] + "\n" + docs[2], false);
+  want.push_back(1);
+  const uint64_t n = want.size();
+  const uint64_t n_val = (n + 9) / 10;
+  EXPECT_EQ(a.val.token_count, n_val);
+  EXPECT_EQ(a.train.token_count, n - n_val);
+  std::vector<int32_t> got = all_tokens(d.path("a/train.bin"));
+  const std::vector<int32_t> val = all_tokens(d.path("a/val.bin"));
+  got.insert(got.end(), val.begin(), val.end());
+  EXPECT_EQ(got, want);
+  EXPECT_FALSE(std::filesystem::exists(d.path("a/stream.bin")));
+
+  // Twelve files: file 9 is held out, the rest is train, in sorted order.
+  DatasetOptions many;
+  many.corpus.inputs = {d.path("in")};
+  const DatasetStats b = tokenize_dataset(tok, many, d.path("b"), 1);
+  EXPECT_EQ(b.rule, ValRule::files);
+  EXPECT_EQ(b.files, 12u);
+  EXPECT_EQ(b.documents, 12u);
+  std::vector<int32_t> want_val = tok.encode(docs[9], false);
+  want_val.push_back(1);
+  EXPECT_EQ(all_tokens(d.path("b/val.bin")), want_val);
+  // The same files with a fraction given: the fraction rule.
+  many.val_fraction = 0.5;
+  const DatasetStats c = tokenize_dataset(tok, many, d.path("c"), 1);
+  EXPECT_EQ(c.rule, ValRule::fraction);
+  EXPECT_EQ(c.val.token_count, (c.train.token_count + c.val.token_count + 1) / 2);
+
+  for (const double bad : {0.0, 1.0, -0.5, 2.0}) {
+    one.val_fraction = bad;
+    Errc code{};
+    EXPECT_THAT(testing::error_of([&] { tokenize_dataset(tok, one, d.path("bad"), 1); }, &code),
+                HasSubstr("val fraction"));
+    EXPECT_EQ(code, Errc::invalid_argument);
+  }
 }
 
 }  // namespace

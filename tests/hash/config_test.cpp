@@ -207,13 +207,32 @@ TEST(EngramConfig, V41FormFieldErrorsNameTheKeyPath) {
     SCOPED_TRACE(j.dump());
     expect_parse_error(j, {std::string("'text_config.") + c.key + "'", c.fragment});
   }
-  for (const char* key : {"engram_num_embeddings", "engram_max_ngram_size", "engram_vocab_size",
-                          "engram_n_heads", "engram_head_dim", "engram_compressed_vocab_size",
-                          "engram_pad_token_id", "hidden_size", "hc_mult", "rms_norm_eps"}) {
+  for (const char* key :
+       {"engram_num_embeddings", "engram_max_ngram_size", "engram_vocab_size", "engram_n_heads",
+        "engram_head_dim", "engram_compressed_vocab_size", "engram_pad_token_id"}) {
     json j = v41_json();
     j.erase(key);
     expect_parse_error(j, {"missing key", key});
   }
+}
+
+// Hashing reads only the engram_* keys: a config.json without the backbone keys parses, with
+// the hashing geometry of the full one and the backbone fields left empty.
+TEST(EngramConfig, V41FormNeedsOnlyTheKeysHashingUses) {
+  const auto full = EngramConfig::from_json(v41_json().dump());
+  json j = v41_json();
+  for (const char* key : {"hidden_size", "hc_mult", "rms_norm_eps", "num_hidden_layers"})
+    j.erase(key);
+  const auto cfg = EngramConfig::from_json(j.dump());
+  EXPECT_FALSE(cfg.hidden_size.has_value());
+  EXPECT_FALSE(cfg.hc_mult.has_value());
+  EXPECT_FALSE(cfg.norm_eps.has_value());
+  EXPECT_EQ(cfg.layer_ids, full.layer_ids);
+  EXPECT_EQ(cfg.vocab_size_per_ngram, full.vocab_size_per_ngram);
+  EXPECT_EQ(cfg.num_embeddings, full.num_embeddings);
+  EXPECT_EQ(cfg.num_columns(), full.num_columns());
+  EXPECT_EQ(cfg.row_dim(), full.row_dim());
+  EXPECT_EQ(cfg.compressed_vocab_size, full.compressed_vocab_size);
 }
 
 TEST(EngramConfig, CompressedVocabMismatchNamesBothNumbers) {

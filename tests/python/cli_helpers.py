@@ -1,11 +1,13 @@
 """Shared by the CLI tests: where the `engram` binary is, a checked way to run it, a small
-synthetic corpus of random sentences over a fixed word list (one text file per document), and the
-inputs of a training run made from a corpus."""
+synthetic corpus of random sentences over a fixed word list (one text file per document), the
+inputs of a training run made from a corpus, and a reader of token files."""
 import json
 import os
 import random
 import subprocess
 from pathlib import Path
+
+import numpy as np
 
 SRC = Path(os.environ.get("ENGRAM_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 BIN = Path(os.environ.get("ENGRAM_BINARY_DIR", SRC / "build"))
@@ -46,3 +48,27 @@ def training_inputs(root, corpus, config, vocab_size=300):
            "--output", root / "data")
     (root / "cfg.json").write_text(json.dumps(config))
     return root
+
+
+def write_text_file(path, lines, words_per_line, seed, words=WORDS):
+    """Writes one UTF-8 text file of `lines` random sentences (what a new user brings); returns
+    path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    path.write_text("\n".join(" ".join(rng.choice(words) for _ in range(words_per_line)) + "."
+                              for _ in range(lines)), encoding="utf-8")
+    return path
+
+
+def read_tokens(path):
+    """The ids of a token file (format in engram/token_file.h) after checking its header and length:
+    (ids as int64, vocab size, separator id)."""
+    raw = Path(path).read_bytes()
+    assert raw[:8] == b"ENGRAMTK"
+    version, width, count, vocab, sep, _ = np.frombuffer(
+        raw[8:40], dtype="<u4,<u4,<u8,<u4,<u4,<u8")[0]
+    assert version == 1 and width in (2, 4)
+    ids = np.frombuffer(raw[64:], dtype="<u2" if width == 2 else "<u4")
+    assert len(ids) == count
+    return ids.astype(np.int64), int(vocab), int(sep)

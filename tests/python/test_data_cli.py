@@ -6,6 +6,7 @@ into val.bin (documents separated by <|eos|>), and decode them back to the text.
 fail with a message naming the problem.
 """
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -14,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asset_helpers import missing, requires
+from cli_helpers import write_corpus, write_text_file
+
 SRC = Path(os.environ.get("ENGRAM_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 BIN = Path(os.environ.get("ENGRAM_BINARY_DIR", SRC / "build"))
 ENGRAM = BIN / "engram"
@@ -21,10 +25,10 @@ BROWN = SRC / "assets" / "brown"
 NODE_SCRIPT = SRC / "scripts" / "node" / "encode_jsonl.js"
 HF_BINDING = SRC / "scripts" / "node" / "node_modules" / "@anush008" / "tokenizers"
 
-need_engram = pytest.mark.skipif(not ENGRAM.exists(), reason=f"{ENGRAM} not built")
-need_hf = pytest.mark.skipif(shutil.which("node") is None or not HF_BINDING.exists(),
-                             reason="node or HF tokenizers' Node binding missing")
-need_brown = pytest.mark.skipif(not (BROWN / "ca01").exists(), reason="assets/brown not fetched")
+need_engram = requires(ENGRAM.exists(), f"{ENGRAM} not built")
+need_hf = requires(shutil.which("node") is not None and HF_BINDING.exists(),
+                   "node or HF tokenizers' Node binding missing")
+need_brown = requires((BROWN / "ca01").exists(), "assets/brown not fetched")
 
 
 def engram(*args, check=True):
@@ -60,10 +64,9 @@ def hf_encode(tokenizer, texts, tmp_path):
 @pytest.fixture(scope="module")
 def brown_tokenizer(tmp_path_factory):
     if not ENGRAM.exists() or not (BROWN / "ca01").exists():
-        pytest.skip("needs the engram binary and assets/brown")
+        missing("needs the engram binary and assets/brown")
     out = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-    r = engram("tokenizer", "train", "--brown", BROWN, "--vocab-size", 2048, "--output", out)
-    assert "450 files (train split)" in r.stdout
+    engram("tokenizer", "train", "--brown", BROWN, "--vocab-size", 2048, "--output", out)
     return out
 
 
@@ -90,7 +93,12 @@ def test_hf_loads_and_matches_val_bin(brown_tokenizer, tmp_path):
     assert len(want) == len(val)
     assert np.array_equal(want, val)
     assert [h["decoded"] for h in hf] == docs
-    assert "(verified)" in engram("data", "info", tmp_path / "bin" / "val.bin").stdout
+    engram("data", "info", tmp_path / "bin" / "val.bin")  # checks the payload
+    raw = bytearray((tmp_path / "bin" / "val.bin").read_bytes())
+    raw[100] ^= 1
+    (tmp_path / "flipped.bin").write_bytes(bytes(raw))
+    r = engram("data", "info", tmp_path / "flipped.bin", check=False)
+    assert r.returncode == 1 and "checksum" in r.stderr
 
 
 @need_engram
@@ -108,9 +116,11 @@ def test_hf_matches_on_unusual_text(brown_tokenizer, tmp_path):
     corpus.mkdir()
     for i, t in enumerate(texts):
         (corpus / f"doc{i}.txt").write_text(t, encoding="utf-8", newline="")
-    r = engram("data", "tokenize", "--tokenizer", brown_tokenizer, "--input", corpus, "--output", tmp_path / "bin")
-    assert "val: not written" in r.stdout
-    ids, _, _ = read_token_file(tmp_path / "bin" / "train.bin")
+    engram("data", "tokenize", "--tokenizer", brown_tokenizer, "--input", corpus, "--output", tmp_path / "bin")
+    # 5 files: the held-out part is the tail of the one token stream
+    train, _, _ = read_token_file(tmp_path / "bin" / "train.bin")
+    val, _, _ = read_token_file(tmp_path / "bin" / "val.bin")
+    ids = np.concatenate([train, val])
     hf = hf_encode(brown_tokenizer, texts, tmp_path)
     want = np.concatenate([np.array(h["ids"] + [1], dtype=np.int64) for h in hf])
     assert np.array_equal(want, ids)
@@ -124,8 +134,7 @@ def test_cli_training_on_plain_files(tmp_path):
     (corpus / "a.txt").write_text("low lower lowest " * 50, encoding="utf-8")
     (corpus / "sub" / "b.txt").write_text("new newer newest " * 50, encoding="utf-8")
     out = tmp_path / "t.json"
-    r = engram("tokenizer", "train", "--input", corpus, "--vocab-size", 300, "--output", out)
-    assert "2 files" in r.stdout
+    engram("tokenizer", "train", "--input", corpus, "--vocab-size", 300, "--output", out)
     vocab = json.loads(out.read_text(encoding="utf-8"))["model"]["vocab"]
     assert "\u0120lowest" in vocab and "\u0120newest" in vocab
 
@@ -149,3 +158,63 @@ def test_bad_corpora_fail_clearly(tmp_path):
 
     r = engram("data", "info", bad / "x.txt", check=False)
     assert r.returncode == 1 and "truncated token file: 24 bytes" in r.stderr
+
+
+def tokenize(tok, inputs, out, *extra, check=True):
+    return engram("data", "tokenize", "--tokenizer", tok, *[a for p in inputs for a in ("--input", p)],
+                  "--output", out, *extra, check=check)
+
+
+@need_engram
+def test_one_text_file_yields_both_splits(tmp_path):
+    """A new user's first try: one text file, no other flag. val.bin is the last 10% of the token
+    stream (rounded up), train.bin the rest; --val-fraction moves the cut, not the stream."""
+    my = write_text_file(tmp_path / "my.txt", lines=300, words_per_line=10, seed=5)
+    tok = tmp_path / "tok.json"
+    engram("tokenizer", "train", "--input", my, "--vocab-size", 300, "--output", tok)
+    tokenize(tok, [my], tmp_path / "d")
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["train.bin", "val.bin"]
+    train, vocab, sep = read_token_file(tmp_path / "d" / "train.bin")
+    val, _, _ = read_token_file(tmp_path / "d" / "val.bin")
+    n = len(train) + len(val)
+    assert vocab == 300 and n > 1000
+    assert len(val) == math.ceil(0.1 * n)
+    assert (val == sep).sum() == 1 and val[-1] == sep and (train == sep).sum() == 0
+
+    tokenize(tok, [my], tmp_path / "q", "--val-fraction", 0.25)
+    train_q, _, _ = read_token_file(tmp_path / "q" / "train.bin")
+    val_q, _, _ = read_token_file(tmp_path / "q" / "val.bin")
+    assert len(val_q) == math.ceil(0.25 * n)
+    assert np.array_equal(np.concatenate([train_q, val_q]), np.concatenate([train, val]))
+
+    for bad in (0, 1, 1.5, -0.1):
+        r = tokenize(tok, [my], tmp_path / f"bad{bad}", "--val-fraction", bad, check=False)
+        assert r.returncode == 1 and "val fraction" in r.stderr
+        assert not (tmp_path / f"bad{bad}" / "train.bin").exists()
+
+
+@need_engram
+def test_ten_files_use_the_file_split_unless_a_fraction_is_given(tmp_path):
+    """From 10 files on, every 10th file of the sorted list is held out (as for Brown); an explicit
+    --val-fraction takes the tail of the stream instead."""
+    corpus = write_corpus(tmp_path / "c", docs=10, lines=20, words_per_line=8, seed=2)
+    tok = tmp_path / "tok.json"
+    engram("tokenizer", "train", "--input", corpus, "--split", "all", "--vocab-size", 300,
+           "--output", tok)
+    tokenize(tok, [corpus], tmp_path / "files")
+    train, _, sep = read_token_file(tmp_path / "files" / "train.bin")
+    val, _, _ = read_token_file(tmp_path / "files" / "val.bin")
+    assert (train == sep).sum() == 9 and (val == sep).sum() == 1
+    # val.bin is exactly doc09.txt on its own
+    tokenize(tok, [corpus / "doc09.txt"], tmp_path / "doc09", "--val-fraction", 0.5)
+    a, _, _ = read_token_file(tmp_path / "doc09" / "train.bin")
+    b, _, _ = read_token_file(tmp_path / "doc09" / "val.bin")
+    assert np.array_equal(np.concatenate([a, b]), val)
+
+    tokenize(tok, [corpus], tmp_path / "frac", "--val-fraction", 0.1)
+    train_f, _, _ = read_token_file(tmp_path / "frac" / "train.bin")
+    val_f, _, _ = read_token_file(tmp_path / "frac" / "val.bin")
+    n = len(train_f) + len(val_f)
+    assert n == len(train) + len(val) and len(val_f) == math.ceil(0.1 * n)
+    # the stream is the files in sorted order: the tail is the end of doc09.txt
+    assert np.array_equal(val_f, val[-len(val_f):])

@@ -23,8 +23,9 @@ CLI = os.path.join(BINARY, "engram")
 sys.path.insert(0, os.path.join(SOURCE, "tests", "hash"))
 from numpy_reference import NumpyNgramHash  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not os.path.exists(TOKENIZER),
-                                reason="assets/deepseek_v3/tokenizer.json not fetched")
+from asset_helpers import requires
+
+pytestmark = requires(os.path.exists(TOKENIZER), "assets/deepseek_v3/tokenizer.json not fetched")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def run_cli(*args):
     return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.skipif(not os.path.exists(CLI), reason="engram CLI not built")
+@requires(os.path.exists(CLI), "engram CLI not built")
 def test_cli_hash_matches_numpy(tmp_path, compressor, reference):
     ids = sample_ids(compressor.vocab_size)
     dead = np.zeros(ids.shape, dtype=bool)
@@ -82,7 +83,7 @@ def test_cli_hash_matches_numpy(tmp_path, compressor, reference):
         np.testing.assert_array_equal(np.array(got[str(layer)], dtype=np.int64), want[layer])
 
 
-@pytest.mark.skipif(not os.path.exists(CLI), reason="engram CLI not built")
+@requires(os.path.exists(CLI), "engram CLI not built")
 def test_cli_refuses_compressed_vocab_mismatch_and_bad_ids(tmp_path, compressor):
     src = tmp_path / "ids.json"
     src.write_text(json.dumps({"input_ids": [[0, 1, 2]]}))
@@ -101,3 +102,31 @@ def test_cli_refuses_compressed_vocab_mismatch_and_bad_ids(tmp_path, compressor)
 def test_python_refuses_compressed_vocab_mismatch(compressor):
     with pytest.raises(ValueError, match=rf"99092.*{compressor.compressed_vocab_size}"):
         engram.NgramHasher(V41, TOKENIZER)
+
+
+@requires(os.path.exists(CLI), "engram CLI not built")
+def test_cli_hash_v41_config_with_only_the_hashing_keys(tmp_path, compressor):
+    """A DeepSeek-V4.1 config.json cut down to its engram_* keys (no hidden_size, hc_mult or
+    rms_norm_eps, which hashing never reads) hashes exactly as the NumPy transcription does."""
+    full = json.load(open(V41))
+    full["engram_compressed_vocab_size"] = compressor.compressed_vocab_size
+    minimal = {k: v for k, v in full.items() if k.startswith("engram_")}
+    assert "hidden_size" not in minimal and "rms_norm_eps" not in minimal
+    (tmp_path / "config.json").write_text(json.dumps(minimal))
+    ids = sample_ids(compressor.vocab_size)
+    src = tmp_path / "ids.json"
+    src.write_text(json.dumps({"input_ids": ids.tolist()}))
+    out = tmp_path / "hash.json"
+    r = run_cli("hash", "--config", str(tmp_path / "config.json"), "--tokenizer", TOKENIZER,
+                "--input", str(src), "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    got = json.load(open(out))["hash_ids"]
+    n = minimal["engram_max_ngram_size"]
+    reference = NumpyNgramHash([minimal["engram_vocab_size"]] * (n - 1), n,
+                               minimal["engram_n_heads"], minimal["engram_layer_ids"],
+                               compressor.lookup, compressor.compressed_vocab_size,
+                               minimal["engram_pad_token_id"], 0)
+    want = reference.hash(ids)
+    assert sorted(got) == sorted(str(layer) for layer in want)
+    for layer in want:
+        np.testing.assert_array_equal(np.array(got[str(layer)], dtype=np.int64), want[layer])

@@ -18,6 +18,8 @@ import torch.nn as nn
 
 import engram
 
+from asset_helpers import requires
+
 TOL = 1e-4
 
 
@@ -244,7 +246,7 @@ def _tokenizer_path():
                         "tokenizer.json")
 
 
-@pytest.mark.skipif(not os.path.exists(_tokenizer_path()), reason="tokenizer asset not fetched")
+@requires(os.path.exists(_tokenizer_path()), "tokenizer asset not fetched")
 def test_layer_from_config_hashes_token_ids(tmp_path):
     cfg = {"engram_vocab_size": [2000, 2000], "max_ngram_size": 3, "n_embed_per_ngram": 32,
            "n_head_per_ngram": 2, "layer_ids": [1, 15], "pad_id": 2, "seed": 0, "kernel_size": 4}
@@ -273,7 +275,7 @@ def test_layer_from_config_hashes_token_ids(tmp_path):
         engram.EngramLayer(str(path), 2, hidden, hc, _tokenizer_path())
 
 
-@pytest.mark.skipif(not os.path.exists(_tokenizer_path()), reason="tokenizer asset not fetched")
+@requires(os.path.exists(_tokenizer_path()), "tokenizer asset not fetched")
 def test_layer_from_config_decodes_token_by_token(tmp_path):
     cfg = {"engram_vocab_size": [500, 500, 500], "max_ngram_size": 4, "n_embed_per_ngram": 16,
            "n_head_per_ngram": 2, "layer_ids": [3], "pad_id": 2, "seed": 1, "kernel_size": 4}

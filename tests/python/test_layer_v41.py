@@ -13,6 +13,8 @@ import torch
 
 import engram
 
+from asset_helpers import missing
+
 TOL = 1e-4
 
 
@@ -159,7 +161,7 @@ def test_forward_on_token_ids_hashes_with_the_config(tmp_path):
     import json
     import os
     if not os.path.exists(_tokenizer_path()) or not hasattr(engram, "TokenCompressor"):
-        pytest.skip("needs the tokenizer asset and engram.TokenCompressor")
+        missing("needs the tokenizer asset and engram.TokenCompressor")
     compressed = engram.TokenCompressor.from_tokenizer(_tokenizer_path()).compressed_vocab_size
     hc, dim, head_dim, n_heads, max_ngram = 2, 32, 32, 2, 4
     totals = _row_totals(2, max_ngram, n_heads, 50)

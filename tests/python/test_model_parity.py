@@ -21,6 +21,8 @@ import torch
 
 import engram
 
+from asset_helpers import missing
+
 # The Engram layer's PyTorch module (deepseek-ai/Engram demo, line for line) lives with the layer's
 # own tests; the whole-model reference reuses it.
 _spec = importlib.util.spec_from_file_location(
@@ -435,7 +437,7 @@ def test_tokenizer_compress_lookup_covers_a_rounded_up_vocab():
     path = os.path.join(os.environ.get("ENGRAM_SOURCE_DIR", "."), "assets", "deepseek_v3",
                         "tokenizer.json")
     if not os.path.exists(path):
-        pytest.skip("assets/deepseek_v3/tokenizer.json not fetched")
+        missing("assets/deepseek_v3/tokenizer.json not fetched")
     tok = engram.Tokenizer(path)
     tc = engram.TokenCompressor.from_tokenizer(path)
     lookup = engram.tokenizer_compress_lookup(tok, tok.vocab_size + 3)

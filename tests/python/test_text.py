@@ -12,6 +12,8 @@ import pytest
 
 import engram
 
+from asset_helpers import requires
+
 BIN = Path(os.environ.get("ENGRAM_BINARY_DIR", Path(__file__).resolve().parents[2] / "build"))
 CLI = BIN / "engram"
 
@@ -117,7 +119,7 @@ def run_cli(*args):
     return subprocess.run([str(CLI), *map(str, args)], capture_output=True, text=True)
 
 
-@pytest.mark.skipif(not CLI.exists(), reason="engram CLI not built")
+@requires(CLI.exists(), "engram CLI not built")
 def test_cli_encode_decode_compress(tiny_path, tmp_path):
     text = tmp_path / "in.txt"
     text.write_text("hello the <s>hell", encoding="utf-8")
@@ -147,7 +149,7 @@ def test_cli_encode_decode_compress(tiny_path, tmp_path):
     assert r.stdout.strip() == str(comp.compressed_vocab_size)
 
 
-@pytest.mark.skipif(not CLI.exists(), reason="engram CLI not built")
+@requires(CLI.exists(), "engram CLI not built")
 @pytest.mark.parametrize("content,fragment", [
     ("[1, 2]", "expected a JSON object"),
     ('{"ids": [[1]]}', 'missing key "input_ids"'),
@@ -163,7 +165,7 @@ def test_cli_decode_rejects_bad_ids(tiny_path, tmp_path, content, fragment):
     assert fragment in r.stderr and str(p) in r.stderr
 
 
-@pytest.mark.skipif(not CLI.exists(), reason="engram CLI not built")
+@requires(CLI.exists(), "engram CLI not built")
 def test_cli_encode_rejects_invalid_utf8(tiny_path, tmp_path):
     p = tmp_path / "bad.txt"
     p.write_bytes(b"hello \xff world")

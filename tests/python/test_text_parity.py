@@ -21,15 +21,17 @@ import pytest
 
 import engram
 
+from asset_helpers import requires
+
 SRC = Path(os.environ.get("ENGRAM_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 TOKENIZER = SRC / "assets" / "deepseek_v3" / "tokenizer.json"
 BROWN = SRC / "assets" / "brown"
 SCRIPT = SRC / "scripts" / "tokenizer_reference.js"
 BINDING = SRC / "scripts" / "node" / "node_modules" / "@anush008" / "tokenizers"
 
-pytestmark = pytest.mark.skipif(
-    not (TOKENIZER.exists() and BINDING.exists() and shutil.which("node")),
-    reason="needs assets/deepseek_v3/tokenizer.json, node and the HF Node binding (scripts/fetch-assets.sh)",
+pytestmark = requires(
+    TOKENIZER.exists() and BINDING.exists() and shutil.which("node"),
+    "needs assets/deepseek_v3/tokenizer.json, node and the HF Node binding (scripts/fetch-assets.sh)",
 )
 
 BOS = "<\uff5cbegin\u2581of\u2581sentence\uff5c>"
@@ -136,7 +138,7 @@ def test_encode_decode_random_strings(tok):
     check_encode(tok, random_cases(400, seed=1234))
 
 
-@pytest.mark.skipif(not BROWN.exists(), reason="assets/brown missing")
+@requires(BROWN.exists(), "assets/brown missing")
 def test_encode_brown_corpus(tok):
     texts = brown_texts()
     assert len(texts) == 500

@@ -14,6 +14,7 @@
 
 #include "engram/error.h"
 #include "engram/tokenizer.h"
+#include "test_helpers.h"
 #include "text/bpe.h"
 #include "text/pipeline.h"
 #include "text/regex.h"
@@ -360,7 +361,7 @@ TEST(TokenizerErrors, MissingFileIsAnIoError) {
 TEST(TokenizerDeepSeek, HeapBpeMatchesReferenceOnVocabulary) {
   const std::filesystem::path p =
       std::filesystem::path(ENGRAM_SOURCE_DIR) / "assets/deepseek_v3/tokenizer.json";
-  if (!std::filesystem::exists(p)) GTEST_SKIP() << "asset missing: " << p;
+  ENGRAM_REQUIRE_ASSET(p);
   std::ifstream in(p);
   const json j = json::parse(in);
   const std::string origin = p.string();
