@@ -1,7 +1,7 @@
 // engram/trainer.h: the training loop behind `engram train`, and held-out evaluation.
 //
 // One step: a batch of seeded windows [B, T+1] from train.bin (WindowSampler: by default every
-// window once an epoch in a shuffled order, see engram/data.h) ->
+// window once an epoch in a shuffled order, see engram/token_file.h) ->
 // Model::forward/backward -> global gradient clipping (dense and Engram table rows together) ->
 // AdamW on dense tensors at lr(step) (linear warm-up, then cosine to min_lr) and sparse row Adam
 // on the Engram tables at table_lr_mult x lr(step) (the paper's 5 by default), no weight decay.
@@ -28,8 +28,8 @@
 #include <string>
 #include <vector>
 
-#include "engram/data.h"
 #include "engram/model.h"
+#include "engram/token_file.h"
 
 namespace engram {
 

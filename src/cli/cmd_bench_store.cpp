@@ -29,7 +29,7 @@
 #include "engram/cache.h"
 #include "engram/compressor.h"
 #include "engram/config.h"
-#include "engram/data.h"
+#include "engram/corpus.h"
 #include "engram/error.h"
 #include "engram/hasher.h"
 #include "engram/prefetch.h"

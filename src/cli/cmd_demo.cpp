@@ -20,10 +20,12 @@
 
 #include "cli/commands.h"
 #include "engram/bpe_trainer.h"
-#include "engram/data.h"
+#include "engram/corpus.h"
 #include "engram/error.h"
 #include "engram/generator.h"
 #include "engram/model.h"
+#include "engram/token_file.h"
+#include "engram/tokenize_corpus.h"
 #include "engram/tokenizer.h"
 #include "engram/trainer.h"
 #include "plot/plot.h"
