@@ -14,6 +14,7 @@
 #include "text/pipeline.h"
 #include "text/unicode.h"
 #include "text/utf8.h"
+#include "util/json.h"
 #include "util/read_file.h"
 
 namespace engram {
@@ -233,18 +234,11 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::from_file(const std::string& path) {
-  return from_json(read_file(path), path);
+  return from_json(read_file(path, {kMaxTokenizerBytes, "a tokenizer.json"}), path);
 }
 
 Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& origin) {
-  Json root;
-  try {
-    root = Json::parse(json_text.begin(), json_text.end());
-  } catch (const Json::parse_error& e) {
-    fail(Errc::parse, origin, ": malformed JSON at byte ", e.byte, ": ", e.what());
-  } catch (const Json::exception& e) {  // e.g. a number out of range (406)
-    fail(Errc::parse, origin, ": invalid JSON: ", e.what());
-  }
+  const Json root = parse_json(json_text, origin);
   const JsonPath rp{origin, ""};
   text::require_object(root, rp);
   auto impl = std::make_unique<Impl>();
