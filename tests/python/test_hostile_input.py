@@ -5,6 +5,8 @@ the suite."""
 import json
 import os
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -153,7 +155,18 @@ def test_dev_zero_inputs_are_refused(tmp_path, tokenizer, ids_file, text_file):
 
 
 def test_python_readers_refuse_a_fifo(fifo):
-    with pytest.raises(OSError, match="is a FIFO, not a regular file"):
-        engram.Tokenizer(str(fifo))
-    with pytest.raises(OSError, match="is a FIFO, not a regular file"):
-        engram.safetensors_load(str(fifo))
+    # In a child process with a timeout: a reader that opened the FIFO would block forever.
+    code = f"""
+import engram
+for load in (engram.Tokenizer, engram.safetensors_load):
+    try:
+        load({str(fifo)!r})
+    except OSError as e:
+        print(e)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines == [f"{fifo}: is a FIFO, not a regular file "
+                     "(engram reads inputs only from regular files)"] * 2, r.stdout
