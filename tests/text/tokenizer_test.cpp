@@ -290,6 +290,8 @@ void expect_error(const std::string& json_text, Errc code, const std::string& fr
 TEST(TokenizerErrors, MalformedFilesNameTheJsonPath) {
   const json good = byte_level_tokenizer(kMerges, false);
   expect_error("{\"model\": ", Errc::parse, "malformed JSON");
+  expect_error("{\"model\": " + std::string(100000, '{') + "}", Errc::parse,
+               "JSON nests deeper than 64 levels");
   expect_error("[]", Errc::parse, "expected an object");
   json j = good;
   j.erase("model");
