@@ -299,6 +299,14 @@ TEST(TokenizerErrors, MalformedFilesNameTheJsonPath) {
   j = good;
   j["model"]["type"] = "WordPiece";
   expect_error(j.dump(), Errc::unsupported, "model.type");
+  // A long string from the file is quoted cut, not whole.
+  j["model"]["type"] = std::string(100000, 'W');
+  expect_error(j.dump(), Errc::unsupported,
+               "model.type: model type \"" + std::string(80, 'W') + "...\" is not supported");
+  j = good;
+  j["model"]["merges"].push_back(std::string(100000, 'z') + " h");
+  expect_error(j.dump(), Errc::parse,
+               "merge names token \"" + std::string(80, 'z') + "...\" which is not");
   j = good;
   j["model"]["vocab"] = json::array();
   expect_error(j.dump(), Errc::parse, "model.vocab: expected an object");
