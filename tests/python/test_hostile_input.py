@@ -111,6 +111,15 @@ def test_invalid_utf8_in_a_shard_header_names_the_file_and_offset(tmp_path):
     assert "\\xFF" in msg, msg
 
 
+def test_messages_with_invalid_utf8_reach_python():
+    # A path given as bytes reaches the message as is; Python used to get an empty message.
+    for load in (engram.Tokenizer, engram.safetensors_load):
+        with pytest.raises(OSError) as e:
+            load(b"/nonexistent\xff/x.json")  # type: ignore[arg-type]  # bytes convert too
+        assert str(e.value) == ("/nonexistent\\xff/x.json: cannot open for reading "
+                                "(No such file or directory)"), str(e.value)
+
+
 def test_invalid_utf8_in_an_ids_file(tmp_path, tokenizer):
     p = tmp_path / "ids.json"
     p.write_bytes(b'{"input_ids": [["\xff"]]}')
