@@ -122,7 +122,10 @@ std::string json_excerpt(const nlohmann::json& v, size_t max_chars) {
   if (v.is_object())
     return str_cat("an object of ", v.size(), v.size() == 1 ? " member" : " members");
   if (v.is_string()) {
-    return "\"" + printable_excerpt(v.get_ref<const std::string&>(), max_chars) + "\"";
+    std::string out(1, '"');
+    out += printable_excerpt(v.get_ref<const std::string&>(), max_chars);
+    out += '"';
+    return out;
   }
   return printable_excerpt(v.dump(), max_chars);  // a number, boolean or null: short already
 }
