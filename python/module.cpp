@@ -2,8 +2,25 @@
 // python/engram/__init__.py): error translation, then each area's bindings.
 #include <pybind11/pybind11.h>
 
+#include <cstring>
+
 #include "engram/error.h"
 #include "module.h"
+
+namespace {
+
+// Messages quote bytes from the input (a key, a token, a path). PyErr_SetString decodes the
+// message as strict UTF-8, and a message with an invalid byte would reach Python as a different,
+// empty error: decode with backslashreplace so every message arrives, the bad byte as \xNN.
+void set_error(PyObject* type, const char* message) {
+  PyObject* text = PyUnicode_DecodeUTF8(message, static_cast<Py_ssize_t>(std::strlen(message)),
+                                        "backslashreplace");
+  if (!text) return;  // the decoder's own error (memory) is set and is what Python sees
+  PyErr_SetObject(type, text);
+  Py_DECREF(text);
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_engram, m) {
   m.doc() = "engram: conditional memory (DeepSeek Engram) for language models";
@@ -14,13 +31,13 @@ PYBIND11_MODULE(_engram, m) {
     } catch (const engram::Error& e) {
       switch (e.code()) {
         case engram::Errc::out_of_range:
-          PyErr_SetString(PyExc_IndexError, e.what());
+          set_error(PyExc_IndexError, e.what());
           break;
         case engram::Errc::io:
-          PyErr_SetString(PyExc_OSError, e.what());
+          set_error(PyExc_OSError, e.what());
           break;
         default:
-          PyErr_SetString(PyExc_ValueError, e.what());
+          set_error(PyExc_ValueError, e.what());
           break;
       }
     }

@@ -22,7 +22,7 @@ struct EncodeOptions {
 
 void run_encode(const EncodeOptions& o) {
   const Tokenizer tok = Tokenizer::from_file(o.tokenizer);
-  const std::string text = read_file(o.input);
+  const std::string text = read_file(o.input, {kMaxTextBytes, "a text to encode"});
   std::vector<int32_t> ids;
   try {
     ids = tok.encode(text, !o.flag);

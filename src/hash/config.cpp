@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engram/error.h"
+#include "util/json.h"
 #include "util/read_file.h"
 
 namespace engram {
@@ -182,12 +183,7 @@ const char* form_name(EngramConfig::Form form) {
 }
 
 EngramConfig EngramConfig::from_json(std::string_view json_text, const std::string& origin) {
-  json root;
-  try {
-    root = json::parse(json_text.begin(), json_text.end());
-  } catch (const json::exception& e) {
-    fail(Errc::parse, origin, ": malformed JSON: ", e.what());
-  }
+  const json root = parse_json(json_text, origin);
   if (!root.is_object()) fail(Errc::parse, origin, ": expected a JSON object at the top level");
   EngramConfig cfg;
   cfg.origin = origin;
@@ -208,7 +204,7 @@ EngramConfig EngramConfig::from_json(std::string_view json_text, const std::stri
 }
 
 EngramConfig EngramConfig::from_file(const std::string& path) {
-  return from_json(read_file(path), path);
+  return from_json(read_file(path, {kMaxConfigBytes, "a config"}), path);
 }
 
 int64_t EngramConfig::row_dim() const {

@@ -10,6 +10,7 @@
 
 #include "engram/error.h"
 #include "engram/safetensors.h"
+#include "util/read_file.h"
 
 namespace engram {
 
@@ -41,7 +42,7 @@ uint64_t file_size(int fd, const std::string& what) {
   struct stat st;
   if (::fstat(fd, &st) != 0) fail(Errc::io, what, ": fstat failed: ", std::strerror(errno));
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-    fail(Errc::io, what, ": not a regular file");
+    fail(Errc::io, what, ": is ", file_type_name(st.st_mode), ", not a regular file");
   }
   return static_cast<uint64_t>(st.st_size);
 }

@@ -16,6 +16,8 @@
 
 #include "engram/error.h"
 #include "engram/safetensors.h"
+#include "util/json.h"
+#include "util/read_file.h"
 
 namespace engram {
 namespace {
@@ -121,15 +123,9 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> prefix, ui
     }
     return true;
   };
-  json root;
-  try {
-    root = json::parse(text, text + n, cb);
-  } catch (const json::parse_error& e) {
-    fail(Errc::parse, origin, ": header JSON is malformed near byte offset ", 8 + e.byte, ": ",
-         e.what());
-  } catch (const json::exception& e) {  // e.g. a number out of range (406)
-    fail(Errc::parse, origin, ": invalid JSON: ", e.what());
-  }
+  // Offsets in messages are offsets in the file: the header starts at byte 8.
+  const json root = parse_json(std::string_view(text, n), origin + ": header", kMaxJsonDepth, cb,
+                               /*base_offset=*/8);
   if (!duplicate.empty()) fail(Errc::parse, origin, ": header repeats the key ", quoted(duplicate));
   if (!root.is_object()) fail(Errc::parse, origin, ": header is not a JSON object");
 
@@ -237,8 +233,7 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> prefix, ui
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
   SafetensorsFile f;
   f.path_ = path;
-  f.fd_ = UniqueFd::open(path, O_RDONLY);
-  f.file_size_ = engram::file_size(f.fd_.get(), path);
+  f.fd_ = UniqueFd(open_regular_file(path, &f.file_size_));
   std::vector<std::byte> prefix(std::min<uint64_t>(f.file_size_, 8));
   pread_full(f.fd_.get(), prefix, 0, path);
   if (f.file_size_ >= 8) {
@@ -309,18 +304,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
     return ck;
   }
 
-  UniqueFd fd = UniqueFd::open(path, O_RDONLY);
-  std::vector<std::byte> bytes(file_size(fd.get(), path));
-  pread_full(fd.get(), bytes, 0, path);
-  json root;
-  try {
-    const char* p = reinterpret_cast<const char*>(bytes.data());
-    root = json::parse(p, p + bytes.size());
-  } catch (const json::parse_error& e) {
-    fail(Errc::parse, path, ": malformed JSON near byte offset ", e.byte, ": ", e.what());
-  } catch (const json::exception& e) {  // e.g. a number out of range (406)
-    fail(Errc::parse, path, ": invalid JSON: ", e.what());
-  }
+  json root = parse_json(read_file(path, {kMaxConfigBytes, "a safetensors index"}), path);
   if (!root.is_object() || !root.contains("weight_map") || !root["weight_map"].is_object()) {
     fail(Errc::parse, path, ": no \"weight_map\" object");
   }

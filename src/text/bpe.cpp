@@ -48,13 +48,14 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const Json& j, const JsonPath& p) 
   m->id_present_.assign(static_cast<size_t>(max_id + 1), false);
   for (const auto& [token, id] : m->vocab_) {
     if (m->id_present_[id])
-      vp.fail_parse("id ", id, " is used by two tokens (\"", m->id_to_token_[id], "\" and \"",
-                    token, "\")");
+      vp.fail_parse("id ", id, " is used by two tokens (\"", excerpt(m->id_to_token_[id]),
+                    "\" and \"", excerpt(token), "\")");
     m->id_to_token_[id] = token;
     m->id_present_[id] = true;
   }
   if (m->has_unk_ && !m->vocab_.count(m->unk_token_)) {
-    p.at("unk_token").fail_parse("unk token \"", m->unk_token_, "\" is not in the vocabulary");
+    p.at("unk_token")
+        .fail_parse("unk token \"", excerpt(m->unk_token_), "\" is not in the vocabulary");
   }
 
   const JsonPath mp = p.at("merges");
@@ -68,7 +69,8 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const Json& j, const JsonPath& p) 
       const std::string& s = merges[i].get_ref<const std::string&>();
       const size_t sp = s.find(' ');
       if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
-        ip.fail_parse("expected \"a b\" (two tokens separated by one space), got \"", s, "\"");
+        ip.fail_parse("expected \"a b\" (two tokens separated by one space), got \"", excerpt(s),
+                      "\"");
       }
       a = s.substr(0, sp);
       b = s.substr(sp + 1);
@@ -80,16 +82,16 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const Json& j, const JsonPath& p) 
     }
     const auto ia = m->vocab_.find(a);
     if (ia == m->vocab_.end())
-      ip.fail_parse("merge names token \"", a, "\" which is not in the vocabulary");
+      ip.fail_parse("merge names token \"", excerpt(a), "\" which is not in the vocabulary");
     const auto ib = m->vocab_.find(b);
     if (ib == m->vocab_.end())
-      ip.fail_parse("merge names token \"", b, "\" which is not in the vocabulary");
+      ip.fail_parse("merge names token \"", excerpt(b), "\" which is not in the vocabulary");
     if (b.size() < prefix_len)
-      ip.fail_parse("token \"", b, "\" is shorter than continuing_subword_prefix");
+      ip.fail_parse("token \"", excerpt(b), "\" is shorter than continuing_subword_prefix");
     const std::string merged = a + b.substr(prefix_len);
     const auto im = m->vocab_.find(merged);
     if (im == m->vocab_.end())
-      ip.fail_parse("merged token \"", merged, "\" is not in the vocabulary");
+      ip.fail_parse("merged token \"", excerpt(merged), "\" is not in the vocabulary");
     // A repeated pair keeps its last rank, as HF's map collection does.
     m->merges_[pair_key(ia->second, ib->second)] = Merge{static_cast<int32_t>(i), im->second};
   }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "engram/error.h"
+#include "util/json.h"
 #include "util/read_file.h"
 
 namespace engram {
@@ -43,14 +44,7 @@ std::pair<int64_t, int64_t> check_matrix(const Json& j, const std::string& origi
 
 IdsBatch parse_ids_json(std::string_view json_text, const std::string& origin,
                         const IdsLimits& limits) {
-  Json root;
-  try {
-    root = Json::parse(json_text.begin(), json_text.end());
-  } catch (const Json::parse_error& e) {
-    fail(Errc::parse, origin, ": malformed JSON at byte ", e.byte, ": ", e.what());
-  } catch (const Json::exception& e) {  // e.g. a number out of range (406)
-    fail(Errc::parse, origin, ": invalid JSON: ", e.what());
-  }
+  const Json root = parse_json(json_text, origin);
   if (!root.is_object())
     fail(Errc::parse, origin, ": expected a JSON object with \"input_ids\", got ",
          root.type_name());
@@ -67,10 +61,10 @@ IdsBatch parse_ids_json(std::string_view json_text, const std::string& origin,
       const Json& v = row[static_cast<size_t>(t)];
       if (!v.is_number_integer()) {
         fail(Errc::parse, origin, ": input_ids[", b, "][", t, "] must be an integer, got ",
-             v.dump());
+             json_excerpt(v));
       }
       if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-        fail(Errc::out_of_range, origin, ": input_ids[", b, "][", t, "] = ", v.dump(),
+        fail(Errc::out_of_range, origin, ": input_ids[", b, "][", t, "] = ", json_excerpt(v),
              " does not fit in int64");
       }
       const auto id = v.get<int64_t>();
@@ -96,7 +90,7 @@ IdsBatch parse_ids_json(std::string_view json_text, const std::string& origin,
           out.dead_mask.push_back(static_cast<uint8_t>(v.get<int64_t>()));
         } else {
           fail(Errc::parse, origin, ": dead_mask[", b, "][", t,
-               "] must be 0, 1, true or false, got ", v.dump());
+               "] must be 0, 1, true or false, got ", json_excerpt(v));
         }
       }
     }
@@ -105,7 +99,7 @@ IdsBatch parse_ids_json(std::string_view json_text, const std::string& origin,
 }
 
 IdsBatch read_ids_json(const std::string& path, const IdsLimits& limits) {
-  return parse_ids_json(read_file(path), path, limits);
+  return parse_ids_json(read_file(path, {kMaxIdsBytes, "an ids file"}), path, limits);
 }
 
 std::string ids_json_string(const IdsBatch& batch) {

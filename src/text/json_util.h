@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "engram/error.h"
+#include "util/json.h"
 
 namespace engram::text {
 
@@ -32,6 +33,12 @@ struct JsonPath {
          std::forward<Args>(args)...);
   }
 };
+
+// A string from the user's file for a message: printable and cut to 80 characters, so a
+// hostile file cannot make a message megabytes long.
+inline std::string excerpt(std::string_view s) {
+  return printable_excerpt(s, 80);
+}
 
 inline const Json& require_object(const Json& j, const JsonPath& p) {
   if (!j.is_object()) p.fail_parse("expected an object, got ", j.type_name());

@@ -124,7 +124,7 @@ void Normalizer::add_json(const Json& j, const JsonPath& p) {
     step.content = as_string(require_member(j, "content", p), p.at("content"));
     check_utf8(step.content, p.at("content").path);
   } else {
-    p.at("type").fail_unsupported("normalizer type \"", type, "\" is not supported");
+    p.at("type").fail_unsupported("normalizer type \"", excerpt(type), "\" is not supported");
   }
   steps_.push_back(std::move(step));
 }
@@ -272,14 +272,14 @@ void PreTokenizer::add_json(const Json& j, const JsonPath& p) {
     else if (b == "Contiguous")
       step.behavior = SplitBehavior::contiguous;
     else
-      p.at("behavior").fail_parse("unknown split behavior \"", b, "\"");
+      p.at("behavior").fail_parse("unknown split behavior \"", excerpt(b), "\"");
     step.invert = optional_bool(j, "invert", p, false);
   } else if (type == "ByteLevel") {
     step.kind = PreTokenizerStep::Kind::byte_level;
     step.add_prefix_space = optional_bool(j, "add_prefix_space", p, true);
     step.use_regex = optional_bool(j, "use_regex", p, true);
   } else {
-    p.at("type").fail_unsupported("pre-tokenizer type \"", type, "\" is not supported");
+    p.at("type").fail_unsupported("pre-tokenizer type \"", excerpt(type), "\" is not supported");
   }
   steps_.push_back(std::move(step));
 }

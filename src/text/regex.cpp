@@ -6,6 +6,7 @@
 
 #include "engram/error.h"
 #include "text/utf8.h"
+#include "util/json.h"
 
 namespace engram::text {
 
@@ -138,8 +139,9 @@ Regex Regex::from_onig(std::string_view pattern, const std::string& origin) {
   if (raw == nullptr) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof(msg));
-    fail(Errc::parse, origin, ": bad regex \"", pattern, "\" (", reinterpret_cast<const char*>(msg),
-         " at offset ", err_off, " of the PCRE2 form \"", pcre, "\")");
+    fail(Errc::parse, origin, ": bad regex \"", printable_excerpt(pattern, 240), "\" (",
+         reinterpret_cast<const char*>(msg), " at offset ", err_off, " of the PCRE2 form \"",
+         printable_excerpt(pcre, 240), "\")");
   }
   auto code = std::make_shared<Code>();
   code->code = raw;
@@ -184,8 +186,9 @@ std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view subject)
       if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
           rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ||
           rc == PCRE2_ERROR_NOMEMORY) {
-        fail(Errc::unsupported, "regex \"", code_->source, "\" is too expensive on this input (",
-             reinterpret_cast<const char*>(msg), ") at byte offset ", search_from);
+        fail(Errc::unsupported, "regex \"", printable_excerpt(code_->source, 240),
+             "\" is too expensive on this input (", reinterpret_cast<const char*>(msg),
+             ") at byte offset ", search_from);
       }
       fail(Errc::internal, "regex match failed: ", reinterpret_cast<const char*>(msg));
     }

@@ -14,6 +14,7 @@
 #include "text/pipeline.h"
 #include "text/unicode.h"
 #include "text/utf8.h"
+#include "util/json.h"
 #include "util/read_file.h"
 
 namespace engram {
@@ -91,7 +92,8 @@ void load_post_processor(const Json& j, const JsonPath& p, PostProcessor& out) {
     return;
   }
   if (type != "TemplateProcessing")
-    p.at("type").fail_unsupported("post-processor type \"", type, "\" is not supported");
+    p.at("type").fail_unsupported("post-processor type \"", text::excerpt(type),
+                                  "\" is not supported");
   if (out.has_template) p.fail_unsupported("more than one TemplateProcessing");
   out.has_template = true;
   // Special tokens referenced by the template: name -> ids.
@@ -118,7 +120,8 @@ void load_post_processor(const Json& j, const JsonPath& p, PostProcessor& out) {
       if (seq != "A")
         ip.at("Sequence")
             .at("id")
-            .fail_unsupported("a single-sequence template can only use \"A\", got \"", seq, "\"");
+            .fail_unsupported("a single-sequence template can only use \"A\", got \"",
+                              text::excerpt(seq), "\"");
       tp.is_sequence = true;
     } else if (const auto it2 = piece.find("SpecialToken"); it2 != piece.end()) {
       const JsonPath kp = ip.at("SpecialToken").at("id");
@@ -126,7 +129,8 @@ void load_post_processor(const Json& j, const JsonPath& p, PostProcessor& out) {
           text::as_string(text::require_member(*it2, "id", ip.at("SpecialToken")), kp);
       const auto sit = specials.find(name);
       if (sit == specials.end())
-        kp.fail_parse("special token \"", name, "\" is not listed in special_tokens");
+        kp.fail_parse("special token \"", text::excerpt(name),
+                      "\" is not listed in special_tokens");
       tp.ids = sit->second;
     } else {
       ip.fail_parse("expected {\"Sequence\": ...} or {\"SpecialToken\": ...}");
@@ -233,18 +237,11 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::from_file(const std::string& path) {
-  return from_json(read_file(path), path);
+  return from_json(read_file(path, {kMaxTokenizerBytes, "a tokenizer.json"}), path);
 }
 
 Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& origin) {
-  Json root;
-  try {
-    root = Json::parse(json_text.begin(), json_text.end());
-  } catch (const Json::parse_error& e) {
-    fail(Errc::parse, origin, ": malformed JSON at byte ", e.byte, ": ", e.what());
-  } catch (const Json::exception& e) {  // e.g. a number out of range (406)
-    fail(Errc::parse, origin, ": invalid JSON: ", e.what());
-  }
+  const Json root = parse_json(json_text, origin);
   const JsonPath rp{origin, ""};
   text::require_object(root, rp);
   auto impl = std::make_unique<Impl>();
@@ -264,7 +261,8 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& or
   if (tit == mit->end()) mp.at("type").fail_parse("missing");
   const std::string& model_type = text::as_string(*tit, mp.at("type"));
   if (model_type != "BPE")
-    mp.at("type").fail_unsupported("model type \"", model_type, "\" is not supported (only BPE)");
+    mp.at("type").fail_unsupported("model type \"", text::excerpt(model_type),
+                                   "\" is not supported (only BPE)");
   impl->model = text::BpeModel::from_json(*mit, mp);
 
   auto member_or_null = [&](const char* key) -> const Json& {
@@ -282,7 +280,7 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& or
     const JsonPath dp = rp.at("decoder");
     const std::string& type = text::as_string(text::require_member(dec, "type", dp), dp.at("type"));
     if (type != "ByteLevel")
-      dp.at("type").fail_unsupported("decoder type \"", type,
+      dp.at("type").fail_unsupported("decoder type \"", text::excerpt(type),
                                      "\" is not supported (only ByteLevel)");
     impl->decoder = DecoderKind::byte_level;
   }
@@ -308,7 +306,7 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& or
       if (impl->added_by_id.count(t.id))
         ip.at("id").fail_parse("id ", t.id, " is given to two added tokens");
       if (impl->added_by_content.count(t.content))
-        ip.at("content").fail_parse("\"", t.content, "\" is added twice");
+        ip.at("content").fail_parse("\"", text::excerpt(t.content), "\" is added twice");
       max_id = std::max<int64_t>(max_id, t.id);
       const int index = static_cast<int>(impl->added.size());
       impl->added_by_id.emplace(t.id, index);

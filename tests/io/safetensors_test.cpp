@@ -210,7 +210,14 @@ TEST_F(Safetensors, MalformedJson) {
   expect_refused(raw("j1.safetensors", R"({"w": {"dtype": "F32",)", 0), Errc::parse,
                  {"malformed", "byte offset"});
   expect_refused(raw("j2.safetensors", R"([1,2])", 0), Errc::parse, {"does not start with '{'"});
-  expect_refused(raw("j3.safetensors", "{\"\xff\": 1}", 0), Errc::parse, {"malformed"});
+  // The invalid byte is at file offset 10; it is quoted escaped, never raw.
+  expect_refused(raw("j3.safetensors", "{\"\xff\": 1}", 0), Errc::parse,
+                 {"malformed JSON at byte offset 10", "\\xFF"});
+  // 100,000 nested brackets would overflow the stack of any recursive walk.
+  const std::string deep =
+      "{\"__metadata__\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  expect_refused(raw("deep.safetensors", deep, 0), Errc::parse,
+                 {"header: JSON nests deeper than 64 levels (byte offset 88)"});
   expect_refused(raw("j4.safetensors",
                      R"({"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
                      R"("w":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})",

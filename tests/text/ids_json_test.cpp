@@ -61,6 +61,11 @@ TEST(IdsJson, Errors) {
   expect_error("388885528888E5576", Errc::parse, "invalid JSON");
   expect_error(R"({"input_ids": [[1e999]]})", Errc::parse, "invalid JSON");
   expect_error("[[1]]", Errc::parse, "expected a JSON object");
+  expect_error("{\"input_ids\": [[" + std::string(100000, '[') + std::string(100000, ']') + "]]}",
+               Errc::parse, "JSON nests deeper than 64 levels");
+  // A value in a message is an excerpt, not the whole value.
+  expect_error(R"({"input_ids": [[[1, 2, 3]]]})", Errc::parse,
+               "must be an integer, got an array of 3 elements");
   expect_error(R"({"ids": [[1]]})", Errc::parse, "missing key \"input_ids\"");
   expect_error(R"({"input_ids": 3})", Errc::parse, "must be a list of lists");
   expect_error(R"({"input_ids": [1, 2]})", Errc::parse, "input_ids[0] must be a list");

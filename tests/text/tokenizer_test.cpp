@@ -291,6 +291,8 @@ void expect_error(const std::string& json_text, Errc code, const std::string& fr
 TEST(TokenizerErrors, MalformedFilesNameTheJsonPath) {
   const json good = byte_level_tokenizer(kMerges, false);
   expect_error("{\"model\": ", Errc::parse, "malformed JSON");
+  expect_error("{\"model\": " + std::string(100000, '{') + "}", Errc::parse,
+               "JSON nests deeper than 64 levels");
   expect_error("[]", Errc::parse, "expected an object");
   json j = good;
   j.erase("model");
@@ -298,6 +300,14 @@ TEST(TokenizerErrors, MalformedFilesNameTheJsonPath) {
   j = good;
   j["model"]["type"] = "WordPiece";
   expect_error(j.dump(), Errc::unsupported, "model.type");
+  // A long string from the file is quoted cut, not whole.
+  j["model"]["type"] = std::string(100000, 'W');
+  expect_error(j.dump(), Errc::unsupported,
+               "model.type: model type \"" + std::string(80, 'W') + "...\" is not supported");
+  j = good;
+  j["model"]["merges"].push_back(std::string(100000, 'z') + " h");
+  expect_error(j.dump(), Errc::parse,
+               "merge names token \"" + std::string(80, 'z') + "...\" which is not");
   j = good;
   j["model"]["vocab"] = json::array();
   expect_error(j.dump(), Errc::parse, "model.vocab: expected an object");
