@@ -9,6 +9,7 @@
 #include <functional>
 #include <vector>
 
+#include "nn/kernel_checks.h"
 #include "nn/kernels_ref.h"
 #include "nn/moe.h"
 #include "test_helpers.h"
@@ -16,33 +17,10 @@
 namespace engram::nn {
 namespace {
 
+using engram::testing::expect_all_near;
+using engram::testing::expect_grad_matches;
 using engram::testing::randn;
 using engram::testing::weighted_sum;
-
-void expect_grad_matches(std::vector<float>& x, const std::vector<float>& grad,
-                         const std::function<double()>& loss, const char* what) {
-  ASSERT_EQ(x.size(), grad.size());
-  const float eps = 1e-2f;
-  for (size_t i = 0; i < x.size(); i++) {
-    const float keep = x[i];
-    x[i] = keep + eps;
-    const double up = loss();
-    x[i] = keep - eps;
-    const double down = loss();
-    x[i] = keep;
-    const double fd = (up - down) / (2.0 * eps);
-    EXPECT_NEAR(grad[i], fd, 2e-3 + 1e-2 * std::fabs(fd)) << what << " index " << i;
-  }
-}
-
-void expect_all_near(const std::vector<float>& a, const std::vector<float>& b, float tol,
-                     const char* what) {
-  ASSERT_EQ(a.size(), b.size());
-  float scale = 0.0f;
-  for (float v : b) scale = std::max(scale, std::fabs(v));
-  for (size_t i = 0; i < a.size(); i++)
-    ASSERT_NEAR(a[i], b[i], tol * std::max(1.0f, scale)) << what << " index " << i;
-}
 
 // Router logits whose sorted values are at least 0.5 apart in every row (no top-k tie within
 // a finite-difference step).

@@ -72,3 +72,24 @@ def read_tokens(path):
     ids = np.frombuffer(raw[64:], dtype="<u2" if width == 2 else "<u4")
     assert len(ids) == count
     return ids.astype(np.int64), int(vocab), int(sep)
+
+
+# A tiny model with two Engram layers, for the tests that generate from a trained model.
+TINY_ENGRAM_CONFIG = {
+    "vocab_size": 320, "hidden_size": 32, "n_layers": 3, "n_heads": 2, "ffn_hidden": 48,
+    "max_seq_len": 48,
+    "engram": {"layer_ids": [0, 2], "engram_vocab_size": [61, 67], "max_ngram_size": 3,
+               "n_embed_per_ngram": 16, "n_head_per_ngram": 2, "pad_id": 2, "seed": 0,
+               "kernel_size": 4},
+}
+
+
+def train_tiny_engram(root, steps, corpus_seed):
+    """Trains TINY_ENGRAM_CONFIG for `steps` steps on a generated corpus into root/run."""
+    write_corpus(root / "corpus", docs=10, lines=20, words_per_line=8, seed=corpus_seed)
+    training_inputs(root, root / "corpus", TINY_ENGRAM_CONFIG)
+    engram("train", "--config", root / "cfg.json", "--tokenizer", root / "tok.json",
+           "--data", root / "data", "--out", root / "run", "--steps", steps, "--batch", 2,
+           "--seq", 16, "--lr", "3e-3", "--warmup", 1, "--seed", 1, "--threads", 1,
+           "--eval-every", steps, "--eval-windows", 0)
+    return root / "run"

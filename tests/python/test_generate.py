@@ -10,19 +10,11 @@ the generation; bad arguments raise.
 import numpy as np
 import pytest
 
-from cli_helpers import ENGRAM, engram as run_cli, write_corpus, training_inputs
+from cli_helpers import ENGRAM, engram as run_cli, train_tiny_engram
 
 engram = pytest.importorskip("engram")
 
 pytestmark = pytest.mark.skipif(not ENGRAM.exists(), reason=f"{ENGRAM} not built")
-
-CONFIG = {
-    "vocab_size": 320, "hidden_size": 32, "n_layers": 3, "n_heads": 2, "ffn_hidden": 48,
-    "max_seq_len": 48,
-    "engram": {"layer_ids": [0, 2], "engram_vocab_size": [61, 67], "max_ngram_size": 3,
-               "n_embed_per_ngram": 16, "n_head_per_ngram": 2, "pad_id": 2, "seed": 0,
-               "kernel_size": 4},
-}
 
 PROMPT = "the cat sat"
 
@@ -30,13 +22,7 @@ PROMPT = "the cat sat"
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("generate_py")
-    write_corpus(root / "corpus", docs=10, lines=20, words_per_line=8, seed=11)
-    training_inputs(root, root / "corpus", CONFIG)
-    run_cli("train", "--config", root / "cfg.json", "--tokenizer", root / "tok.json",
-            "--data", root / "data", "--out", root / "run", "--steps", 8, "--batch", 2,
-            "--seq", 16, "--lr", "3e-3", "--warmup", 1, "--seed", 1, "--threads", 1,
-            "--eval-every", 8, "--eval-windows", 0)
-    run = root / "run"
+    run = train_tiny_engram(root, steps=8, corpus_seed=11)
     model_dir = run / (run / "latest").read_text().strip()  # `latest` names the checkpoint
     return root, engram.Model.load(str(model_dir)), engram.Tokenizer(str(model_dir / "tokenizer.json"))
 

@@ -12,29 +12,15 @@ import re
 
 import pytest
 
-from cli_helpers import ENGRAM, engram, write_corpus, training_inputs
+from cli_helpers import ENGRAM, TINY_ENGRAM_CONFIG as CONFIG, engram, train_tiny_engram
 
 
 pytestmark = pytest.mark.skipif(not ENGRAM.exists(), reason=f"{ENGRAM} not built")
 
-CONFIG = {
-    "vocab_size": 320, "hidden_size": 32, "n_layers": 3, "n_heads": 2, "ffn_hidden": 48,
-    "max_seq_len": 48,
-    "engram": {"layer_ids": [0, 2], "engram_vocab_size": [61, 67], "max_ngram_size": 3,
-               "n_embed_per_ngram": 16, "n_head_per_ngram": 2, "pad_id": 2, "seed": 0,
-               "kernel_size": 4},
-}
-
-
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     root = tmp_path_factory.mktemp("generate_tiers")
-    write_corpus(root / "corpus", docs=10, lines=20, words_per_line=8, seed=5)
-    training_inputs(root, root / "corpus", CONFIG)
-    engram("train", "--config", root / "cfg.json", "--tokenizer", root / "tok.json",
-           "--data", root / "data", "--out", root / "run", "--steps", 6, "--batch", 2,
-           "--seq", 16, "--lr", "3e-3", "--warmup", 1, "--seed", 1, "--threads", 1,
-           "--eval-every", 6, "--eval-windows", 0)
+    train_tiny_engram(root, steps=6, corpus_seed=5)
     return root
 
 
