@@ -1,7 +1,6 @@
 // cmd_encode.cpp: `engram encode` (text file -> ids JSON) and `engram decode` (ids JSON -> text),
 // with HF tokenizers' semantics (special tokens added on encode unless --no-special; kept on
 // decode unless --skip-special). The ids JSON format is text/ids_json.h.
-#include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -33,7 +32,7 @@ void run_encode(const EncodeOptions& o) {
   batch.batch = 1;
   batch.length = static_cast<int64_t>(ids.size());
   batch.ids.assign(ids.begin(), ids.end());
-  write_ids_json(o.output, batch);
+  write_file_atomic(o.output, ids_json_string(batch));
 }
 
 void run_decode(const EncodeOptions& o) {
@@ -47,11 +46,7 @@ void run_decode(const EncodeOptions& o) {
     if (b) text.push_back('\n');
     text += tok.decode(row, o.flag);
   }
-  std::ofstream out(o.output, std::ios::binary | std::ios::trunc);
-  if (!out) fail(Errc::io, o.output, ": cannot open for writing");
-  out << text;
-  out.flush();
-  if (!out) fail(Errc::io, o.output, ": write failed");
+  write_file_atomic(o.output, text);  // a failed write leaves no partial file behind
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 // IDS.json: {"input_ids": [B][T], "dead_mask": [B][T] (optional)} (text/ids_json.h).
 // OUT.json: {"hash_ids": {"<layer id>": [B][T][columns]}}: per-column values before the column
 // offsets, as the demo's NgramHashMapping.hash() returns them (--rows adds the offsets).
-#include <fstream>
 #include <memory>
 #include <string>
 
@@ -13,6 +12,7 @@
 #include "engram/error.h"
 #include "engram/hasher.h"
 #include "text/ids_json.h"
+#include "util/read_file.h"
 
 namespace engram::cli {
 namespace {
@@ -65,11 +65,7 @@ void run_hash(const HashOptions& o) {
   }
   text += "}}\n";
 
-  std::ofstream file(o.output, std::ios::binary | std::ios::trunc);
-  if (!file) fail(Errc::io, o.output, ": cannot open for writing");
-  file << text;
-  file.flush();
-  if (!file) fail(Errc::io, o.output, ": write failed");
+  write_file_atomic(o.output, text);  // a failed write leaves no partial file behind
 }
 
 }  // namespace
