@@ -10,6 +10,7 @@
 #include "engram/tokenizer.h"
 #include "text/ids_json.h"
 #include "util/read_file.h"
+#include "util/token_ids.h"
 
 namespace engram::cli {
 namespace {
@@ -37,7 +38,13 @@ void run_encode(const EncodeOptions& o) {
 
 void run_decode(const EncodeOptions& o) {
   const Tokenizer tok = Tokenizer::from_file(o.tokenizer);
-  const IdsBatch batch = read_ids_json(o.input, IdsLimits{tok.vocab_size(), false});
+  // Read with no limits, then judged by the rule every front end shares (util/token_ids.h).
+  const IdsBatch batch = read_ids_json(o.input, IdsLimits{-1, /*allow_negative=*/true});
+  try {
+    check_token_ids(batch.ids, batch.length, tok.vocab_size(), {}, IdUse::decode);
+  } catch (const Error& e) {
+    fail(e.code(), o.input, ": ", e.what());
+  }
   std::string text;
   for (int64_t b = 0; b < batch.batch; ++b) {
     std::vector<int32_t> row(static_cast<size_t>(batch.length));

@@ -30,7 +30,8 @@ void run_hash(const HashOptions& o) {
   NgramHasher hasher(std::move(config), comp.lookup(), comp.compressed_vocab_size());
   hasher.set_num_threads(o.threads);
 
-  // Ids are range-checked by the hasher (live positions only); negative ids pass, as in the demo.
+  // Ids are checked by the hasher under the rule all front ends share (util/token_ids.h): live
+  // ids must be < vocab; negative ids are padding and pass, as in the demo.
   const IdsBatch batch = read_ids_json(o.input, IdsLimits{-1, /*allow_negative=*/true});
   const int64_t B = batch.batch, T = batch.length, C = hasher.num_columns();
   std::span<const uint8_t> dead;
