@@ -8,6 +8,7 @@ TokenIdRuleIsTheCliAndPythonRule, checks its text).
 """
 import json
 import os
+from typing import Any
 
 import numpy as np
 import pytest
@@ -68,12 +69,14 @@ def cli(command, tmp_path, ids, dead):
 
 
 # (ids, dead mask, the bad id and its position for hashing, the same for decoding); None: accepted.
-CASES = {
-    "at vocab": ([[1, "V", 3]], None, ("V", "(batch 0, position 1)"), ("V", "(batch 0, position 1)")),
+# "V" stands for the vocabulary size.
+AT_1 = "(batch 0, position 1)"
+CASES: dict[str, tuple[Any, Any, Any, Any]] = {
+    "at vocab": ([[1, "V", 3]], None, ("V", AT_1), ("V", AT_1)),
     "far above": ([[5, 6], [7, 2**40]], None, (2**40, "(batch 1, position 1)"),
                   (2**40, "(batch 1, position 1)")),
-    "negative": ([[1, -1, 3]], None, None, (-1, "(batch 0, position 1)")),
-    "dead": ([[1, "V", 3]], [[False, True, False]], None, ("V", "(batch 0, position 1)")),
+    "negative": ([[1, -1, 3]], None, None, (-1, AT_1)),
+    "dead": ([[1, "V", 3]], [[False, True, False]], None, ("V", AT_1)),
 }
 
 
