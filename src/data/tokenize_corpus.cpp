@@ -105,8 +105,9 @@ DatasetStats tokenize_dataset(const Tokenizer& tokenizer, const DatasetOptions& 
   const fs::path val_path = fs::path(dir) / "val.bin";
   const std::string train_tmp_path = (fs::path(dir) / "train.bin.tmp").string();
   const std::string val_tmp_path = (fs::path(dir) / "val.bin.tmp").string();
-  fs::remove(train_tmp_path);  // a killed run's leftovers: the guards only undo what they see made
-  fs::remove(val_tmp_path);
+  std::error_code ec;
+  fs::remove(train_tmp_path, ec);  // a killed run's leftovers: guards only undo what they see made
+  fs::remove(val_tmp_path, ec);
   RemoveUnlessCommitted train_tmp(train_tmp_path);
   RemoveUnlessCommitted val_tmp(val_tmp_path);
 
@@ -123,6 +124,7 @@ DatasetStats tokenize_dataset(const Tokenizer& tokenizer, const DatasetOptions& 
   } else {
     stats.val_fraction = options.val_fraction.value_or(kDefaultValFraction);
     const fs::path stream_path = fs::path(dir) / "stream.bin";
+    fs::remove(stream_path, ec);
     const RemoveUnlessCommitted stream(stream_path);  // never committed: a scratch file
     const TokenizeStats all =
         tokenize_corpus(tokenizer, corpus, stream_path.string(), separator_id);
@@ -139,7 +141,6 @@ DatasetStats tokenize_dataset(const Tokenizer& tokenizer, const DatasetOptions& 
     stats.train = copy_tokens(whole, 0, n - n_val, train_tmp_path);
     stats.val = copy_tokens(whole, n - n_val, n_val, val_tmp_path);
   }
-  std::error_code ec;
   fs::rename(train_tmp_path, train_path, ec);
   if (ec) fail(Errc::io, train_path.string(), ": cannot rename into place: ", ec.message());
   fs::rename(val_tmp_path, val_path, ec);
