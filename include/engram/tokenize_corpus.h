@@ -65,6 +65,9 @@ struct DatasetStats {
 // held-out rule above. Errors as tokenize_corpus; Errc::invalid_argument for an F outside (0, 1)
 // or a corpus of fewer than 2 tokens under the fraction rule. Streamed as tokenize_corpus; the
 // fraction rule writes the whole stream to <dir>/stream.bin first and removes it after the split.
+// The two files are replaced together: both are written as <dir>/*.bin.tmp and renamed only when
+// both are complete, so a failure leaves an existing folder's train.bin and val.bin untouched,
+// and removes the folder when this call created it.
 DatasetStats tokenize_dataset(const Tokenizer& tokenizer, const DatasetOptions& options,
                               const std::string& dir, int32_t separator_id);
 

@@ -55,6 +55,7 @@ struct TrainOptions {
   int64_t log_every = 10;        // progress line period when stderr is not a terminal
   int64_t stop_after = 0;        // > 0: checkpoint and stop after this many steps of this run
   bool resume = false;
+  bool overwrite = false;  // without resume: start over in an out_dir that holds a run
 };
 
 struct TrainResult {
@@ -69,6 +70,12 @@ struct TrainResult {
 // (Errc::invalid_argument / mismatch / parse / io) name the option, file or key at fault and are
 // thrown before any checkpoint is touched.
 TrainResult train(const TrainOptions& options, std::FILE* progress);
+
+// Whether out_dir holds a run (`latest`, a checkpoint-* folder or metrics.csv). Without resume
+// and without overwrite, train() refuses such a folder (Errc::invalid_argument naming it and both
+// flags) before touching anything; with overwrite it removes that run when training starts.
+bool holds_run(const std::string& out_dir);
+void check_out_dir(const TrainOptions& options);
 
 struct EvalResult {
   double loss = 0;      // mean cross-entropy per target token

@@ -16,6 +16,7 @@
 // where a step's time went: the compute before the first Engram layer that a fetch can hide behind,
 // the mean fetch time and the share of decode time spent waiting for rows.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -80,8 +81,23 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// Every numeric option is judged before any work, in an error naming the flag: a zero count
+// would otherwise divide by zero or print a table of nothing.
+void check_numbers(const BenchDecodeArgs& a) {
+  if (a.max_tokens < 1)
+    fail(Errc::invalid_argument, "--max-tokens must be >= 1, got ", a.max_tokens);
+  if (a.repeats < 1) fail(Errc::invalid_argument, "--repeats must be >= 1, got ", a.repeats);
+  if (!(a.cache_mb > 0) || !std::isfinite(a.cache_mb) || a.cache_mb * double(1 << 20) >= 0x1p63)
+    fail(Errc::invalid_argument, "--cache-mb must be a positive number of MiB, got ", a.cache_mb);
+  if (a.threads < 0)
+    fail(Errc::invalid_argument, "--threads must be >= 0 (0: the OpenMP default), got ", a.threads);
+  if (!(a.temperature >= 0) || !std::isfinite(a.temperature))
+    fail(Errc::invalid_argument, "--temperature must be a number >= 0 (0: greedy), got ",
+         a.temperature);
+}
+
 void run_bench_decode(const BenchDecodeArgs& a) {
-  if (a.repeats < 1) fail(Errc::invalid_argument, "--repeats must be >= 1");
+  check_numbers(a);
   set_compute_threads(a.threads);
   std::vector<TierSpec> tiers;
   {

@@ -1,13 +1,13 @@
 // cmd_compress.cpp: `engram compress`: builds the tokenizer-compression lookup (DESIGN.md 2.1)
 // and writes {"vocab_size": N, "compressed_vocab_size": M, "lookup": [N ints]}; prints M.
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 
 #include "cli/commands.h"
 #include "engram/compressor.h"
 #include "engram/error.h"
+#include "util/read_file.h"
 
 namespace engram::cli {
 namespace {
@@ -26,11 +26,7 @@ void run_compress(const CompressOptions& o) {
     s += std::to_string(c.lookup()[i]);
   }
   s += "]}\n";
-  std::ofstream out(o.output, std::ios::binary | std::ios::trunc);
-  if (!out) fail(Errc::io, o.output, ": cannot open for writing");
-  out << s;
-  out.flush();
-  if (!out) fail(Errc::io, o.output, ": write failed");
+  write_file_atomic(o.output, s);  // a failed write leaves no partial file behind
   std::printf("%lld\n", static_cast<long long>(c.compressed_vocab_size()));
 }
 

@@ -158,6 +158,7 @@ void train_run(const DemoArgs& a, const std::string& config, const std::string& 
   o.seed = a.seed;
   o.log_every = std::max<int64_t>(1, a.steps / 50);
   o.resume = fs::exists(fs::path(out_dir) / "latest");
+  o.overwrite = !o.resume;  // the demo's own folder: a run killed before its first checkpoint
   std::printf("== training %s (%s): %lld steps of %lld x %lld tokens%s\n", out_dir.c_str(),
               config.c_str(), static_cast<long long>(o.steps), static_cast<long long>(o.batch),
               static_cast<long long>(o.seq), o.resume ? ", resuming its checkpoint" : "");

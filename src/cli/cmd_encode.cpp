@@ -1,7 +1,6 @@
 // cmd_encode.cpp: `engram encode` (text file -> ids JSON) and `engram decode` (ids JSON -> text),
 // with HF tokenizers' semantics (special tokens added on encode unless --no-special; kept on
 // decode unless --skip-special). The ids JSON format is text/ids_json.h.
-#include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -11,6 +10,7 @@
 #include "engram/tokenizer.h"
 #include "text/ids_json.h"
 #include "util/read_file.h"
+#include "util/token_ids.h"
 
 namespace engram::cli {
 namespace {
@@ -33,12 +33,18 @@ void run_encode(const EncodeOptions& o) {
   batch.batch = 1;
   batch.length = static_cast<int64_t>(ids.size());
   batch.ids.assign(ids.begin(), ids.end());
-  write_ids_json(o.output, batch);
+  write_file_atomic(o.output, ids_json_string(batch));
 }
 
 void run_decode(const EncodeOptions& o) {
   const Tokenizer tok = Tokenizer::from_file(o.tokenizer);
-  const IdsBatch batch = read_ids_json(o.input, IdsLimits{tok.vocab_size(), false});
+  // Read with no limits, then judged by the rule every front end shares (util/token_ids.h).
+  const IdsBatch batch = read_ids_json(o.input, IdsLimits{-1, /*allow_negative=*/true});
+  try {
+    check_token_ids(batch.ids, batch.length, tok.vocab_size(), {}, IdUse::decode);
+  } catch (const Error& e) {
+    fail(e.code(), o.input, ": ", e.what());
+  }
   std::string text;
   for (int64_t b = 0; b < batch.batch; ++b) {
     std::vector<int32_t> row(static_cast<size_t>(batch.length));
@@ -47,11 +53,7 @@ void run_decode(const EncodeOptions& o) {
     if (b) text.push_back('\n');
     text += tok.decode(row, o.flag);
   }
-  std::ofstream out(o.output, std::ios::binary | std::ios::trunc);
-  if (!out) fail(Errc::io, o.output, ": cannot open for writing");
-  out << text;
-  out.flush();
-  if (!out) fail(Errc::io, o.output, ": write failed");
+  write_file_atomic(o.output, text);  // a failed write leaves no partial file behind
 }
 
 }  // namespace

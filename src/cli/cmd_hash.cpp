@@ -3,7 +3,6 @@
 // IDS.json: {"input_ids": [B][T], "dead_mask": [B][T] (optional)} (text/ids_json.h).
 // OUT.json: {"hash_ids": {"<layer id>": [B][T][columns]}}: per-column values before the column
 // offsets, as the demo's NgramHashMapping.hash() returns them (--rows adds the offsets).
-#include <fstream>
 #include <memory>
 #include <string>
 
@@ -13,6 +12,7 @@
 #include "engram/error.h"
 #include "engram/hasher.h"
 #include "text/ids_json.h"
+#include "util/read_file.h"
 
 namespace engram::cli {
 namespace {
@@ -30,7 +30,8 @@ void run_hash(const HashOptions& o) {
   NgramHasher hasher(std::move(config), comp.lookup(), comp.compressed_vocab_size());
   hasher.set_num_threads(o.threads);
 
-  // Ids are range-checked by the hasher (live positions only); negative ids pass, as in the demo.
+  // Ids are checked by the hasher under the rule all front ends share (util/token_ids.h): live
+  // ids must be < vocab; negative ids are padding and pass, as in the demo.
   const IdsBatch batch = read_ids_json(o.input, IdsLimits{-1, /*allow_negative=*/true});
   const int64_t B = batch.batch, T = batch.length, C = hasher.num_columns();
   std::span<const uint8_t> dead;
@@ -65,11 +66,7 @@ void run_hash(const HashOptions& o) {
   }
   text += "}}\n";
 
-  std::ofstream file(o.output, std::ios::binary | std::ios::trunc);
-  if (!file) fail(Errc::io, o.output, ": cannot open for writing");
-  file << text;
-  file.flush();
-  if (!file) fail(Errc::io, o.output, ": write failed");
+  write_file_atomic(o.output, text);  // a failed write leaves no partial file behind
 }
 
 }  // namespace

@@ -5,13 +5,13 @@
 // Trains on the train split by default (--split), so the held-out files stay unseen.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 
 #include "cli/commands.h"
 #include "engram/bpe_trainer.h"
 #include "engram/corpus.h"
 #include "engram/error.h"
 #include "util/clock.h"
+#include "util/read_file.h"
 
 namespace engram::cli {
 namespace {
@@ -47,11 +47,7 @@ void run_train(const TrainArgs& a) {
   const double merge_s = seconds_since(t1);
 
   const std::string json = BpeTrainer::tokenizer_json(vocab, options);
-  std::ofstream out(a.output, std::ios::binary | std::ios::trunc);
-  if (!out) fail(Errc::io, a.output, ": cannot create");
-  out << json;
-  out.close();
-  if (!out) fail(Errc::io, a.output, ": write failed");
+  write_file_atomic(a.output, json);  // a failed write leaves no partial tokenizer behind
   std::printf("corpus: %llu files (%s split), %llu documents, %llu bytes\n",
               static_cast<unsigned long long>(stats.files), a.split.c_str(),
               static_cast<unsigned long long>(stats.documents),

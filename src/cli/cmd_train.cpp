@@ -3,13 +3,15 @@
 //
 //   engram train --config configs/baseline_d128.json --tokenizer tok.json --data data/brown
 //       --out runs/base --steps 300 --batch 16 --seq 128 --lr 1e-3 --seed 0 --threads 2
-//       [--resume] [--eval-every 50] [--warmup 30] [--clip 1] [--weight-decay 0.1]
+//       [--resume | --overwrite] [--eval-every 50] [--warmup 30] [--clip 1] [--weight-decay 0.1]
 //       [--table-lr-mult 5] [--sampling epoch|random]
 //   engram train --config C --tokenizer tok.json --data my.txt [more.txt texts/] --out runs/my
 //       [--val-fraction 0.1]
 // --data is a token folder (holds train.bin, from `engram data tokenize`) or UTF-8 text files
 // and folders, which are tokenized first into OUT/data (train.bin, val.bin; held-out rule as
 // `engram data tokenize`, engram/tokenize_corpus.h) and trained on from there.
+// An OUT that holds a run is refused unless --resume continues it or --overwrite replaces it; an
+// OUT this command creates is removed again when it fails before its first checkpoint.
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -18,6 +20,7 @@
 #include "cli/tokenize_dataset.h"
 #include "engram/error.h"
 #include "engram/trainer.h"
+#include "util/remove_unless_committed.h"
 
 namespace engram::cli {
 namespace {
@@ -108,11 +111,27 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--stop-after", o->stop_after,
                   "checkpoint and stop after this many steps of this run (0: run to --steps)")
       ->capture_default_str();
-  cmd->add_flag("--resume", o->resume, "continue from OUT/latest (same options)");
+  auto* resume = cmd->add_flag("--resume", o->resume, "continue from OUT/latest (same options)");
+  cmd->add_flag("--overwrite", o->overwrite,
+                "start over in an OUT that holds a run, replacing its checkpoints and metrics")
+      ->excludes(resume);
   cmd->callback([o, d, threads] {
     set_compute_threads(*threads);
-    o->data_dir = prepare_data(*d, *o);
-    const TrainResult r = train(*o, stderr);
+    check_out_dir(*o);  // before OUT/data is written
+    RemoveUnlessCommitted made_out = guard_new_path(o->out_dir);
+    const TrainResult r = [&] {
+      try {
+        o->data_dir = prepare_data(*d, *o);
+        return train(*o, stderr);
+      } catch (...) {
+        // A checkpoint is worth keeping: --resume continues from it.
+        std::error_code ec;
+        if (std::filesystem::exists(std::filesystem::path(o->out_dir) / "latest", ec))
+          made_out.commit();
+        throw;
+      }
+    }();
+    made_out.commit();
     std::printf("steps: %lld\n", static_cast<long long>(r.step));
     if (!r.losses.empty()) std::printf("train_loss: %.6f\n", double(r.losses.back()));
     if (r.val_loss == r.val_loss) std::printf("val_loss: %.6f\n", double(r.val_loss));

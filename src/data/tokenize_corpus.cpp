@@ -9,6 +9,7 @@
 #include "engram/error.h"
 #include "engram/tokenize_corpus.h"
 #include "engram/tokenizer.h"
+#include "util/remove_unless_committed.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -82,15 +83,6 @@ TokenFileHeader copy_tokens(const TokenFile& from, uint64_t first, uint64_t coun
   return writer.finish();
 }
 
-// Removes a file when it goes out of scope, whether the split succeeded or threw.
-struct RemoveOnExit {
-  std::string path;
-  ~RemoveOnExit() {
-    std::error_code ec;
-    fs::remove(path, ec);
-  }
-};
-
 }  // namespace
 
 DatasetStats tokenize_dataset(const Tokenizer& tokenizer, const DatasetOptions& options,
@@ -105,40 +97,61 @@ DatasetStats tokenize_dataset(const Tokenizer& tokenizer, const DatasetOptions& 
   stats.files = list_corpus_files(corpus).size();
   stats.rule =
       options.val_fraction || stats.files < kFileSplitMinFiles ? ValRule::fraction : ValRule::files;
+  // A folder this call makes goes again if it fails; the splits are written under temporary
+  // names and renamed only once both are complete, so a failure leaves an existing folder's
+  // train.bin and val.bin as they were, never a new one beside an old one.
+  RemoveUnlessCommitted made_dir = create_folders_guarded(dir);
+  const fs::path train_path = fs::path(dir) / "train.bin";
+  const fs::path val_path = fs::path(dir) / "val.bin";
+  const std::string train_tmp_path = (fs::path(dir) / "train.bin.tmp").string();
+  const std::string val_tmp_path = (fs::path(dir) / "val.bin.tmp").string();
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) fail(Errc::io, dir, ": cannot create folder: ", ec.message());
-  const std::string train_path = (fs::path(dir) / "train.bin").string();
-  const std::string val_path = (fs::path(dir) / "val.bin").string();
+  fs::remove(train_tmp_path, ec);  // a killed run's leftovers: guards only undo what they see made
+  fs::remove(val_tmp_path, ec);
+  RemoveUnlessCommitted train_tmp(train_tmp_path);
+  RemoveUnlessCommitted val_tmp(val_tmp_path);
 
   if (stats.rule == ValRule::files) {
     for (const CorpusSplit split : {CorpusSplit::train, CorpusSplit::val}) {
       corpus.split = split;
       const bool train = split == CorpusSplit::train;
       const TokenizeStats s =
-          tokenize_corpus(tokenizer, corpus, train ? train_path : val_path, separator_id);
+          tokenize_corpus(tokenizer, corpus, train ? train_tmp_path : val_tmp_path, separator_id);
       stats.documents += s.documents;
       stats.bytes += s.bytes;
       (train ? stats.train : stats.val) = s.header;
     }
-    return stats;
+  } else {
+    stats.val_fraction = options.val_fraction.value_or(kDefaultValFraction);
+    const fs::path stream_path = fs::path(dir) / "stream.bin";
+    fs::remove(stream_path, ec);
+    const RemoveUnlessCommitted stream(stream_path);  // never committed: a scratch file
+    const TokenizeStats all =
+        tokenize_corpus(tokenizer, corpus, stream_path.string(), separator_id);
+    stats.documents = all.documents;
+    stats.bytes = all.bytes;
+    const uint64_t n = all.tokens;
+    if (n < 2) {
+      fail(Errc::invalid_argument, "corpus ", corpus.inputs.front(), ": ", n,
+           " token(s) cannot be split into a training and a held-out part");
+    }
+    const auto want = static_cast<uint64_t>(std::ceil(stats.val_fraction * double(n)));
+    const uint64_t n_val = std::clamp<uint64_t>(want, 1, n - 1);
+    const TokenFile whole = TokenFile::open(stream_path.string(), /*verify_payload=*/false);
+    stats.train = copy_tokens(whole, 0, n - n_val, train_tmp_path);
+    stats.val = copy_tokens(whole, n - n_val, n_val, val_tmp_path);
   }
-
-  stats.val_fraction = options.val_fraction.value_or(kDefaultValFraction);
-  const RemoveOnExit stream{(fs::path(dir) / "stream.bin").string()};
-  const TokenizeStats all = tokenize_corpus(tokenizer, corpus, stream.path, separator_id);
-  stats.documents = all.documents;
-  stats.bytes = all.bytes;
-  const uint64_t n = all.tokens;
-  if (n < 2) {
-    fail(Errc::invalid_argument, "corpus ", corpus.inputs.front(), ": ", n,
-         " token(s) cannot be split into a training and a held-out part");
+  fs::rename(train_tmp_path, train_path, ec);
+  if (ec) fail(Errc::io, train_path.string(), ": cannot rename into place: ", ec.message());
+  fs::rename(val_tmp_path, val_path, ec);
+  if (ec) {
+    const std::string why = ec.message();
+    fs::remove(train_path, ec);  // never a new train.bin beside the old val.bin
+    fail(Errc::io, val_path.string(), ": cannot rename into place: ", why);
   }
-  const auto want = static_cast<uint64_t>(std::ceil(stats.val_fraction * double(n)));
-  const uint64_t n_val = std::clamp<uint64_t>(want, 1, n - 1);
-  const TokenFile whole = TokenFile::open(stream.path, /*verify_payload=*/false);
-  stats.train = copy_tokens(whole, 0, n - n_val, train_path);
-  stats.val = copy_tokens(whole, n - n_val, n_val, val_path);
+  train_tmp.commit();
+  val_tmp.commit();
+  made_dir.commit();
   return stats;
 }
 

@@ -9,6 +9,7 @@
 #include "hash/hash_kernels.h"
 #include "hash/numpy_rng.h"
 #include "hash/primes.h"
+#include "util/token_ids.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -212,9 +213,7 @@ void NgramHasher::compress(std::span<const int64_t> raw_ids, int64_t batch, int6
     }
   }
   if (first_bad < total) {
-    fail(Errc::out_of_range, "input id ", in[first_bad], " at (batch ", first_bad / time,
-         ", position ", first_bad % time, ") is outside the tokenizer's vocabulary of ", vocab,
-         " ids");
+    fail_token_id(in[first_bad], batch_position(first_bad, time), vocab, IdUse::hash);
   }
 }
 
@@ -313,9 +312,7 @@ void NgramHasher::hash_fused(std::span<const int64_t> raw_ids, int64_t batch, in
     }
   }
   if (first_bad < total) {
-    fail(Errc::out_of_range, "input id ", in[first_bad], " at (batch ", first_bad / time,
-         ", position ", first_bad % time, ") is outside the tokenizer's vocabulary of ", vocab,
-         " ids");
+    fail_token_id(in[first_bad], batch_position(first_bad, time), vocab, IdUse::hash);
   }
 }
 
@@ -346,9 +343,9 @@ void NgramHasher::compress_chunk(std::span<const int64_t> raw_ids, std::span<con
     } else if (id < vocab) {
       out[t] = lookup_[static_cast<size_t>(id)];
     } else {
-      fail(Errc::out_of_range, "input id ", id, " at sequence position ",
-           first_position + static_cast<int64_t>(t), " is outside the tokenizer's vocabulary of ",
-           vocab, " ids");
+      fail_token_id(id,
+                    "sequence position " + std::to_string(first_position + static_cast<int64_t>(t)),
+                    vocab, IdUse::hash);
     }
   }
 }

@@ -165,6 +165,24 @@ void reset_metrics(const std::string& path, int64_t keep_through_step) {
 
 }  // namespace
 
+bool holds_run(const std::string& out_dir) {
+  std::error_code ec;
+  const fs::path out(out_dir);
+  if (!fs::is_directory(out, ec)) return false;
+  for (const auto& e : fs::directory_iterator(out, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n == "latest" || n == "metrics.csv" || n.rfind("checkpoint-", 0) == 0) return true;
+  }
+  return false;
+}
+
+void check_out_dir(const TrainOptions& o) {
+  if (!o.resume && !o.overwrite && holds_run(o.out_dir))
+    fail(Errc::invalid_argument, o.out_dir,
+         ": holds a run (checkpoints or metrics.csv); give --resume to continue it or "
+         "--overwrite to start over and replace it");
+}
+
 void set_compute_threads(int threads) {
   if (threads <= 0) return;
   omp_set_num_threads(threads);
@@ -234,6 +252,7 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
   if (!(o.table_lr_mult >= 0) || !std::isfinite(o.table_lr_mult))
     fail(Errc::invalid_argument, "--table-lr-mult must be a number >= 0, got ", o.table_lr_mult);
   if (o.out_dir.empty()) fail(Errc::invalid_argument, "--out is required");
+  check_out_dir(o);
   const fs::path out(o.out_dir);
   const std::string latest_path = (out / "latest").string();
 
@@ -329,6 +348,13 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
   }
 
   std::error_code ec;
+  if (!o.resume && o.overwrite) {  // the old run goes as a whole, not piecemeal as steps pass
+    for (const auto& e : fs::directory_iterator(out, ec)) {
+      const std::string n = e.path().filename().string();
+      if (n == "latest" || n == "metrics.csv" || n == "loss.png" || n.rfind("checkpoint-", 0) == 0)
+        fs::remove_all(e.path());
+    }
+  }
   fs::create_directories(out, ec);
   if (ec) fail(Errc::io, o.out_dir, ": cannot create folder: ", ec.message());
   const std::string metrics_path = (out / "metrics.csv").string();

@@ -785,6 +785,30 @@ TEST_F(CApiTest, HashChunkErrorsLeaveTheStateAlone) {
   engram_hasher_free(h);
 }
 
+// The C API applies the token id rule of the CLI and Python (util/token_ids.h,
+// tests/python/test_same_rejections.py) with the same text: negative ids are padding and hash,
+// ids >= vocab are refused, and a dead position is never judged.
+TEST_F(CApiTest, TokenIdRuleIsTheCliAndPythonRule) {
+  engram_hasher* h = make_hasher();
+  engram_hash_state* st = nullptr;
+  ASSERT_EQ(engram_hash_state_create(&st), ENGRAM_OK);
+  std::vector<int64_t> out(2 * 3 * 24);
+  const std::vector<int64_t> padded = {1, -1, 3};
+  EXPECT_EQ(engram_hash_chunk(h, st, padded.data(), nullptr, 3, out.data(), out.size()), ENGRAM_OK)
+      << engram_last_error();
+  const std::vector<int64_t> bad = {1, kVocab, 3};
+  const std::vector<uint8_t> dead = {0, 1, 0};
+  EXPECT_EQ(engram_hash_chunk(h, st, bad.data(), dead.data(), 3, out.data(), out.size()), ENGRAM_OK)
+      << engram_last_error();
+  EXPECT_EQ(engram_hash_chunk(h, st, bad.data(), nullptr, 3, out.data(), out.size()),
+            ENGRAM_E_OUT_OF_RANGE);
+  EXPECT_STREQ(engram_last_error(),
+               "input id 1000 at sequence position 7 is outside the tokenizer's vocabulary of 1000 "
+               "ids (negative ids are padding and pass through hashing unchanged)");
+  engram_hash_state_free(st);
+  engram_hasher_free(h);
+}
+
 // The tokenizer path: a hasher built from tokenizer.json equals one built from the compressor's
 // lookup; a checkpoint whose compressed vocabulary disagrees with the tokenizer is refused.
 TEST(CApiTokenizer, HasherFromTokenizerFile) {

@@ -155,7 +155,7 @@ def test_cli_encode_decode_compress(tiny_path, tmp_path):
     ('{"ids": [[1]]}', 'missing key "input_ids"'),
     ('{"input_ids": [[1], [2, 3]]}', "input_ids[1] has 2 entries"),
     ('{"input_ids": [[1, "x"]]}', "input_ids[0][1] must be an integer"),
-    ('{"input_ids": [[1, 2, 999]]}', "input_ids[0][2] = 999"),
+    ('{"input_ids": [[1, 2, 999]]}', "input id 999 at (batch 0, position 2) is outside"),
 ])
 def test_cli_decode_rejects_bad_ids(tiny_path, tmp_path, content, fragment):
     p = tmp_path / "ids.json"
