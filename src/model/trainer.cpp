@@ -289,6 +289,9 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
   if (o.seq > cfg.max_seq_len)
     fail(Errc::invalid_argument, "--seq ", o.seq, " exceeds the model's max_seq_len ",
          cfg.max_seq_len);
+  const std::string cfg_where = o.resume ? resume_dir + "/config.json" : o.config_path;
+  cfg.check_memory(cfg.train_bytes(o.batch, o.seq, cfg_where),
+                   str_cat("training at --batch ", o.batch, " --seq ", o.seq), cfg_where);
   if (tok.vocab_size() > cfg.vocab_size)
     fail(Errc::mismatch, o.tokenizer_path, ": ", tok.vocab_size(),
          " ids do not fit the model's vocab_size ", cfg.vocab_size);

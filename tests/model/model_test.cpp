@@ -146,6 +146,73 @@ TEST(ModelConfig, ParsesValidatesAndRoundTrips) {
                "max_ngram");
 }
 
+// Sizes from a config file are bounded by name and multiplied in checked arithmetic; what would
+// not fit in memory is refused with an estimate before anything is allocated.
+TEST(ModelConfig, AbsurdSizesAreRefusedByKeyBeforeAllocation) {
+  const nlohmann::json base = nlohmann::json::parse(R"({"vocab_size": 100, "hidden_size": 32,
+      "n_layers": 2, "n_heads": 4, "ffn_hidden": 64, "max_seq_len": 16})");
+  auto expect_error = [](const nlohmann::json& j, const std::string& needle) {
+    try {
+      ModelConfig::from_json(j.dump(), "cfg.json");
+      ADD_FAILURE() << "no error for " << j.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("cfg.json"), std::string::npos) << e.what();
+    }
+  };
+  auto with = [&](const char* key, nlohmann::json v) {
+    nlohmann::json j = base;
+    j[key] = std::move(v);
+    return j;
+  };
+  expect_error(with("ffn_hidden", 4611686018427387904LL), "ffn_hidden");
+  expect_error(with("hidden_size", int64_t{1} << 40), "hidden_size");
+  expect_error(with("n_layers", int64_t{1} << 40), "n_layers");
+  expect_error(with("max_seq_len", int64_t{1} << 40), "max_seq_len");
+  // Each within its bound, together far beyond any machine: the estimate names the largest term.
+  expect_error(with("vocab_size", INT32_MAX), "vocab_size x hidden_size");
+  nlohmann::json big = base;
+  big["hidden_size"] = int64_t{1} << 20;
+  big["ffn_hidden"] = int64_t{1} << 24;
+  big["n_heads"] = 16;
+  big["n_layers"] = 1024;
+  expect_error(big, "ffn_hidden");
+  nlohmann::json moe = base;
+  moe["moe"] = {{"n_experts", 65536}, {"top_k", 2}, {"expert_ffn_hidden", int64_t{1} << 24}};
+  expect_error(moe, "moe.n_experts");
+  moe["moe"]["n_experts"] = int64_t{1} << 20;
+  expect_error(moe, "moe.n_experts");
+  nlohmann::json eng = base;
+  eng["engram"] = {{"layer_ids", {0}},
+                   {"engram_vocab_size", {int64_t{1} << 55, 37}},
+                   {"max_ngram_size", 3},
+                   {"n_embed_per_ngram", 1 << 20},
+                   {"n_head_per_ngram", 4},
+                   {"pad_id", 0},
+                   {"seed", 0},
+                   {"kernel_size", 4}};
+  expect_error(eng, "engram.engram_vocab_size");
+  eng["engram"]["engram_vocab_size"] = {int64_t{1} << 34, 37};
+  eng["engram"]["n_embed_per_ngram"] = 64;
+  expect_error(eng, "engram.engram_vocab_size");
+  eng["engram"]["engram_vocab_size"] = {31, 37};
+  eng["engram"]["n_head_per_ngram"] = 100000;
+  expect_error(eng, "n_head_per_ngram");
+  eng["engram"]["n_head_per_ngram"] = 4;
+  eng["engram"]["n_embed_per_ngram"] = int64_t{1} << 30;
+  expect_error(eng, "n_embed_per_ngram");
+  // An engram object without layers would train a model without Engram silently.
+  eng["engram"]["n_embed_per_ngram"] = 64;
+  eng["engram"]["layer_ids"] = nlohmann::json::array();
+  expect_error(eng, "layer_ids");
+
+  // The estimate grows with what training keeps per token.
+  const ModelConfig c = ModelConfig::from_json(base.dump());
+  EXPECT_GT(c.train_bytes(8, 16), c.model_bytes());
+  EXPECT_GT(c.train_bytes(16, 16), c.train_bytes(8, 16));
+  EXPECT_THROW(c.train_bytes(int64_t{1} << 40, int64_t{1} << 30), Error);
+}
+
 // The engram object is typed in memory; on disk it keeps the form configs/ and existing runs use.
 TEST(ModelConfig, EngramObjectIsTypedAndWrittenBackInTheSameForm) {
   for (const char* file : {"engram_d128.json", "baseline_d128.json"}) {
