@@ -21,6 +21,7 @@
 #include "engram/error.h"
 #include "engram/model.h"
 #include "engram/optim.h"
+#include "engram/token_file.h"
 
 namespace engram {
 namespace {
@@ -477,6 +478,68 @@ TEST(Model, SavesAndLoadsAHuggingFaceStyleDirectory) {
   }
   std::filesystem::remove_all(dir);
   EXPECT_THROW(Model::load(dir), Error);
+}
+
+// Every load verifies what --resume verifies (the recorded checksum), refuses non-finite weights
+// by tensor, and refuses a config.json that hashes n-grams otherwise than the weights were made.
+TEST(Model, LoadVerifiesChecksumFiniteWeightsAndHashingParameters) {
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("engram_model_id_" + std::to_string(::getpid())))
+          .string();
+  const ModelConfig c = tiny_config(kEngram);
+  Model m(c, 5);
+  auto expect_refused = [&](const std::string& needle, const std::string& also = "") {
+    try {
+      Model::load(dir);
+      ADD_FAILURE() << "loaded; expected an error naming " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(also), std::string::npos) << e.what();
+    }
+  };
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  auto record_checksum = [&] {
+    const std::string bytes = slurp(dir + "/model.safetensors");
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx",
+                  static_cast<unsigned long long>(fnv1a64(
+                      std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()))));
+    std::ofstream(dir + "/trainer_state.json")
+        << nlohmann::json{{"checksum.model.safetensors", hex}}.dump();
+  };
+
+  // Another Engram seed in config.json than the weights were trained with: both sides named.
+  m.save(dir);
+  ModelConfig reseeded = c;
+  reseeded.engram.seed = c.engram.seed + 1;
+  { std::ofstream(dir + "/config.json") << reseeded.to_json(); }
+  expect_refused("\"seed\":" + std::to_string(reseeded.engram.seed),
+                 "\"seed\":" + std::to_string(c.engram.seed));
+  { std::ofstream(dir + "/config.json") << c.to_json(); }
+  EXPECT_NO_THROW(Model::load(dir));
+
+  // A recorded checksum is verified: one flipped byte is refused, not evaluated.
+  record_checksum();
+  EXPECT_NO_THROW(Model::load(dir));
+  std::string bytes = slurp(dir + "/model.safetensors");
+  bytes[bytes.size() - 5] ^= 0x01;
+  { std::ofstream(dir + "/model.safetensors", std::ios::binary) << bytes; }
+  expect_refused("checksum", "trainer_state.json");
+
+  // NaN weights are refused naming the tensor, with or without a recorded checksum.
+  Model bad(c, 5);
+  bad.param("model.norm.weight")[3] = std::nanf("");
+  bad.save(dir);
+  std::filesystem::remove(dir + "/trainer_state.json");
+  expect_refused("model.norm.weight", "nan");
+  bad.param("model.norm.weight")[3] = INFINITY;
+  bad.save(dir);
+  record_checksum();
+  expect_refused("model.norm.weight", "inf");
+  std::filesystem::remove_all(dir);
 }
 
 // Vocabulary compression (engram.compress_tokens): the model hashes lookup[id], so ids the lookup
