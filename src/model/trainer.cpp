@@ -299,8 +299,24 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
       tokenizer_compress_lookup(tok, cfg.vocab_size) != cfg.engram.compress_lookup)
     fail(Errc::mismatch, o.tokenizer_path, ": compresses differently from the tokenizer the ",
          "checkpoint was trained with (", resume_dir, ")");
-  const TokenFile train_file = TokenFile::open((fs::path(o.data_dir) / "train.bin").string());
-  const TokenFile val_file = TokenFile::open((fs::path(o.data_dir) / "val.bin").string());
+  // Token files and checkpoints record the tokenizer they were made with (tokenizer_digest); a
+  // different one with the same vocabulary size would train on ids that mean other text.
+  const uint64_t tok_digest = tokenizer_digest(tok);
+  if (o.resume) {
+    const std::string ckpt_tok = resume_dir + "/tokenizer.json";
+    if (fs::exists(ckpt_tok)) {
+      const uint64_t was = tokenizer_digest(Tokenizer::from_file(ckpt_tok));
+      if (was != tok_digest)
+        fail(Errc::mismatch, o.tokenizer_path, ": tokenizer digest ", hex64(tok_digest),
+             " differs from the checkpoint's ", ckpt_tok, " (digest ", hex64(was), ")");
+    }
+  }
+  const std::string train_path = (fs::path(o.data_dir) / "train.bin").string();
+  const std::string val_path = (fs::path(o.data_dir) / "val.bin").string();
+  const TokenFile train_file = TokenFile::open(train_path);
+  const TokenFile val_file = TokenFile::open(val_path);
+  check_token_file_tokenizer(train_file.header(), train_path, tok_digest, o.tokenizer_path);
+  check_token_file_tokenizer(val_file.header(), val_path, tok_digest, o.tokenizer_path);
   for (const TokenFile* f : {&train_file, &val_file}) {
     if (int64_t(f->vocab_size()) > cfg.vocab_size)
       fail(Errc::mismatch, o.data_dir, ": token file vocabulary ", f->vocab_size(),
