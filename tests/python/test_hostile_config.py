@@ -133,3 +133,38 @@ def test_a_changed_engram_seed_is_refused_naming_both(work, trained):
             assert '"seed":7' in r.stderr and '"seed":0' in r.stderr, r.stderr
     finally:
         cfg_path.write_text(good)
+
+
+OTHER_WORDS = "one two three four five six seven eight nine ten blue green gold".split()
+
+
+@pytest.fixture(scope="module")
+def other_tokenizer(work):
+    """A tokenizer of another corpus, trained to the same vocabulary size as work/tok.json, and
+    that corpus tokenized with it."""
+    root = work / "other"
+    write_corpus(root / "corpus", docs=6, lines=20, words_per_line=8, seed=9, words=OTHER_WORDS)
+    training_inputs(root, root / "corpus", CONFIG)
+    return root
+
+
+def test_a_different_tokenizer_is_refused_against_token_files_and_checkpoints(
+        work, trained, other_tokenizer, tmp_path):
+    other = other_tokenizer
+    # Token files made with another tokenizer than --tokenizer.
+    r = run_limited("train", "--config", work / "cfg.json", "--tokenizer", other / "tok.json",
+                    "--data", work / "data", "--out", tmp_path / "run", "--steps", 2, "--batch", 2,
+                    "--seq", 16, "--threads", 1, "--eval-every", 2)
+    assert r.returncode != 0
+    assert "train.bin" in r.stderr and "digest" in r.stderr and "tok.json" in r.stderr, r.stderr
+    # Token files of another tokenizer against a model trained with the first.
+    out, _ = trained
+    r = run_limited("eval", "--model", out, "--data", other / "data", "--threads", 1)
+    assert r.returncode != 0
+    assert "val.bin" in r.stderr and "digest" in r.stderr, r.stderr
+    # Resuming a checkpoint with another tokenizer.
+    r = run_limited("train", "--tokenizer", other / "tok.json", "--data", other / "data", "--out",
+                    out, "--resume", "--steps", 2, "--batch", 2, "--seq", 16, "--threads", 1,
+                    "--eval-every", 2)
+    assert r.returncode != 0
+    assert "digest" in r.stderr, r.stderr
