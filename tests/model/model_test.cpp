@@ -192,10 +192,10 @@ TEST(ModelConfig, AbsurdSizesAreRefusedByKeyBeforeAllocation) {
                    {"pad_id", 0},
                    {"seed", 0},
                    {"kernel_size", 4}};
-  expect_error(eng, "engram.engram_vocab_size");
+  expect_error(eng, "engram_vocab_size");
   eng["engram"]["engram_vocab_size"] = {int64_t{1} << 34, 37};
   eng["engram"]["n_embed_per_ngram"] = 64;
-  expect_error(eng, "engram.engram_vocab_size");
+  expect_error(eng, "engram_vocab_size");
   eng["engram"]["engram_vocab_size"] = {31, 37};
   eng["engram"]["n_head_per_ngram"] = 100000;
   expect_error(eng, "n_head_per_ngram");
