@@ -279,9 +279,34 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
     Model m = Model::load(resume_dir);
     if (!o.config_path.empty()) {
       const ModelConfig c = ModelConfig::from_json(read_file(o.config_path), o.config_path);
-      if (c.to_json() != m.config().to_json())
+      if (c.to_json() != m.config().to_json()) {
+        // Name the first key that differs, with both values (an Engram seed, say).
+        const json a = json::parse(c.to_json()), b = json::parse(m.config().to_json());
+        std::string key, mine, theirs;
+        for (const json* obj : {&a, &b}) {
+          for (auto it = obj->begin(); it != obj->end() && key.empty(); ++it) {
+            const json& x = a.value(it.key(), json());
+            const json& y = b.value(it.key(), json());
+            if (x == y) continue;
+            key = it.key();
+            if (x.is_object() && y.is_object()) {
+              for (auto e = x.begin(); e != x.end(); ++e) {
+                if (y.value(e.key(), json()) == e.value()) continue;
+                key += "." + e.key();
+                mine = e.value().dump();
+                theirs = y.value(e.key(), json()).dump();
+                break;
+              }
+            }
+            if (mine.empty()) {
+              mine = x.is_object() ? "{...}" : x.dump();
+              theirs = y.is_object() ? "{...}" : y.dump();
+            }
+          }
+        }
         fail(Errc::mismatch, o.config_path, ": contradicts the checkpoint's config (", resume_dir,
-             "/config.json)");
+             "/config.json): ", key, " is ", mine, " here but ", theirs, " in the checkpoint");
+      }
     }
     return m;
   }();

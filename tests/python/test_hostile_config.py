@@ -168,3 +168,16 @@ def test_a_different_tokenizer_is_refused_against_token_files_and_checkpoints(
                     "--eval-every", 2)
     assert r.returncode != 0
     assert "digest" in r.stderr, r.stderr
+
+
+def test_resume_with_another_engram_seed_names_both_values(work, trained):
+    out, _ = trained
+    cfg = copy.deepcopy(CONFIG)
+    cfg["engram"]["seed"] = 5
+    path = work / "reseeded.json"
+    path.write_text(json.dumps(cfg))
+    r = run_limited("train", "--config", path, "--tokenizer", work / "tok.json", "--data",
+                    work / "data", "--out", out, "--resume", "--steps", 2, "--batch", 2, "--seq",
+                    16, "--threads", 1, "--eval-every", 2)
+    assert r.returncode != 0
+    assert "engram.seed is 5 here but 0 in the checkpoint" in r.stderr, r.stderr
