@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -73,9 +74,18 @@ void verify_recorded_checksum(const std::string& dir, const std::string& st_path
   const char* key = "checksum.model.safetensors";
   if (!state.is_object() || !state.contains(key)) return;
   if (!state[key].is_string()) fail(Errc::parse, state_path, ": key \"", key, "\" is no string");
-  const std::string bytes = read_file(st_path);
-  const std::string got =
-      hex64(fnv1a64(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())));
+  // In chunks: the weights can be larger than the memory left beside them.
+  std::ifstream in(st_path, std::ios::binary);
+  if (!in) fail(Errc::io, st_path, ": cannot open");
+  std::vector<char> chunk(size_t{1} << 20);
+  uint64_t state = kFnvOffsetBasis;
+  while (in) {
+    in.read(chunk.data(), std::streamsize(chunk.size()));
+    const auto n = size_t(in.gcount());
+    state = fnv1a64(std::span(reinterpret_cast<const uint8_t*>(chunk.data()), n), state);
+  }
+  if (in.bad()) fail(Errc::io, st_path, ": read failed");
+  const std::string got = hex64(state);
   if (got != state[key].get<std::string>()) {
     fail(Errc::parse, st_path, ": checksum ", got, " differs from ", state[key].get<std::string>(),
          " recorded in ", state_path, " (the checkpoint is corrupt)");
