@@ -78,14 +78,14 @@ void verify_recorded_checksum(const std::string& dir, const std::string& st_path
   std::ifstream in(st_path, std::ios::binary);
   if (!in) fail(Errc::io, st_path, ": cannot open");
   std::vector<char> chunk(size_t{1} << 20);
-  uint64_t state = kFnvOffsetBasis;
+  uint64_t sum = kFnvOffsetBasis;
   while (in) {
     in.read(chunk.data(), std::streamsize(chunk.size()));
     const auto n = size_t(in.gcount());
-    state = fnv1a64(std::span(reinterpret_cast<const uint8_t*>(chunk.data()), n), state);
+    sum = fnv1a64(std::span(reinterpret_cast<const uint8_t*>(chunk.data()), n), sum);
   }
   if (in.bad()) fail(Errc::io, st_path, ": read failed");
-  const std::string got = hex64(state);
+  const std::string got = hex64(sum);
   if (got != state[key].get<std::string>()) {
     fail(Errc::parse, st_path, ": checksum ", got, " differs from ", state[key].get<std::string>(),
          " recorded in ", state_path, " (the checkpoint is corrupt)");
