@@ -36,9 +36,10 @@ void run_eval(const EvalArgs& a) {
   const TokenFile file = TokenFile::open(path);
   // Ids from another tokenizer than the model's would be scored as other text.
   const std::string tok_path = dir + "/tokenizer.json";
-  if (file.header().tokenizer_digest != 0 && std::filesystem::exists(tok_path)) {
-    check_token_file_tokenizer(file.header(), path,
-                               tokenizer_digest(Tokenizer::from_file(tok_path)), tok_path);
+  if (std::filesystem::exists(tok_path)) {
+    const Tokenizer tok = Tokenizer::from_file(tok_path);
+    verify_checkpoint_tokenizer(dir, tok, tok_path);
+    check_token_file_tokenizer(file.header(), path, tokenizer_digest(tok), tok_path);
   }
   const int64_t T = a.seq > 0 ? a.seq : model.config().max_seq_len;
   const EvalResult r = evaluate(model, file, a.batch, T, a.max_windows);

@@ -171,6 +171,27 @@ void set_compute_threads(int threads) {
   openblas_set_num_threads(threads);
 }
 
+void verify_checkpoint_tokenizer(const std::string& model_dir, const Tokenizer& tokenizer,
+                                 const std::string& tokenizer_origin) {
+  const std::string state_path = model_dir + "/trainer_state.json";
+  if (!fs::is_regular_file(state_path)) return;
+  json state;
+  try {
+    state = json::parse(read_file(state_path));
+  } catch (const json::exception& e) {
+    fail(Errc::parse, state_path, ": invalid JSON: ", e.what());
+  }
+  if (!state.is_object() || !state.contains("tokenizer_digest")) return;
+  if (!state["tokenizer_digest"].is_string())
+    fail(Errc::parse, state_path, ": key \"tokenizer_digest\" is no string");
+  const std::string was = state["tokenizer_digest"].get<std::string>();
+  const std::string now = hex64(tokenizer_digest(tokenizer));
+  if (was != now) {
+    fail(Errc::mismatch, tokenizer_origin, ": tokenizer digest ", now, " differs from ",
+         was.substr(0, 64), ", the tokenizer the model was trained with (", state_path, ")");
+  }
+}
+
 std::string resolve_model_dir(const std::string& dir) {
   if (fs::exists(fs::path(dir) / "config.json")) return dir;
   const fs::path latest = fs::path(dir) / "latest";
@@ -328,6 +349,7 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
   // different one with the same vocabulary size would train on ids that mean other text.
   const uint64_t tok_digest = tokenizer_digest(tok);
   if (o.resume) {
+    verify_checkpoint_tokenizer(resume_dir, tok, o.tokenizer_path);
     const std::string ckpt_tok = resume_dir + "/tokenizer.json";
     if (fs::exists(ckpt_tok)) {
       const uint64_t was = tokenizer_digest(Tokenizer::from_file(ckpt_tok));
@@ -402,6 +424,7 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
     st["tokens"] = tokens;
     st["elapsed_s"] = elapsed_before + seconds();
     st["options"] = schedule_json(o);
+    st["tokenizer_digest"] = hex64(tok_digest);
     st["checksum.model.safetensors"] = file_checksum((tmp_dir / "model.safetensors").string());
     st["checksum.optimizer.safetensors"] =
         file_checksum((tmp_dir / "optimizer.safetensors").string());

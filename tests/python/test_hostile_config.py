@@ -181,3 +181,16 @@ def test_resume_with_another_engram_seed_names_both_values(work, trained):
                     16, "--threads", 1, "--eval-every", 2)
     assert r.returncode != 0
     assert "engram.seed is 5 here but 0 in the checkpoint" in r.stderr, r.stderr
+
+
+def test_a_swapped_checkpoint_tokenizer_is_refused(work, trained, other_tokenizer):
+    out, ckpt = trained
+    tok = ckpt / "tokenizer.json"
+    good = tok.read_bytes()
+    try:
+        tok.write_bytes((other_tokenizer / "tok.json").read_bytes())
+        for r in use(work, out):
+            assert r.returncode != 0
+            assert "tokenizer digest" in r.stderr and "trainer_state.json" in r.stderr, r.stderr
+    finally:
+        tok.write_bytes(good)
