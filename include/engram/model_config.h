@@ -70,6 +70,9 @@ struct ModelConfig {
   // Estimated bytes training needs at `batch` windows of `seq` tokens: model_bytes() plus the
   // AdamW state and the activations kept for the backward pass.
   int64_t train_bytes(int64_t batch, int64_t seq, const std::string& where = "config") const;
+  // Estimated bytes of the activations a forward and backward pass over `batch` windows of `seq`
+  // tokens keeps (part of train_bytes(); evaluation needs no more).
+  int64_t activation_bytes(int64_t batch, int64_t seq, const std::string& where = "config") const;
   // Refuses (Errc::invalid_argument) an estimate above the machine's physical memory, naming
   // the estimate, the memory and the keys of the largest term. `what` says what is estimated.
   void check_memory(int64_t bytes, const std::string& what, const std::string& where) const;

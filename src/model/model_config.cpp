@@ -200,10 +200,15 @@ int64_t ModelConfig::model_bytes(const std::string& where) const {
 }
 
 int64_t ModelConfig::train_bytes(int64_t batch, int64_t seq, const std::string& where) const {
-  const std::string what = where + ": activations of --batch x --seq";
+  const std::string what = where + ": memory for training";
   // AdamW keeps two moments per parameter.
-  int64_t bytes =
-      checked_add(model_bytes(where), checked_mul(param_count(where), 8, "AdamW state"), what);
+  const int64_t bytes =
+      checked_add(model_bytes(where), checked_mul(param_count(where), 8, what), what);
+  return checked_add(bytes, activation_bytes(batch, seq, where), what);
+}
+
+int64_t ModelConfig::activation_bytes(int64_t batch, int64_t seq, const std::string& where) const {
+  const std::string what = where + ": activations of --batch x --seq";
   // Per token and layer: a few hidden-size vectors, the MLP's (or the chosen experts') hidden
   // units, one attention row of scores, the Engram layer's n-gram embeddings.
   int64_t mlp = 0;
@@ -226,7 +231,7 @@ int64_t ModelConfig::train_bytes(int64_t batch, int64_t seq, const std::string& 
   }
   per_token = checked_add(per_token, checked_mul(vocab_size, 2, what), what);  // logits, grad
   const int64_t tokens = checked_mul(batch, seq, what);
-  return checked_add(bytes, checked_mul(checked_mul(tokens, per_token, what), 4, what), what);
+  return checked_mul(checked_mul(tokens, per_token, what), 4, what);
 }
 
 void ModelConfig::check_memory(int64_t bytes, const std::string& what,

@@ -17,6 +17,7 @@
 #include "engram/safetensors.h"
 #include "engram/tokenizer.h"
 #include "plot/plot.h"
+#include "util/checked.h"
 #include "util/read_file.h"
 
 namespace engram {
@@ -221,6 +222,11 @@ EvalResult evaluate(Model& model, const TokenFile& file, int64_t B, int64_t T,
     fail(Errc::invalid_argument, "token file of ", file.size(), " tokens has no window of ", T + 1,
          " tokens");
   const std::vector<uint64_t> picks = pick_windows(count, max_windows);
+  // A forward keeps the activations of its rows: refuse a batch the machine cannot hold by
+  // estimate rather than by a bare allocation failure.
+  const int64_t max_rows = std::min<int64_t>(B, int64_t(picks.size()));
+  cfg.check_memory(checked_add(cfg.model_bytes(), cfg.activation_bytes(max_rows, T), "evaluation"),
+                   str_cat("evaluation at --batch ", max_rows, " --seq ", T), "the model's config");
   std::vector<int32_t> win(static_cast<size_t>(T + 1)), ids, targets;
   double sum = 0;
   for (size_t i = 0; i < picks.size(); i += size_t(B)) {

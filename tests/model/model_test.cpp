@@ -211,6 +211,8 @@ TEST(ModelConfig, AbsurdSizesAreRefusedByKeyBeforeAllocation) {
   const ModelConfig c = ModelConfig::from_json(base.dump());
   EXPECT_GT(c.train_bytes(8, 16), c.model_bytes());
   EXPECT_GT(c.train_bytes(16, 16), c.train_bytes(8, 16));
+  EXPECT_EQ(c.train_bytes(8, 16),
+            c.model_bytes() + 8 * c.param_count() + c.activation_bytes(8, 16));  // + AdamW
   EXPECT_THROW(c.train_bytes(int64_t{1} << 40, int64_t{1} << 30), Error);
 }
 
