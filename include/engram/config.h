@@ -32,6 +32,9 @@ struct EngramConfig {
   static constexpr int64_t kMaxHeads = 256;        // heads per n-gram order
   static constexpr int64_t kMaxLayers = 1024;      // number of Engram layers
   static constexpr int64_t kMaxVocab = 1LL << 56;  // prime-search start (table rows per column)
+  // layers x (N-1) x heads: hash tables, one prime search each. The table size of one layer
+  // (rows x row width, in bytes) must also fit int64; both are checked by from_json.
+  static constexpr int64_t kMaxPrimes = 1LL << 16;
 
   Form form = Form::demo;
   std::string origin;  // file path (or "<memory>") the config came from, for error messages

@@ -53,8 +53,32 @@ struct ModelConfig {
   MoeOptions moe;
   EngramOptions engram;
 
+  // Limits on single sizes, far above any real model, so that a hostile or mistyped config is
+  // refused by name before any product of sizes is formed.
+  static constexpr int64_t kMaxDim = int64_t{1} << 24;      // hidden_size, ffn_hidden, ...
+  static constexpr int64_t kMaxLayers = int64_t{1} << 16;   // n_layers
+  static constexpr int64_t kMaxSeqLen = int64_t{1} << 24;   // max_seq_len
+  static constexpr int64_t kMaxExperts = int64_t{1} << 16;  // moe.n_experts
+
   int64_t head_dim() const { return hidden_size / n_heads; }
 
+  // Parameters the config implies (Engram tables and projections included), in checked
+  // arithmetic: Errc::invalid_argument naming the keys of a product that overflows.
+  int64_t param_count(const std::string& where = "config") const;
+  // Estimated bytes a Model of this config holds (weights, gradients, RoPE tables).
+  int64_t model_bytes(const std::string& where = "config") const;
+  // Estimated bytes training needs at `batch` windows of `seq` tokens: model_bytes() plus the
+  // AdamW state and the activations kept for the backward pass.
+  int64_t train_bytes(int64_t batch, int64_t seq, const std::string& where = "config") const;
+  // Estimated bytes of the activations a forward and backward pass over `batch` windows of `seq`
+  // tokens keeps (part of train_bytes(); evaluation needs no more).
+  int64_t activation_bytes(int64_t batch, int64_t seq, const std::string& where = "config") const;
+  // Refuses (Errc::invalid_argument) an estimate above the machine's physical memory, naming
+  // the estimate, the memory and the keys of the largest term. `what` says what is estimated.
+  void check_memory(int64_t bytes, const std::string& what, const std::string& where) const;
+
+  // validate() also bounds every size (kMax* above) and refuses a model whose estimated
+  // model_bytes() exceed the machine's physical memory.
   // Parses the JSON object described in docs (keys as the fields above; "moe" and "engram" are
   // nested objects, "engram" in the demo form of engram/config.h plus "compress_tokens").
   // Unknown keys, wrong types and inconsistent sizes throw Errc::parse /

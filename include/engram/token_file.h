@@ -2,16 +2,17 @@
 // (format below) chunk by chunk; TokenFile maps one, validates it, and cuts evaluation windows in
 // order; WindowSampler cuts seeded training windows [B, T+1] from it.
 //
-// ---- Token file format (version 1), little-endian -------------------------------------------
+// ---- Token file format (version 1 or 2), little-endian --------------------------------------
 //   offset  size  field
 //   0       8     magic "ENGRAMTK"
-//   8       4     version (uint32) = 1
+//   8       4     version (uint32): 1, or 2 when the file records its tokenizer
 //   12      4     bytes per token (uint32): 2 (uint16 ids) or 4 (uint32 ids)
 //   16      8     token count N (uint64)
 //   24      4     vocab size V (uint32): every id is < V
 //   28      4     separator id (uint32): the id written after each document
 //   32      8     checksum (uint64): FNV-1a 64 of the N * bytes-per-token payload bytes
-//   40      24    zero
+//   40      8     version 2: tokenizer digest (uint64, tokenizer_digest(), never 0); version 1: 0
+//   48      16    zero
 //   64      N * bytes-per-token   token ids
 // Ids are uint16 when V <= 65536, else uint32. A writer produces <path>.tmp and renames it to
 // <path> on finish(), so a crash never leaves a file that looks complete.
@@ -36,7 +37,19 @@ struct TokenFileHeader {
   uint32_t vocab_size = 0;
   uint32_t separator_id = 0;
   uint64_t checksum = 0;
+  // tokenizer_digest() of the tokenizer the ids came from; 0: not recorded (a version-1 file).
+  uint64_t tokenizer_digest = 0;
 };
+
+class Tokenizer;
+// A digest of what decides a tokenizer's ids: every id's token text and whether it is special
+// (FNV-1a 64; never 0). Two tokenizers with the same vocabulary size but other tokens differ.
+uint64_t tokenizer_digest(const Tokenizer& tokenizer);
+
+// Refuses (Errc::mismatch) a token file made with another tokenizer than `digest`, naming both
+// digests, the file and `tokenizer_origin`. A file that records no digest is accepted.
+void check_token_file_tokenizer(const TokenFileHeader& header, const std::string& origin,
+                                uint64_t digest, const std::string& tokenizer_origin);
 
 // Parses and checks the first 64 bytes of a token file: magic, version, bytes per token,
 // separator < vocab, and (when file_size is given) that the file holds exactly the payload the
@@ -65,6 +78,8 @@ class TokenFileWriter {
   // Appends ids (buffered). Errc::out_of_range names the position of an id outside [0, V).
   void append(std::span<const int32_t> ids);
   void append_separator();
+  // Records the tokenizer the ids come from (tokenizer_digest()); the file becomes version 2.
+  void set_tokenizer_digest(uint64_t digest);
   // Writes the header and renames <path>.tmp to <path>; returns the header written.
   TokenFileHeader finish();
 

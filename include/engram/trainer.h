@@ -94,6 +94,13 @@ EvalResult evaluate(Model& model, const TokenFile& file, int64_t B, int64_t T,
 // returns the model directory. Errc::io when neither.
 std::string resolve_model_dir(const std::string& dir);
 
+class Tokenizer;
+// A training checkpoint's trainer_state.json records tokenizer_digest() of the tokenizer it was
+// trained with: Errc::mismatch naming both digests when `tokenizer` (from `tokenizer_origin`) is
+// another. A model directory without that record (not written by train, or older) is accepted.
+void verify_checkpoint_tokenizer(const std::string& model_dir, const Tokenizer& tokenizer,
+                                 const std::string& tokenizer_origin);
+
 // Sets the OpenMP and OpenBLAS thread counts (threads <= 0: leave the defaults).
 void set_compute_threads(int threads);
 

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "engram/model.h"
 #include "engram/token_file.h"
+#include "engram/tokenizer.h"
 #include "engram/trainer.h"
 
 namespace engram::cli {
@@ -27,11 +28,19 @@ struct EvalArgs {
 
 void run_eval(const EvalArgs& a) {
   set_compute_threads(a.threads);
-  Model model = Model::load(resolve_model_dir(a.model));
+  const std::string dir = resolve_model_dir(a.model);
+  Model model = Model::load(dir);
   std::string path = a.data;
   if (std::filesystem::is_directory(path))
     path = (std::filesystem::path(path) / "val.bin").string();
   const TokenFile file = TokenFile::open(path);
+  // Ids from another tokenizer than the model's would be scored as other text.
+  const std::string tok_path = dir + "/tokenizer.json";
+  if (std::filesystem::exists(tok_path)) {
+    const Tokenizer tok = Tokenizer::from_file(tok_path);
+    verify_checkpoint_tokenizer(dir, tok, tok_path);
+    check_token_file_tokenizer(file.header(), path, tokenizer_digest(tok), tok_path);
+  }
   const int64_t T = a.seq > 0 ? a.seq : model.config().max_seq_len;
   const EvalResult r = evaluate(model, file, a.batch, T, a.max_windows);
   std::printf("val_loss: %.6f\n", r.loss);

@@ -46,6 +46,7 @@ void run_generate(GenerateArgs& a) {
   const std::string dir = resolve_model_dir(a.model);
   Model model = Model::load(dir);
   const Tokenizer tok = Tokenizer::from_file(dir + "/tokenizer.json");
+  verify_checkpoint_tokenizer(dir, tok, dir + "/tokenizer.json");
   // --tables-file is written even for a run that then fails, so a user can inspect it.
   std::optional<ExportedTables> kept;
   if (a.g.serve.tier != TableTier::resident && !a.tables_file.empty())

@@ -15,6 +15,7 @@
 
 #include "engram/error.h"
 #include "engram/token_file.h"
+#include "engram/tokenizer.h"
 
 namespace engram {
 
@@ -25,6 +26,7 @@ namespace {
 
 constexpr char kMagic[8] = {'E', 'N', 'G', 'R', 'A', 'M', 'T', 'K'};
 constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersionWithTokenizer = 2;
 constexpr size_t kWriteBufferBytes = size_t{1} << 20;
 
 template <typename T>
@@ -47,6 +49,7 @@ std::array<uint8_t, kTokenFileHeaderBytes> encode_header(const TokenFileHeader& 
   store<uint32_t>(b.data() + 24, h.vocab_size);
   store<uint32_t>(b.data() + 28, h.separator_id);
   store<uint64_t>(b.data() + 32, h.checksum);
+  store<uint64_t>(b.data() + 40, h.tokenizer_digest);
   return b;
 }
 
@@ -80,8 +83,16 @@ TokenFileHeader parse_token_file_header(std::span<const uint8_t> bytes, const st
   h.vocab_size = load<uint32_t>(p + 24);
   h.separator_id = load<uint32_t>(p + 28);
   h.checksum = load<uint64_t>(p + 32);
-  if (h.version != kVersion)
-    fail(Errc::parse, origin, ": token file version ", h.version, " (byte 8) is not ", kVersion);
+  if (h.version != kVersion && h.version != kVersionWithTokenizer) {
+    fail(Errc::parse, origin, ": token file version ", h.version, " (byte 8) is neither ", kVersion,
+         " nor ", kVersionWithTokenizer);
+  }
+  if (h.version == kVersionWithTokenizer) {
+    h.tokenizer_digest = load<uint64_t>(p + 40);
+    if (h.tokenizer_digest == 0) {
+      fail(Errc::parse, origin, ": version 2 token file without a tokenizer digest (byte 40)");
+    }
+  }
   if (h.bytes_per_token != 2 && h.bytes_per_token != 4) {
     fail(Errc::parse, origin, ": bytes per token ", h.bytes_per_token,
          " (byte 12) is neither 2 nor 4");
@@ -94,7 +105,7 @@ TokenFileHeader parse_token_file_header(std::span<const uint8_t> bytes, const st
     fail(Errc::parse, origin, ": separator id ", h.separator_id,
          " (byte 28) is not below vocab size ", h.vocab_size);
   }
-  for (size_t i = 40; i < kTokenFileHeaderBytes; ++i) {
+  for (size_t i = h.version == kVersion ? 40 : 48; i < kTokenFileHeaderBytes; ++i) {
     if (p[i] != 0) fail(Errc::parse, origin, ": reserved header byte ", i, " is not zero");
   }
   if (h.token_count > (UINT64_MAX - kTokenFileHeaderBytes) / h.bytes_per_token) {
@@ -208,6 +219,36 @@ void TokenFileWriter::flush() {
     done += static_cast<size_t>(n);
   }
   buffer_.clear();
+}
+
+void TokenFileWriter::set_tokenizer_digest(uint64_t digest) {
+  if (digest == 0) fail(Errc::invalid_argument, path_, ": a tokenizer digest is never 0");
+  header_.tokenizer_digest = digest;
+  header_.version = kVersionWithTokenizer;
+}
+
+uint64_t tokenizer_digest(const Tokenizer& tokenizer) {
+  uint64_t state = kFnvOffsetBasis;
+  for (int64_t id = 0; id < tokenizer.vocab_size(); id++) {
+    const std::string& t = tokenizer.id_to_token(static_cast<int32_t>(id));
+    const uint64_t len = t.size();
+    const uint8_t special = tokenizer.is_special(static_cast<int32_t>(id)) ? 1 : 0;
+    // The length first, so that token boundaries are part of the digest.
+    state = fnv1a64(std::span(reinterpret_cast<const uint8_t*>(&len), sizeof len), state);
+    state = fnv1a64(std::span(reinterpret_cast<const uint8_t*>(t.data()), t.size()), state);
+    state = fnv1a64(std::span(&special, 1), state);
+  }
+  return state == 0 ? 1 : state;
+}
+
+void check_token_file_tokenizer(const TokenFileHeader& header, const std::string& origin,
+                                uint64_t digest, const std::string& tokenizer_origin) {
+  if (header.tokenizer_digest == 0 || header.tokenizer_digest == digest) return;
+  char a[17], b[17];
+  std::snprintf(a, sizeof a, "%016llx", static_cast<unsigned long long>(header.tokenizer_digest));
+  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(digest));
+  fail(Errc::mismatch, origin, ": made with a tokenizer of digest ", a, " but ", tokenizer_origin,
+       " has digest ", b, " (same ids would mean other text)");
 }
 
 TokenFileHeader TokenFileWriter::finish() {

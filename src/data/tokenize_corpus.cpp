@@ -27,6 +27,7 @@ TokenizeStats tokenize_corpus(const Tokenizer& tokenizer, const CorpusOptions& c
   if (V > 0xFFFFFFFFll) fail(Errc::unsupported, "vocab size ", V, " does not fit a token file");
   CorpusReader reader(corpus);
   TokenFileWriter writer(path, static_cast<uint32_t>(V), static_cast<uint32_t>(separator_id));
+  writer.set_tokenizer_digest(tokenizer_digest(tokenizer));
 #ifdef _OPENMP
   const int threads = omp_get_max_threads();
 #else
@@ -72,6 +73,7 @@ TokenFileHeader copy_tokens(const TokenFile& from, uint64_t first, uint64_t coun
                             const std::string& path) {
   const TokenFileHeader& h = from.header();
   TokenFileWriter writer(path, h.vocab_size, h.separator_id);
+  if (h.tokenizer_digest != 0) writer.set_tokenizer_digest(h.tokenizer_digest);
   std::vector<int32_t> block(size_t{1} << 20);
   for (uint64_t done = 0; done < count;) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(block.size(), count - done));

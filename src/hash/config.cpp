@@ -176,6 +176,39 @@ void parse_v41(const json& obj, const std::string& prefix, EngramConfig& cfg) {
   if (f.has(eps)) cfg.norm_eps = f.positive_number(eps);
 }
 
+// Sizes that are each within their bounds can still ask together for absurd work: every hash
+// head of every order and layer searches a prime of its own, and a layer's table holds the sum
+// of those primes (each at least its order's vocabulary size) times the row width.
+void check_products(const EngramConfig& cfg) {
+  const bool demo = cfg.form == EngramConfig::Form::demo;
+  const std::string p = cfg.origin + ": ";
+  const std::string heads = demo ? "n_head_per_ngram" : "engram_n_heads";
+  const std::string layers = demo ? "layer_ids" : "engram_layer_ids";
+  const std::string orders = demo ? "max_ngram_size" : "engram_max_ngram_size";
+  const std::string width = demo ? "n_embed_per_ngram" : "engram_head_dim";
+  const int64_t primes = int64_t(cfg.layer_ids.size()) * (cfg.max_ngram - 1) * cfg.n_head;
+  if (primes > EngramConfig::kMaxPrimes) {
+    fail(Errc::parse, p, "keys '", layers, "' x '", orders, "' - 1 x '", heads, "' ask for ",
+         primes, " hash tables (one prime search each), above the limit ",
+         EngramConfig::kMaxPrimes);
+  }
+  const std::string what =
+      p + "table size of one layer: keys 'engram_vocab_size' x '" + heads + "' x '" + width + "'";
+  // Errc::parse like every other field error of this file.
+  auto mul = [&](int64_t a, int64_t b) {
+    int64_t r = 0;
+    if (__builtin_mul_overflow(a, b, &r)) fail(Errc::parse, what, ": ", a, " x ", b, " overflows");
+    return r;
+  };
+  int64_t rows = 0;
+  for (int64_t v : cfg.vocab_size_per_ngram) {
+    if (__builtin_add_overflow(rows, mul(v, cfg.n_head), &rows))
+      fail(Errc::parse, what, ": more than 2^63 rows");
+  }
+  // Bytes of one layer's F32 table; row_dim() is the width of one head's rows.
+  mul(mul(rows, cfg.row_dim()), int64_t(sizeof(float)));
+}
+
 }  // namespace
 
 const char* form_name(EngramConfig::Form form) {
@@ -200,6 +233,7 @@ EngramConfig EngramConfig::from_json(std::string_view json_text, const std::stri
          ": not an Engram config: no 'layer_ids' (demo form) or 'engram_layer_ids' "
          "(DeepSeek-V4.1 config.json, top level or under 'text_config')");
   }
+  check_products(cfg);
   return cfg;
 }
 

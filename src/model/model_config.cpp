@@ -3,13 +3,16 @@
 // to a default), and every size is checked against the others before a model is built. The
 // "engram" object is read once into the typed EngramOptions (engram/config.h's demo-form parser
 // checks its keys) and written back in the same form.
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "engram/model_config.h"
 
 #include "engram/compressor.h"
 #include "engram/error.h"
 #include "engram/tokenizer.h"
+#include "util/checked.h"
 #include "util/read_file.h"
 
 namespace engram {
@@ -115,7 +118,134 @@ void validate_engram(const EngramOptions& e, int64_t hidden_size, const std::str
   }
 }
 
+// One term of a memory estimate: a count of floats and the keys it grows with.
+struct SizeTerm {
+  std::string keys;
+  int64_t floats = 0;
+};
+
+// The model's parameters by the keys that size them, in checked arithmetic. Engram tables count
+// every head's rows (each head's prime is at least its order's engram_vocab_size).
+std::vector<SizeTerm> param_terms(const ModelConfig& c, const std::string& where) {
+  const int64_t C = c.hidden_size, L = c.n_layers;
+  auto mul = [&](std::initializer_list<int64_t> xs, const std::string& what) {
+    int64_t r = 1;
+    for (int64_t x : xs) r = checked_mul(r, x, where + ": " + what);
+    return r;
+  };
+  auto checked_add = [&](int64_t a, int64_t b, const std::string& what) {
+    return engram::checked_add(a, b, where + ": " + what);
+  };
+  std::vector<SizeTerm> t;
+  const std::string emb = "vocab_size x hidden_size (embeddings)";
+  t.push_back({emb, mul({c.vocab_size, C, c.tie_word_embeddings ? 1 : 2}, emb)});
+  const std::string att = "n_layers x hidden_size x (n_heads + n_kv_heads) x head_dim (attention)";
+  const int64_t qkvo = mul({checked_add(2 * c.n_heads, 2 * c.n_kv_heads, att), c.head_dim()}, att);
+  t.push_back({att, mul({L, checked_add(mul({C, qkvo}, att), 2 * C, att)}, att)});
+  if (c.moe.n_experts == 0) {
+    const std::string mlp = "n_layers x hidden_size x ffn_hidden (MLP)";
+    t.push_back({mlp, mul({L, C, c.ffn_hidden, 3}, mlp)});
+  } else {
+    const std::string ex =
+        "n_layers x moe.n_experts x moe.expert_ffn_hidden x hidden_size (experts)";
+    t.push_back(
+        {ex, mul({L, c.moe.n_experts, checked_add(mul({3, c.moe.expert_ffn_hidden}, ex), 1, ex), C},
+                 ex)});
+    const std::string sh = "n_layers x moe.shared_ffn_hidden x hidden_size (shared expert)";
+    t.push_back({sh, mul({L, c.moe.shared_ffn_hidden, C, 3}, sh)});
+  }
+  const EngramOptions& e = c.engram;
+  if (!e.layer_ids.empty()) {
+    const int64_t layers = int64_t(e.layer_ids.size());
+    const std::string tab =
+        "engram.engram_vocab_size x engram.n_embed_per_ngram x engram.layer_ids (Engram tables)";
+    int64_t rows = 0;
+    for (int64_t v : e.vocab_size_per_ngram) rows = checked_add(rows, v, tab);
+    t.push_back({tab, mul({layers, rows, e.n_embed_per_ngram}, tab)});
+    const std::string proj =
+        "engram.max_ngram_size x engram.n_embed_per_ngram x hidden_size (Engram projections)";
+    const int64_t width = mul({int64_t(e.max_ngram - 1), e.n_embed_per_ngram}, proj);
+    t.push_back({proj, mul({layers, width, checked_add(mul({2, C}, proj), e.kernel_size + 2, proj)},
+                           proj)});
+  }
+  return t;
+}
+
+std::string gib(int64_t bytes) {
+  std::ostringstream o;
+  o.setf(std::ios::fixed);
+  o.precision(1);
+  o << double(bytes) / double(int64_t{1} << 30) << " GiB";
+  return o.str();
+}
+
 }  // namespace
+
+int64_t ModelConfig::param_count(const std::string& where) const {
+  int64_t n = 0;
+  for (const SizeTerm& t : param_terms(*this, where)) n = checked_add(n, t.floats, where);
+  return n;
+}
+
+int64_t ModelConfig::model_bytes(const std::string& where) const {
+  // Dense parameters have a gradient of the same layout; Engram tables are updated sparsely.
+  int64_t floats = 0;
+  for (const SizeTerm& t : param_terms(*this, where)) {
+    const bool table = t.keys.find("Engram tables") != std::string::npos;
+    floats = checked_add(floats, checked_mul(t.floats, table ? 1 : 2, t.keys), where);
+  }
+  const std::string rope = where + ": max_seq_len x head_dim (RoPE tables)";
+  floats = checked_add(floats, checked_mul(max_seq_len, head_dim(), rope), rope);
+  return checked_mul(floats, int64_t(sizeof(float)), where);
+}
+
+int64_t ModelConfig::train_bytes(int64_t batch, int64_t seq, const std::string& where) const {
+  const std::string what = where + ": memory for training";
+  // AdamW keeps two moments per parameter.
+  const int64_t bytes =
+      checked_add(model_bytes(where), checked_mul(param_count(where), 8, what), what);
+  return checked_add(bytes, activation_bytes(batch, seq, where), what);
+}
+
+int64_t ModelConfig::activation_bytes(int64_t batch, int64_t seq, const std::string& where) const {
+  const std::string what = where + ": activations of --batch x --seq";
+  // Per token and layer: a few hidden-size vectors, the MLP's (or the chosen experts') hidden
+  // units, one attention row of scores, the Engram layer's n-gram embeddings.
+  int64_t mlp = 0;
+  if (moe.n_experts == 0) {
+    mlp = checked_mul(ffn_hidden, 3, what);
+  } else {
+    mlp = checked_add(checked_mul(checked_mul(moe.top_k, moe.expert_ffn_hidden, what), 3, what),
+                      checked_add(checked_mul(moe.shared_ffn_hidden, 3, what), moe.n_experts, what),
+                      what);
+  }
+  int64_t per_layer = checked_add(checked_mul(hidden_size, 16, what), mlp, what);
+  per_layer = checked_add(per_layer, checked_mul(n_heads, seq, what), what);
+  int64_t per_token = checked_mul(per_layer, n_layers, what);
+  if (!engram.layer_ids.empty()) {
+    const int64_t width =
+        checked_mul(int64_t(engram.max_ngram - 1), engram.n_embed_per_ngram, what);
+    per_token = checked_add(
+        per_token, checked_mul(checked_mul(width, 4, what), int64_t(engram.layer_ids.size()), what),
+        what);
+  }
+  per_token = checked_add(per_token, checked_mul(vocab_size, 2, what), what);  // logits, grad
+  const int64_t tokens = checked_mul(batch, seq, what);
+  return checked_mul(checked_mul(tokens, per_token, what), 4, what);
+}
+
+void ModelConfig::check_memory(int64_t bytes, const std::string& what,
+                               const std::string& where) const {
+  const uint64_t phys = physical_memory_bytes();
+  if (phys == 0 || uint64_t(bytes) <= phys) return;
+  std::vector<SizeTerm> terms = param_terms(*this, where);
+  const auto largest =
+      std::max_element(terms.begin(), terms.end(),
+                       [](const SizeTerm& a, const SizeTerm& b) { return a.floats < b.floats; });
+  fail(Errc::invalid_argument, where, ": ", what, " needs an estimated ", gib(bytes), " (",
+       param_count(where), " parameters, the largest term ", largest->keys, " = ", largest->floats,
+       ") but this machine has ", gib(int64_t(phys)), " of memory");
+}
 
 ModelConfig ModelConfig::from_json(const std::string& json_text, const std::string& where) {
   json j;
@@ -160,13 +290,17 @@ ModelConfig ModelConfig::from_json(const std::string& json_text, const std::stri
     if (!it->is_object()) fail(Errc::parse, w, ": expected a JSON object");
     c.engram.compress_tokens = get_field<bool>(*it, "compress_tokens", w, false);
     const auto layer_ids = get_field<std::vector<int64_t>>(*it, "layer_ids", w, {});
+    // An "engram" object that names no layer would train a model without Engram silently; a
+    // config that wants none omits the object.
+    if (layer_ids.empty()) {
+      fail(Errc::invalid_argument, w, ".layer_ids: empty or missing; name the layers that get ",
+           "Engram, or omit the \"engram\" object for a model without it");
+    }
     // Before the rest of the object, so that a wrong layer is reported as such.
     check_engram_layer_ids(layer_ids, c.n_layers, where);
-    if (!layer_ids.empty()) {
-      json e = *it;
-      e.erase("compress_tokens");  // the model's key, not the Engram config's
-      static_cast<EngramConfig&>(c.engram) = EngramConfig::from_json(e.dump(), w);
-    }
+    json e = *it;
+    e.erase("compress_tokens");  // the model's key, not the Engram config's
+    static_cast<EngramConfig&>(c.engram) = EngramConfig::from_json(e.dump(), w);
   }
   c.validate(where);
   return c;
@@ -201,6 +335,17 @@ void ModelConfig::validate(const std::string& where) const {
   positive(n_kv_heads, "n_kv_heads");
   positive(max_seq_len, "max_seq_len");
   if (vocab_size > INT32_MAX) fail(Errc::invalid_argument, where, ": vocab_size exceeds int32");
+  auto at_most = [&](int64_t v, int64_t hi, const char* key) {
+    if (v > hi)
+      fail(Errc::invalid_argument, where, ": \"", key, "\" ", v, " exceeds the limit ", hi);
+  };
+  at_most(hidden_size, kMaxDim, "hidden_size");
+  at_most(ffn_hidden, kMaxDim, "ffn_hidden");
+  at_most(n_layers, kMaxLayers, "n_layers");
+  at_most(max_seq_len, kMaxSeqLen, "max_seq_len");
+  at_most(moe.n_experts, kMaxExperts, "moe.n_experts");
+  at_most(moe.expert_ffn_hidden, kMaxDim, "moe.expert_ffn_hidden");
+  at_most(moe.shared_ffn_hidden, kMaxDim, "moe.shared_ffn_hidden");
   if (hidden_size % n_heads != 0) {
     fail(Errc::invalid_argument, where, ": hidden_size ", hidden_size,
          " is not a multiple of n_heads ", n_heads);
@@ -234,6 +379,7 @@ void ModelConfig::validate(const std::string& where) const {
   }
   check_engram_layer_ids(engram.layer_ids, n_layers, where);
   if (!engram.layer_ids.empty()) validate_engram(engram, hidden_size, where + ".engram");
+  check_memory(model_bytes(where), "a model of this config", where);
 }
 
 std::vector<int64_t> tokenizer_compress_lookup(const Tokenizer& tokenizer, int64_t vocab_size) {

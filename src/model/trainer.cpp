@@ -17,6 +17,7 @@
 #include "engram/safetensors.h"
 #include "engram/tokenizer.h"
 #include "plot/plot.h"
+#include "util/checked.h"
 #include "util/read_file.h"
 
 namespace engram {
@@ -189,6 +190,27 @@ void set_compute_threads(int threads) {
   openblas_set_num_threads(threads);
 }
 
+void verify_checkpoint_tokenizer(const std::string& model_dir, const Tokenizer& tokenizer,
+                                 const std::string& tokenizer_origin) {
+  const std::string state_path = model_dir + "/trainer_state.json";
+  if (!fs::is_regular_file(state_path)) return;
+  json state;
+  try {
+    state = json::parse(read_file(state_path));
+  } catch (const json::exception& e) {
+    fail(Errc::parse, state_path, ": invalid JSON: ", e.what());
+  }
+  if (!state.is_object() || !state.contains("tokenizer_digest")) return;
+  if (!state["tokenizer_digest"].is_string())
+    fail(Errc::parse, state_path, ": key \"tokenizer_digest\" is no string");
+  const std::string was = state["tokenizer_digest"].get<std::string>();
+  const std::string now = hex64(tokenizer_digest(tokenizer));
+  if (was != now) {
+    fail(Errc::mismatch, tokenizer_origin, ": tokenizer digest ", now, " differs from ",
+         was.substr(0, 64), ", the tokenizer the model was trained with (", state_path, ")");
+  }
+}
+
 std::string resolve_model_dir(const std::string& dir) {
   if (fs::exists(fs::path(dir) / "config.json")) return dir;
   const fs::path latest = fs::path(dir) / "latest";
@@ -218,6 +240,11 @@ EvalResult evaluate(Model& model, const TokenFile& file, int64_t B, int64_t T,
     fail(Errc::invalid_argument, "token file of ", file.size(), " tokens has no window of ", T + 1,
          " tokens");
   const std::vector<uint64_t> picks = pick_windows(count, max_windows);
+  // A forward keeps the activations of its rows: refuse a batch the machine cannot hold by
+  // estimate rather than by a bare allocation failure.
+  const int64_t max_rows = std::min<int64_t>(B, int64_t(picks.size()));
+  cfg.check_memory(checked_add(cfg.model_bytes(), cfg.activation_bytes(max_rows, T), "evaluation"),
+                   str_cat("evaluation at --batch ", max_rows, " --seq ", T), "the model's config");
   std::vector<int32_t> win(static_cast<size_t>(T + 1)), ids, targets;
   double sum = 0;
   for (size_t i = 0; i < picks.size(); i += size_t(B)) {
@@ -298,9 +325,34 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
     Model m = Model::load(resume_dir);
     if (!o.config_path.empty()) {
       const ModelConfig c = ModelConfig::from_json(read_file(o.config_path), o.config_path);
-      if (c.to_json() != m.config().to_json())
+      if (c.to_json() != m.config().to_json()) {
+        // Name the first key that differs, with both values (an Engram seed, say).
+        const json a = json::parse(c.to_json()), b = json::parse(m.config().to_json());
+        std::string key, mine, theirs;
+        for (const json* obj : {&a, &b}) {
+          for (auto it = obj->begin(); it != obj->end() && key.empty(); ++it) {
+            const json& x = a.value(it.key(), json());
+            const json& y = b.value(it.key(), json());
+            if (x == y) continue;
+            key = it.key();
+            if (x.is_object() && y.is_object()) {
+              for (auto e = x.begin(); e != x.end(); ++e) {
+                if (y.value(e.key(), json()) == e.value()) continue;
+                key += "." + e.key();
+                mine = e.value().dump();
+                theirs = y.value(e.key(), json()).dump();
+                break;
+              }
+            }
+            if (mine.empty()) {
+              mine = x.is_object() ? "{...}" : x.dump();
+              theirs = y.is_object() ? "{...}" : y.dump();
+            }
+          }
+        }
         fail(Errc::mismatch, o.config_path, ": contradicts the checkpoint's config (", resume_dir,
-             "/config.json)");
+             "/config.json): ", key, " is ", mine, " here but ", theirs, " in the checkpoint");
+      }
     }
     return m;
   }();
@@ -308,6 +360,9 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
   if (o.seq > cfg.max_seq_len)
     fail(Errc::invalid_argument, "--seq ", o.seq, " exceeds the model's max_seq_len ",
          cfg.max_seq_len);
+  const std::string cfg_where = o.resume ? resume_dir + "/config.json" : o.config_path;
+  cfg.check_memory(cfg.train_bytes(o.batch, o.seq, cfg_where),
+                   str_cat("training at --batch ", o.batch, " --seq ", o.seq), cfg_where);
   if (tok.vocab_size() > cfg.vocab_size)
     fail(Errc::mismatch, o.tokenizer_path, ": ", tok.vocab_size(),
          " ids do not fit the model's vocab_size ", cfg.vocab_size);
@@ -315,8 +370,25 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
       tokenizer_compress_lookup(tok, cfg.vocab_size) != cfg.engram.compress_lookup)
     fail(Errc::mismatch, o.tokenizer_path, ": compresses differently from the tokenizer the ",
          "checkpoint was trained with (", resume_dir, ")");
-  const TokenFile train_file = TokenFile::open((fs::path(o.data_dir) / "train.bin").string());
-  const TokenFile val_file = TokenFile::open((fs::path(o.data_dir) / "val.bin").string());
+  // Token files and checkpoints record the tokenizer they were made with (tokenizer_digest); a
+  // different one with the same vocabulary size would train on ids that mean other text.
+  const uint64_t tok_digest = tokenizer_digest(tok);
+  if (o.resume) {
+    verify_checkpoint_tokenizer(resume_dir, tok, o.tokenizer_path);
+    const std::string ckpt_tok = resume_dir + "/tokenizer.json";
+    if (fs::exists(ckpt_tok)) {
+      const uint64_t was = tokenizer_digest(Tokenizer::from_file(ckpt_tok));
+      if (was != tok_digest)
+        fail(Errc::mismatch, o.tokenizer_path, ": tokenizer digest ", hex64(tok_digest),
+             " differs from the checkpoint's ", ckpt_tok, " (digest ", hex64(was), ")");
+    }
+  }
+  const std::string train_path = (fs::path(o.data_dir) / "train.bin").string();
+  const std::string val_path = (fs::path(o.data_dir) / "val.bin").string();
+  const TokenFile train_file = TokenFile::open(train_path);
+  const TokenFile val_file = TokenFile::open(val_path);
+  check_token_file_tokenizer(train_file.header(), train_path, tok_digest, o.tokenizer_path);
+  check_token_file_tokenizer(val_file.header(), val_path, tok_digest, o.tokenizer_path);
   for (const TokenFile* f : {&train_file, &val_file}) {
     if (int64_t(f->vocab_size()) > cfg.vocab_size)
       fail(Errc::mismatch, o.data_dir, ": token file vocabulary ", f->vocab_size(),
@@ -384,6 +456,7 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
     st["tokens"] = tokens;
     st["elapsed_s"] = elapsed_before + seconds();
     st["options"] = schedule_json(o);
+    st["tokenizer_digest"] = hex64(tok_digest);
     st["checksum.model.safetensors"] = file_checksum((tmp_dir / "model.safetensors").string());
     st["checksum.optimizer.safetensors"] =
         file_checksum((tmp_dir / "optimizer.safetensors").string());

@@ -279,6 +279,57 @@ TEST(TokenizeCorpus, DocumentsEncodedWithSeparator) {
   EXPECT_THROW(tokenize_corpus(tok, c, d.path("bad.bin"), 300), Error);
 }
 
+// Token files record the tokenizer they were made with (version 2); version-1 files still load
+// and say they carry no digest; a different tokenizer of the same size is refused naming both.
+TEST(TokenFile, RecordsTheTokenizerDigest) {
+  TempDir d;
+  auto train_tok = [](const std::string& text) {
+    BpeTrainerOptions o;
+    o.vocab_size = 266;
+    BpeTrainer t(o);
+    t.add_text(text);
+    return Tokenizer::from_json(BpeTrainer::tokenizer_json(t.train(), o));
+  };
+  const Tokenizer a = train_tok("the cat sat on the mat, the cat sat again and again");
+  const Tokenizer b = train_tok("one two three four five six seven, one two three again");
+  ASSERT_EQ(a.vocab_size(), b.vocab_size());
+  ASSERT_NE(tokenizer_digest(a), tokenizer_digest(b));
+  EXPECT_EQ(tokenizer_digest(a),
+            tokenizer_digest(train_tok("the cat sat on the mat, the cat sat again and again")));
+
+  d.write("in/doc.txt", "the cat sat on the mat");
+  CorpusOptions c;
+  c.inputs = {d.path("in")};
+  tokenize_corpus(a, c, d.path("a.bin"), 1);
+  const TokenFile f = TokenFile::open(d.path("a.bin"));
+  EXPECT_EQ(f.header().version, 2u);
+  EXPECT_EQ(f.header().tokenizer_digest, tokenizer_digest(a));
+  EXPECT_NO_THROW(check_token_file_tokenizer(f.header(), "a.bin", tokenizer_digest(a), "a.json"));
+  const std::string msg = error_of(
+      [&] { check_token_file_tokenizer(f.header(), "a.bin", tokenizer_digest(b), "b.json"); });
+  EXPECT_THAT(msg, HasSubstr("a.bin"));
+  EXPECT_THAT(msg, HasSubstr("b.json"));
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(tokenizer_digest(b)));
+  EXPECT_THAT(msg, HasSubstr(hex));
+
+  // A version-1 file (no digest) loads and is accepted against any tokenizer.
+  const std::string old = write_tokens(d, "old.bin", 300, ramp(100, 300));
+  const TokenFile o = TokenFile::open(old);
+  EXPECT_EQ(o.header().version, 1u);
+  EXPECT_EQ(o.header().tokenizer_digest, 0u);
+  EXPECT_NO_THROW(check_token_file_tokenizer(o.header(), old, tokenizer_digest(b), "b.json"));
+  // Version 1 keeps its reserved bytes zero; version 2 must carry a digest.
+  const uint8_t one = 1;
+  overwrite(old, 41, &one, 1);
+  EXPECT_THAT(error_of([&] { TokenFile::open(old); }), HasSubstr("reserved header byte 41"));
+  const uint32_t v2 = 2;
+  const uint64_t zero = 0;
+  overwrite(old, 8, &v2, 4);
+  overwrite(old, 40, &zero, 8);
+  EXPECT_THAT(error_of([&] { TokenFile::open(old); }), HasSubstr("without a tokenizer digest"));
+}
+
 std::vector<int32_t> all_tokens(const std::string& path) {
   const TokenFile f = TokenFile::open(path);
   std::vector<int32_t> ids(f.size());

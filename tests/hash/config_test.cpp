@@ -179,6 +179,29 @@ TEST(EngramConfig, DemoFormFieldErrorsNameTheKey) {
   expect_parse_error(j, {"'layer_ids'", "not below the model's 10 layers"});
 }
 
+// Sizes each within bounds that together ask for absurd work are refused by their keys, before
+// any prime is searched or any table allocated.
+TEST(EngramConfig, AbsurdProductsOfSizesNameTheKeys) {
+  json j = demo_json();
+  j["engram_vocab_size"] = json::array({int64_t{1} << 56, int64_t{1} << 56});
+  j["n_head_per_ngram"] = 256;
+  j["n_embed_per_ngram"] = 256 * 1024;
+  expect_parse_error(j, {"table size", "'engram_vocab_size'", "'n_head_per_ngram'",
+                         "'n_embed_per_ngram'", "overflows"});
+  j = demo_json();
+  j["max_ngram_size"] = 16;
+  j["engram_vocab_size"] = json(std::vector<int64_t>(15, 1000));
+  j["n_head_per_ngram"] = 256;
+  j["n_embed_per_ngram"] = 256;
+  j["layer_ids"] =
+      json(std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18});
+  expect_parse_error(j, {"'layer_ids'", "'n_head_per_ngram'", "hash tables", "limit"});
+  json v = v41_json();
+  v["engram_vocab_size"] = int64_t{1} << 56;
+  v["engram_head_dim"] = int64_t{1} << 20;
+  expect_parse_error(v, {"table size", "'engram_head_dim'", "'engram_n_heads'"});
+}
+
 TEST(EngramConfig, V41FormFieldErrorsNameTheKeyPath) {
   struct Case {
     const char* key;

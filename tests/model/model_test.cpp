@@ -21,6 +21,7 @@
 #include "engram/error.h"
 #include "engram/model.h"
 #include "engram/optim.h"
+#include "engram/token_file.h"
 
 namespace engram {
 namespace {
@@ -144,6 +145,75 @@ TEST(ModelConfig, ParsesValidatesAndRoundTrips) {
                    "ffn_hidden": 8, "max_seq_len": 4, "engram": {"layer_ids": [0],
                    "engram_vocab_size": [31, 37], "max_ngram": 3}})",
                "max_ngram");
+}
+
+// Sizes from a config file are bounded by name and multiplied in checked arithmetic; what would
+// not fit in memory is refused with an estimate before anything is allocated.
+TEST(ModelConfig, AbsurdSizesAreRefusedByKeyBeforeAllocation) {
+  const nlohmann::json base = nlohmann::json::parse(R"({"vocab_size": 100, "hidden_size": 32,
+      "n_layers": 2, "n_heads": 4, "ffn_hidden": 64, "max_seq_len": 16})");
+  auto expect_error = [](const nlohmann::json& j, const std::string& needle) {
+    try {
+      ModelConfig::from_json(j.dump(), "cfg.json");
+      ADD_FAILURE() << "no error for " << j.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("cfg.json"), std::string::npos) << e.what();
+    }
+  };
+  auto with = [&](const char* key, nlohmann::json v) {
+    nlohmann::json j = base;
+    j[key] = std::move(v);
+    return j;
+  };
+  expect_error(with("ffn_hidden", 4611686018427387904LL), "ffn_hidden");
+  expect_error(with("hidden_size", int64_t{1} << 40), "hidden_size");
+  expect_error(with("n_layers", int64_t{1} << 40), "n_layers");
+  expect_error(with("max_seq_len", int64_t{1} << 40), "max_seq_len");
+  // Each within its bound, together far beyond any machine: the estimate names the largest term.
+  expect_error(with("vocab_size", INT32_MAX), "vocab_size x hidden_size");
+  nlohmann::json big = base;
+  big["hidden_size"] = int64_t{1} << 20;
+  big["ffn_hidden"] = int64_t{1} << 24;
+  big["n_heads"] = 16;
+  big["n_layers"] = 1024;
+  expect_error(big, "ffn_hidden");
+  nlohmann::json moe = base;
+  moe["moe"] = {{"n_experts", 65536}, {"top_k", 2}, {"expert_ffn_hidden", int64_t{1} << 24}};
+  expect_error(moe, "moe.n_experts");
+  moe["moe"]["n_experts"] = int64_t{1} << 20;
+  expect_error(moe, "moe.n_experts");
+  nlohmann::json eng = base;
+  eng["engram"] = {{"layer_ids", {0}},
+                   {"engram_vocab_size", {int64_t{1} << 55, 37}},
+                   {"max_ngram_size", 3},
+                   {"n_embed_per_ngram", 1 << 20},
+                   {"n_head_per_ngram", 4},
+                   {"pad_id", 0},
+                   {"seed", 0},
+                   {"kernel_size", 4}};
+  expect_error(eng, "engram_vocab_size");
+  eng["engram"]["engram_vocab_size"] = {int64_t{1} << 34, 37};
+  eng["engram"]["n_embed_per_ngram"] = 64;
+  expect_error(eng, "engram_vocab_size");
+  eng["engram"]["engram_vocab_size"] = {31, 37};
+  eng["engram"]["n_head_per_ngram"] = 100000;
+  expect_error(eng, "n_head_per_ngram");
+  eng["engram"]["n_head_per_ngram"] = 4;
+  eng["engram"]["n_embed_per_ngram"] = int64_t{1} << 30;
+  expect_error(eng, "n_embed_per_ngram");
+  // An engram object without layers would train a model without Engram silently.
+  eng["engram"]["n_embed_per_ngram"] = 64;
+  eng["engram"]["layer_ids"] = nlohmann::json::array();
+  expect_error(eng, "layer_ids");
+
+  // The estimate grows with what training keeps per token.
+  const ModelConfig c = ModelConfig::from_json(base.dump());
+  EXPECT_GT(c.train_bytes(8, 16), c.model_bytes());
+  EXPECT_GT(c.train_bytes(16, 16), c.train_bytes(8, 16));
+  EXPECT_EQ(c.train_bytes(8, 16),
+            c.model_bytes() + 8 * c.param_count() + c.activation_bytes(8, 16));  // + AdamW
+  EXPECT_THROW(c.train_bytes(int64_t{1} << 40, int64_t{1} << 30), Error);
 }
 
 // The engram object is typed in memory; on disk it keeps the form configs/ and existing runs use.
@@ -410,6 +480,68 @@ TEST(Model, SavesAndLoadsAHuggingFaceStyleDirectory) {
   }
   std::filesystem::remove_all(dir);
   EXPECT_THROW(Model::load(dir), Error);
+}
+
+// Every load verifies what --resume verifies (the recorded checksum), refuses non-finite weights
+// by tensor, and refuses a config.json that hashes n-grams otherwise than the weights were made.
+TEST(Model, LoadVerifiesChecksumFiniteWeightsAndHashingParameters) {
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("engram_model_id_" + std::to_string(::getpid())))
+          .string();
+  const ModelConfig c = tiny_config(kEngram);
+  Model m(c, 5);
+  auto expect_refused = [&](const std::string& needle, const std::string& also = "") {
+    try {
+      Model::load(dir);
+      ADD_FAILURE() << "loaded; expected an error naming " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(also), std::string::npos) << e.what();
+    }
+  };
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  auto record_checksum = [&] {
+    const std::string bytes = slurp(dir + "/model.safetensors");
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx",
+                  static_cast<unsigned long long>(fnv1a64(
+                      std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()))));
+    std::ofstream(dir + "/trainer_state.json")
+        << nlohmann::json{{"checksum.model.safetensors", hex}}.dump();
+  };
+
+  // Another Engram seed in config.json than the weights were trained with: both sides named.
+  m.save(dir);
+  ModelConfig reseeded = c;
+  reseeded.engram.seed = c.engram.seed + 1;
+  { std::ofstream(dir + "/config.json") << reseeded.to_json(); }
+  expect_refused("\"seed\":" + std::to_string(reseeded.engram.seed),
+                 "\"seed\":" + std::to_string(c.engram.seed));
+  { std::ofstream(dir + "/config.json") << c.to_json(); }
+  EXPECT_NO_THROW(Model::load(dir));
+
+  // A recorded checksum is verified: one flipped byte is refused, not evaluated.
+  record_checksum();
+  EXPECT_NO_THROW(Model::load(dir));
+  std::string bytes = slurp(dir + "/model.safetensors");
+  bytes[bytes.size() - 5] ^= 0x01;
+  { std::ofstream(dir + "/model.safetensors", std::ios::binary) << bytes; }
+  expect_refused("checksum", "trainer_state.json");
+
+  // NaN weights are refused naming the tensor, with or without a recorded checksum.
+  Model bad(c, 5);
+  bad.param("model.norm.weight")[3] = std::nanf("");
+  bad.save(dir);
+  std::filesystem::remove(dir + "/trainer_state.json");
+  expect_refused("model.norm.weight", "nan");
+  bad.param("model.norm.weight")[3] = INFINITY;
+  bad.save(dir);
+  record_checksum();
+  expect_refused("model.norm.weight", "inf");
+  std::filesystem::remove_all(dir);
 }
 
 // Vocabulary compression (engram.compress_tokens): the model hashes lookup[id], so ids the lookup

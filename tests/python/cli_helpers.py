@@ -68,7 +68,7 @@ def read_tokens(path):
     assert raw[:8] == b"ENGRAMTK"
     version, width, count, vocab, sep, _ = np.frombuffer(
         raw[8:40], dtype="<u4,<u4,<u8,<u4,<u4,<u8")[0]
-    assert version == 1 and width in (2, 4)
+    assert version in (1, 2) and width in (2, 4)  # 2: records its tokenizer at byte 40
     ids = np.frombuffer(raw[64:], dtype="<u2" if width == 2 else "<u4")
     assert len(ids) == count
     return ids.astype(np.int64), int(vocab), int(sep)

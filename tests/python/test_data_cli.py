@@ -42,7 +42,7 @@ def read_token_file(path, verify_checksum=True):
     raw = Path(path).read_bytes()
     assert raw[:8] == b"ENGRAMTK"
     version, width, count, vocab, sep, checksum = np.frombuffer(raw[8:40], dtype="<u4,<u4,<u8,<u4,<u4,<u8")[0]
-    assert version == 1 and width in (2, 4)
+    assert version in (1, 2) and width in (2, 4)  # 2: records its tokenizer at byte 40
     ids = np.frombuffer(raw[64:], dtype="<u2" if width == 2 else "<u4")
     assert len(ids) == count
     if verify_checksum:  # FNV-1a 64 of the payload bytes (a slow loop: small files only)
