@@ -310,7 +310,8 @@ void generate_samples(const DemoArgs& a, const std::string& out_dir) {
 // Every id a model can sample must decode: the tokenizer must have exactly the configs' vocab size
 // (a small corpus can stop BPE training early).
 int64_t config_vocab(const std::string& config_path) {
-  return ModelConfig::from_json(read_file(config_path), config_path).vocab_size;
+  return ModelConfig::from_json(read_file(config_path, {kMaxConfigBytes, "config"}), config_path)
+      .vocab_size;
 }
 
 void check_vocab(const std::string& tok_path, const std::string& config_path) {

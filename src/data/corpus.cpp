@@ -1,14 +1,17 @@
 // corpus.cpp: corpus file listing, the fixed train/val split, Brown corpus detagging and the
 // streamed chunk reader (rules in engram/corpus.h).
+#include <unistd.h>
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 
 #include "engram/corpus.h"
 #include "engram/error.h"
 #include "text/utf8.h"
+#include "util/read_file.h"
 
 namespace engram {
 namespace fs = std::filesystem;
@@ -28,6 +31,19 @@ struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+
+// A corpus file opened for streaming: a regular file only (a FIFO or device could block or
+// never end), refused with a message naming what it is.
+FilePtr open_input(const std::string& path) {
+  uint64_t size = 0;
+  const int fd = open_regular_file(path, &size);
+  FilePtr f(::fdopen(fd, "rb"));
+  if (!f) {
+    ::close(fd);
+    fail(Errc::io, path, ": cannot open: ", std::strerror(errno));
+  }
+  return f;
+}
 
 // How a Brown token attaches to its neighbours.
 enum class Attach { none, open, close };
@@ -244,8 +260,7 @@ struct CorpusReader::Impl {
       if (!file && options.format == CorpusFormat::text) {
         if (next_file == files.size()) return finish();
         source = &files[next_file++];
-        file.reset(std::fopen(source->c_str(), "rb"));
-        if (!file) fail(Errc::io, *source, ": cannot open");
+        file = open_input(*source);
         pending.clear();
         pending_at = 0;
         eof = false;
@@ -288,8 +303,7 @@ struct CorpusReader::Impl {
   }
 
   static std::string read_whole(const std::string& path) {
-    FilePtr f(std::fopen(path.c_str(), "rb"));
-    if (!f) fail(Errc::io, path, ": cannot open");
+    FilePtr f = open_input(path);
     std::string s;
     std::array<char, 65536> buf;
     size_t got;

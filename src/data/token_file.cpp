@@ -16,6 +16,7 @@
 #include "engram/error.h"
 #include "engram/token_file.h"
 #include "engram/tokenizer.h"
+#include "util/read_file.h"
 
 namespace engram {
 
@@ -301,8 +302,8 @@ TokenFile::~TokenFile() = default;
 TokenFile TokenFile::open(const std::string& path, bool verify_payload) {
   auto m = std::make_unique<Impl>();
   m->path = path;
-  m->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (m->fd < 0) fail(Errc::io, path, ": cannot open: ", errno_text());
+  uint64_t regular_size = 0;  // a FIFO or device as a token file is refused, never read
+  m->fd = open_regular_file(path, &regular_size);
   struct stat st {};
   if (::fstat(m->fd, &st) != 0) fail(Errc::io, path, ": cannot stat: ", errno_text());
   const auto size = static_cast<uint64_t>(st.st_size);

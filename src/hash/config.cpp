@@ -39,9 +39,10 @@ class Fields {
 
   int64_t integer(const json& v, const char* key, int64_t lo, int64_t hi,
                   const std::string& where = "") const {
-    if (!v.is_number_integer()) bad(key, str_cat("expected an integer", where, ", got ", v.dump()));
+    if (!v.is_number_integer())
+      bad(key, str_cat("expected an integer", where, ", got ", json_excerpt(v)));
     if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-      bad(key, str_cat(v.dump(), where, " does not fit in int64"));
+      bad(key, str_cat(json_excerpt(v), where, " does not fit in int64"));
     }
     const int64_t x = v.get<int64_t>();
     if (x < lo || x > hi) {
@@ -57,7 +58,7 @@ class Fields {
   std::vector<int64_t> integer_list(const char* key, int64_t lo, int64_t hi, size_t min_len,
                                     size_t max_len) const {
     const json& v = get(key);
-    if (!v.is_array()) bad(key, str_cat("expected a list of integers, got ", v.dump()));
+    if (!v.is_array()) bad(key, str_cat("expected a list of integers, got ", json_excerpt(v)));
     if (v.size() < min_len || v.size() > max_len) {
       bad(key, str_cat("expected ", min_len, "..", max_len, " entries, got ", v.size()));
     }
@@ -70,7 +71,7 @@ class Fields {
 
   double positive_number(const char* key) const {
     const json& v = get(key);
-    if (!v.is_number()) bad(key, str_cat("expected a number, got ", v.dump()));
+    if (!v.is_number()) bad(key, str_cat("expected a number, got ", json_excerpt(v)));
     const double x = v.get<double>();
     if (!std::isfinite(x) || x <= 0) bad(key, str_cat("expected a finite number > 0, got ", x));
     return x;
@@ -79,8 +80,8 @@ class Fields {
   // The value of whichever of two alias keys is present; both present must agree.
   const char* alias(const char* preferred, const char* other) const {
     if (has(preferred) && has(other) && get(preferred) != get(other)) {
-      fail(Errc::parse, origin_, ": keys '", path(preferred), "' (", get(preferred).dump(),
-           ") and '", path(other), "' (", get(other).dump(), ") disagree");
+      fail(Errc::parse, origin_, ": keys '", path(preferred), "' (", json_excerpt(get(preferred)),
+           ") and '", path(other), "' (", json_excerpt(get(other)), ") disagree");
     }
     return has(preferred) || !has(other) ? preferred : other;
   }

@@ -25,6 +25,7 @@
 #include "engram/model.h"
 #include "engram/safetensors.h"
 #include "engram/token_file.h"
+#include "util/json.h"
 #include "util/read_file.h"
 
 namespace engram {
@@ -65,12 +66,8 @@ void verify_recorded_checksum(const std::string& dir, const std::string& st_path
   const std::string state_path = dir + "/trainer_state.json";
   std::error_code ec;
   if (!std::filesystem::is_regular_file(state_path, ec)) return;
-  nlohmann::json state;
-  try {
-    state = nlohmann::json::parse(read_file(state_path));
-  } catch (const nlohmann::json::exception& e) {
-    fail(Errc::parse, state_path, ": invalid JSON: ", e.what());
-  }
+  const nlohmann::json state =
+      parse_json(read_file(state_path, {kMaxConfigBytes, "training state"}), state_path);
   const char* key = "checksum.model.safetensors";
   if (!state.is_object() || !state.contains(key)) return;
   if (!state[key].is_string()) fail(Errc::parse, state_path, ": key \"", key, "\" is no string");
@@ -118,7 +115,8 @@ void Model::save(const std::string& dir) {
 
 Model Model::load(const std::string& dir) {
   const std::string cfg_path = dir + "/config.json";
-  ModelConfig cfg = ModelConfig::from_json(read_file(cfg_path), cfg_path);
+  ModelConfig cfg =
+      ModelConfig::from_json(read_file(cfg_path, {kMaxConfigBytes, "config"}), cfg_path);
   const std::string st_path = dir + "/model.safetensors";
   verify_recorded_checksum(dir, st_path);
   SafetensorsFile file = SafetensorsFile::open(st_path);

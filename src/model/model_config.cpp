@@ -13,6 +13,7 @@
 #include "engram/error.h"
 #include "engram/tokenizer.h"
 #include "util/checked.h"
+#include "util/json.h"
 #include "util/read_file.h"
 
 namespace engram {
@@ -248,14 +249,7 @@ void ModelConfig::check_memory(int64_t bytes, const std::string& what,
 }
 
 ModelConfig ModelConfig::from_json(const std::string& json_text, const std::string& where) {
-  json j;
-  try {
-    j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
-    fail(Errc::parse, where, ": invalid JSON at byte ", e.byte, ": ", e.what());
-  } catch (const json::exception& e) {  // e.g. a number out of range (406)
-    fail(Errc::parse, where, ": invalid JSON: ", e.what());
-  }
+  const json j = parse_json(json_text, where);
   check_keys(j,
              {"vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "ffn_hidden",
               "max_seq_len", "rope_theta", "norm_eps", "tie_word_embeddings", "moe", "engram"},
@@ -397,7 +391,7 @@ std::vector<int64_t> tokenizer_compress_lookup(const Tokenizer& tokenizer, int64
 }
 
 ModelConfig new_model_config(const std::string& path, const Tokenizer& tokenizer) {
-  ModelConfig c = ModelConfig::from_json(read_file(path), path);
+  ModelConfig c = ModelConfig::from_json(read_file(path, {kMaxConfigBytes, "config"}), path);
   if (c.engram.compress_tokens)
     c.engram.compress_lookup = tokenizer_compress_lookup(tokenizer, c.vocab_size);
   return c;

@@ -18,6 +18,7 @@
 #include "engram/tokenizer.h"
 #include "plot/plot.h"
 #include "util/checked.h"
+#include "util/json.h"
 #include "util/read_file.h"
 
 namespace engram {
@@ -194,12 +195,8 @@ void verify_checkpoint_tokenizer(const std::string& model_dir, const Tokenizer& 
                                  const std::string& tokenizer_origin) {
   const std::string state_path = model_dir + "/trainer_state.json";
   if (!fs::is_regular_file(state_path)) return;
-  json state;
-  try {
-    state = json::parse(read_file(state_path));
-  } catch (const json::exception& e) {
-    fail(Errc::parse, state_path, ": invalid JSON: ", e.what());
-  }
+  const json state =
+      parse_json(read_file(state_path, {kMaxConfigBytes, "training state"}), state_path);
   if (!state.is_object() || !state.contains("tokenizer_digest")) return;
   if (!state["tokenizer_digest"].is_string())
     fail(Errc::parse, state_path, ": key \"tokenizer_digest\" is no string");
@@ -290,13 +287,7 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
       fail(Errc::io, latest_path, ": no checkpoint to resume from (run without --resume first)");
     resume_dir = resolve_model_dir(o.out_dir);
     const std::string state_path = resume_dir + "/trainer_state.json";
-    try {
-      state = json::parse(read_file(state_path));
-    } catch (const json::parse_error& e) {
-      fail(Errc::parse, state_path, ": invalid JSON: ", e.what());
-    } catch (const json::exception& e) {  // e.g. a number out of range (406)
-      fail(Errc::parse, state_path, ": invalid JSON: ", e.what());
-    }
+    state = parse_json(read_file(state_path, {kMaxConfigBytes, "training state"}), state_path);
     for (const char* f : {"model.safetensors", "optimizer.safetensors"}) {
       const std::string key = std::string("checksum.") + f;
       if (!state.contains(key) || !state[key].is_string())
@@ -310,9 +301,10 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
       fail(Errc::parse, state_path, ": key \"options\" missing");
     for (auto it = want.begin(); it != want.end(); ++it) {
       if (state["options"].value(it.key(), json()) != it.value())
-        fail(Errc::mismatch, "--resume: option ", it.key(), " = ", it.value().dump(),
-             " differs from the checkpoint's ", state["options"].value(it.key(), json()).dump(),
-             " (", state_path, "); a resumed run must use the same options");
+        fail(Errc::mismatch, "--resume: option ", it.key(), " = ", json_excerpt(it.value()),
+             " differs from the checkpoint's ",
+             json_excerpt(state["options"].value(it.key(), json())), " (", state_path,
+             "); a resumed run must use the same options");
     }
   }
 
@@ -324,7 +316,8 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
     }
     Model m = Model::load(resume_dir);
     if (!o.config_path.empty()) {
-      const ModelConfig c = ModelConfig::from_json(read_file(o.config_path), o.config_path);
+      const ModelConfig c = ModelConfig::from_json(
+          read_file(o.config_path, {kMaxConfigBytes, "config"}), o.config_path);
       if (c.to_json() != m.config().to_json()) {
         // Name the first key that differs, with both values (an Engram seed, say).
         const json a = json::parse(c.to_json()), b = json::parse(m.config().to_json());
@@ -339,14 +332,14 @@ TrainResult train(const TrainOptions& o, std::FILE* progress) {
               for (auto e = x.begin(); e != x.end(); ++e) {
                 if (y.value(e.key(), json()) == e.value()) continue;
                 key += "." + e.key();
-                mine = e.value().dump();
-                theirs = y.value(e.key(), json()).dump();
+                mine = json_excerpt(e.value());
+                theirs = json_excerpt(y.value(e.key(), json()));
                 break;
               }
             }
             if (mine.empty()) {
-              mine = x.is_object() ? "{...}" : x.dump();
-              theirs = y.is_object() ? "{...}" : y.dump();
+              mine = json_excerpt(x);
+              theirs = json_excerpt(y);
             }
           }
         }

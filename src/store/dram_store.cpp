@@ -25,10 +25,21 @@
 #include "engram/store.h"
 #include "store/checksum.h"
 #include "store/io_engine.h"
+#include "util/read_file.h"
 
 namespace engram {
 
 namespace {
+
+// A shared table file is a regular file: anything else at its path (a FIFO, a device) is refused
+// before it is read or mapped. The open used O_NONBLOCK so that a FIFO could not block it.
+void check_regular(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) fail(Errc::io, path, ": cannot stat: ", std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    fail(Errc::io, path, ": is ", file_type_name(st.st_mode),
+         ", not a regular file (a shared table file must be one)");
+}
 
 constexpr uint64_t kPage = 4096;
 constexpr char kMagic[8] = {'E', 'N', 'G', 'R', 'S', 'H', 'M', '1'};
@@ -256,10 +267,11 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
       fail(Errc::unsupported, path, ": table name '", d.name, "' is too long");
   // The file under `path` attached, or null when there is none.
   auto published = [&]() -> std::unique_ptr<DramStore> {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0 && errno == ENOENT) return nullptr;
     if (fd < 0) fail(Errc::io, path, ": cannot open shared table file: ", errno_text());
     FdCloser closer{fd};
+    check_regular(fd, path);
     return attach_fd(fd, path, fingerprint, options.verify_data);
   };
   // Already published: attach it rather than fill a copy that could only lose.
@@ -358,9 +370,10 @@ std::unique_ptr<DramStore> DramStore::create_shared(const std::string& path, Row
 std::unique_ptr<DramStore> DramStore::attach_shared(const std::string& path,
                                                     const StoreFingerprint& expected,
                                                     bool verify_data) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail(Errc::io, path, ": cannot open shared table file: ", errno_text());
   FdCloser closer{fd};
+  check_regular(fd, path);
   return attach_fd(fd, path, expected, verify_data);
 }
 

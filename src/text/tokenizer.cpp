@@ -16,6 +16,7 @@
 #include "text/utf8.h"
 #include "util/json.h"
 #include "util/read_file.h"
+#include "util/token_ids.h"
 
 namespace engram {
 
@@ -379,10 +380,8 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
   tokens.reserve(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
     const int32_t id = ids[i];
-    if (id < 0 || id >= m.vocab_size) {
-      fail(Errc::out_of_range, "decode: id ", id, " at position ", i, " is outside [0, ",
-           m.vocab_size, ")");
-    }
+    if (bad_token_id(id, m.vocab_size, IdUse::decode))
+      fail_token_id(id, "position " + std::to_string(i), m.vocab_size, IdUse::decode);
     const std::string& tok = id_to_token(id);
     if (skip_special_tokens && m.special_contents.count(tok)) continue;
     tokens.push_back(&tok);

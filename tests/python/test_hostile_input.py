@@ -179,3 +179,37 @@ for load in (engram.Tokenizer, engram.safetensors_load):
     lines = r.stdout.splitlines()
     assert lines == [f"{fifo}: is a FIFO, not a regular file "
                      "(engram reads inputs only from regular files)"] * 2, r.stdout
+
+
+def test_fifo_as_a_corpus_or_token_file_is_refused(tmp_path, tokenizer, fifo):
+    # Training text, a token folder's train.bin, and `data info` of a token file.
+    cfg = SRC / "configs" / "engram_d128.json"
+    err = refused("data", "tokenize", "--tokenizer", tokenizer, "--input", fifo,
+                  "--output", tmp_path / "tok")
+    assert f"{fifo}: not a regular file" in err, err
+    folder = tmp_path / "data"
+    folder.mkdir()
+    os.mkfifo(folder / "train.bin")
+    err = refused("train", "--config", cfg, "--tokenizer", tokenizer, "--data", folder,
+                  "--out", tmp_path / "run", "--steps", 1)
+    assert "train.bin: is a FIFO, not a regular file" in err, err
+    err = refused("data", "info", folder / "train.bin")
+    assert "train.bin: is a FIFO, not a regular file" in err, err
+
+
+def test_fifo_as_a_shared_table_file_is_refused(tmp_path, fifo):
+    # A FIFO where the shared-memory table file should be: refused, never opened for reading.
+    ck = tmp_path / "ck"
+    engram.write_synthetic_v41(str(ck), layer_ids=[1], vocab_size=200, hidden_size=32,
+                               hc_mult=1, shards=1)
+    code = f"""
+import engram
+try:
+    engram.TableStore.open({str(ck)!r}, tier="dram", shared_path={str(fifo)!r})
+except OSError as e:
+    print(e)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert f"{fifo}: is a FIFO, not a regular file" in r.stdout, r.stdout
