@@ -249,7 +249,12 @@ void ModelConfig::check_memory(int64_t bytes, const std::string& what,
 }
 
 ModelConfig ModelConfig::from_json(const std::string& json_text, const std::string& where) {
-  const json j = parse_json(json_text, where);
+  json j;
+  try {
+    j = parse_json(json_text, where);
+  } catch (const Error& e) {  // depth or syntax: say which kind of file it was meant to be
+    fail(e.code(), "invalid JSON for a model config: ", e.what());
+  }
   check_keys(j,
              {"vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "ffn_hidden",
               "max_seq_len", "rope_theta", "norm_eps", "tie_word_embeddings", "moe", "engram"},

@@ -74,6 +74,16 @@ def read_tokens(path):
     return ids.astype(np.int64), int(vocab), int(sep)
 
 
+# A small model with one Engram layer, for the tests that train.
+SMALL_ENGRAM_CONFIG = {
+    "vocab_size": 320, "hidden_size": 32, "n_layers": 2, "n_heads": 2, "ffn_hidden": 48,
+    "max_seq_len": 32,
+    "engram": {"layer_ids": [1], "engram_vocab_size": [61, 67], "max_ngram_size": 3,
+               "n_embed_per_ngram": 16, "n_head_per_ngram": 2, "pad_id": 2, "seed": 0,
+               "kernel_size": 4},
+}
+
+
 # A tiny model with two Engram layers, for the tests that generate from a trained model.
 TINY_ENGRAM_CONFIG = {
     "vocab_size": 320, "hidden_size": 32, "n_layers": 3, "n_heads": 2, "ffn_hidden": 48,

@@ -11,17 +11,11 @@ import subprocess
 import pytest
 
 from asset_helpers import requires
-from cli_helpers import ENGRAM, engram, training_inputs, write_corpus
+from cli_helpers import ENGRAM, SMALL_ENGRAM_CONFIG, engram, training_inputs, write_corpus
 
 pytestmark = requires(ENGRAM.exists(), f"{ENGRAM} not built")
 
-CONFIG = {
-    "vocab_size": 320, "hidden_size": 32, "n_layers": 2, "n_heads": 2, "ffn_hidden": 48,
-    "max_seq_len": 32,
-    "engram": {"layer_ids": [1], "engram_vocab_size": [61, 67], "max_ngram_size": 3,
-               "n_embed_per_ngram": 16, "n_head_per_ngram": 2, "pad_id": 2, "seed": 0,
-               "kernel_size": 4},
-}
+CONFIG = SMALL_ENGRAM_CONFIG
 
 
 def limited():

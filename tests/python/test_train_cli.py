@@ -14,18 +14,12 @@ import pytest
 import numpy as np
 
 from asset_helpers import requires
-from cli_helpers import ENGRAM, engram, read_tokens, write_corpus, write_text_file, training_inputs
+from cli_helpers import ENGRAM, SMALL_ENGRAM_CONFIG, engram, read_tokens, write_corpus, write_text_file, training_inputs
 
 
 pytestmark = requires(ENGRAM.exists(), f"{ENGRAM} not built")
 
-CONFIG = {
-    "vocab_size": 320, "hidden_size": 32, "n_layers": 2, "n_heads": 2, "ffn_hidden": 48,
-    "max_seq_len": 32,
-    "engram": {"layer_ids": [1], "engram_vocab_size": [61, 67], "max_ngram_size": 3,
-               "n_embed_per_ngram": 16, "n_head_per_ngram": 2, "pad_id": 2, "seed": 0,
-               "kernel_size": 4},
-}
+CONFIG = SMALL_ENGRAM_CONFIG
 
 
 @pytest.fixture(scope="module")
