@@ -30,9 +30,14 @@ void check_promises(const engram::EngramConfig& c) {
     if (v < 1 || v > EngramConfig::kMaxVocab) std::abort();
   }
   if (c.pad_id < 0 || c.seed < 0 || c.row_dim() < 1) std::abort();
+  // V4.1 form: hashing needs only the engram_* keys; hidden_size, hc_mult and the eps are
+  // optional, and sane when present.
   if (c.form == EngramConfig::Form::deepseek_v41 &&
-      (c.num_embeddings.size() != c.layer_ids.size() || !c.compressed_vocab_size ||
-       !c.hidden_size || !c.hc_mult || !c.norm_eps)) {
+      (c.num_embeddings.size() != c.layer_ids.size() || !c.compressed_vocab_size)) {
+    std::abort();
+  }
+  if ((c.hidden_size && *c.hidden_size < 1) || (c.hc_mult && *c.hc_mult < 1) ||
+      (c.norm_eps && !(*c.norm_eps > 0))) {
     std::abort();
   }
 }
