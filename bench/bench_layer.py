@@ -49,6 +49,7 @@ from cpu_info import cpu_info_line  # noqa: E402  (bench/, the script's folder)
 
 torch.set_num_threads(args.threads)
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(root, "tests", "python"))  # test_layer's sibling helpers
 spec = importlib.util.spec_from_file_location("test_layer",
                                               os.path.join(root, "tests", "python", "test_layer.py"))
 test_layer = importlib.util.module_from_spec(spec)

@@ -104,8 +104,11 @@ def worker(args):
         out["first_loss"] = float(model.forward(ids, targets))
         out["flops"] = model.train_flops(B, T)
     else:
+        # The PyTorch twin lives in the parity test, which imports its sibling helpers.
+        tests_python = os.path.join(HERE, "..", "tests", "python")
+        sys.path.insert(0, tests_python)
         spec = importlib.util.spec_from_file_location(
-            "model_ref", os.path.join(HERE, "..", "tests", "python", "test_model_parity.py"))
+            "model_ref", os.path.join(tests_python, "test_model_parity.py"))
         model_ref = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(model_ref)
         ref = model_ref.TorchRef(cfg, model.params(), dtype=torch.float32)
