@@ -25,6 +25,7 @@
 #include "engram/model.h"
 #include "engram/safetensors.h"
 #include "engram/token_file.h"
+#include "model/checkpoint.h"
 #include "util/json.h"
 #include "util/read_file.h"
 
@@ -63,14 +64,9 @@ std::string hashing_record(const ModelConfig& c) {
 
 // A training checkpoint's recorded checksum of model.safetensors, verified when present.
 void verify_recorded_checksum(const std::string& dir, const std::string& st_path) {
-  const std::string state_path = dir + "/trainer_state.json";
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(state_path, ec)) return;
-  const nlohmann::json state =
-      parse_json(read_file(state_path, {kMaxConfigBytes, "training state"}), state_path);
-  const char* key = "checksum.model.safetensors";
-  if (!state.is_object() || !state.contains(key)) return;
-  if (!state[key].is_string()) fail(Errc::parse, state_path, ": key \"", key, "\" is no string");
+  const std::optional<std::string> recorded =
+      recorded_state_string(dir, "checksum.model.safetensors");
+  if (!recorded) return;
   // In chunks: the weights can be larger than the memory left beside them.
   std::ifstream in(st_path, std::ios::binary);
   if (!in) fail(Errc::io, st_path, ": cannot open");
@@ -83,13 +79,24 @@ void verify_recorded_checksum(const std::string& dir, const std::string& st_path
   }
   if (in.bad()) fail(Errc::io, st_path, ": read failed");
   const std::string got = hex64(sum);
-  if (got != state[key].get<std::string>()) {
-    fail(Errc::parse, st_path, ": checksum ", got, " differs from ", state[key].get<std::string>(),
-         " recorded in ", state_path, " (the checkpoint is corrupt)");
+  if (got != *recorded) {
+    fail(Errc::parse, st_path, ": checksum ", got, " differs from ", *recorded, " recorded in ",
+         dir, "/trainer_state.json (the checkpoint is corrupt)");
   }
 }
 
 }  // namespace
+
+std::optional<std::string> recorded_state_string(const std::string& dir, const char* key) {
+  const std::string state_path = dir + "/trainer_state.json";
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(state_path, ec)) return std::nullopt;
+  const nlohmann::json state =
+      parse_json(read_file(state_path, {kMaxConfigBytes, "training state"}), state_path);
+  if (!state.is_object() || !state.contains(key)) return std::nullopt;
+  if (!state[key].is_string()) fail(Errc::parse, state_path, ": key \"", key, "\" is no string");
+  return state[key].get<std::string>();
+}
 
 void Model::save(const std::string& dir) {
   std::error_code ec;

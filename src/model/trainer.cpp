@@ -16,6 +16,7 @@
 #include "engram/optim.h"
 #include "engram/safetensors.h"
 #include "engram/tokenizer.h"
+#include "model/checkpoint.h"
 #include "plot/plot.h"
 #include "util/checked.h"
 #include "util/json.h"
@@ -193,18 +194,14 @@ void set_compute_threads(int threads) {
 
 void verify_checkpoint_tokenizer(const std::string& model_dir, const Tokenizer& tokenizer,
                                  const std::string& tokenizer_origin) {
-  const std::string state_path = model_dir + "/trainer_state.json";
-  if (!fs::is_regular_file(state_path)) return;
-  const json state =
-      parse_json(read_file(state_path, {kMaxConfigBytes, "training state"}), state_path);
-  if (!state.is_object() || !state.contains("tokenizer_digest")) return;
-  if (!state["tokenizer_digest"].is_string())
-    fail(Errc::parse, state_path, ": key \"tokenizer_digest\" is no string");
-  const std::string was = state["tokenizer_digest"].get<std::string>();
+  const std::optional<std::string> recorded = recorded_state_string(model_dir, "tokenizer_digest");
+  if (!recorded) return;
+  const std::string& was = *recorded;
   const std::string now = hex64(tokenizer_digest(tokenizer));
   if (was != now) {
     fail(Errc::mismatch, tokenizer_origin, ": tokenizer digest ", now, " differs from ",
-         was.substr(0, 64), ", the tokenizer the model was trained with (", state_path, ")");
+         was.substr(0, 64), ", the tokenizer the model was trained with (", model_dir,
+         "/trainer_state.json)");
   }
 }
 
