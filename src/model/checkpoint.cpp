@@ -26,6 +26,7 @@
 #include "engram/safetensors.h"
 #include "engram/token_file.h"
 #include "model/checkpoint.h"
+#include "util/hex.h"
 #include "util/json.h"
 #include "util/read_file.h"
 
@@ -35,12 +36,6 @@ namespace {
 
 constexpr const char* kCompressLookup = "model.engram.compress_lookup";
 constexpr const char* kHashingKey = "engram_hashing";
-
-std::string hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // Everything the Engram rows of a checkpoint depend on besides the weights: which n-grams land
 // in which row. Empty for a model without Engram.

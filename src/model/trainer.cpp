@@ -19,6 +19,7 @@
 #include "model/checkpoint.h"
 #include "plot/plot.h"
 #include "util/checked.h"
+#include "util/hex.h"
 #include "util/json.h"
 #include "util/read_file.h"
 
@@ -40,12 +41,6 @@ int64_t parse_int(const std::string& text, const std::string& what) {
   }
   if (used == 0 || used != text.size()) fail(Errc::parse, what, ": \"", text, "\" is no integer");
   return v;
-}
-
-std::string hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 std::string file_checksum(const std::string& path) {

@@ -17,6 +17,7 @@
 #include "engram/store.h"
 #include "store/checksum.h"
 #include "store/io_engine.h"
+#include "util/hex.h"
 
 namespace engram {
 
@@ -245,12 +246,6 @@ class FileDigester {
 
 // Rows sampled for the fingerprint: evenly spaced, first and last included.
 constexpr int64_t kSampleRows = 16;
-
-std::string hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", (unsigned long long)v);
-  return buf;
-}
 
 }  // namespace
 
